@@ -1,0 +1,183 @@
+//! Command-line arguments. Parsed once by clap, then turned into engine calls by
+//! `commands`; nothing here touches data.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::print::PrintFormat;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about = "Staging and production analytics pipelines on Parquet, in one binary",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// The project folder (default: the nearest folder with a sluice.toml, upward from here)
+    #[arg(
+        long,
+        short = 'C',
+        global = true,
+        value_name = "DIR",
+        env = "SLUICE_PROJECT"
+    )]
+    pub project: Option<PathBuf>,
+
+    /// Log what the engine does (repeat for more: -vv)
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a project from the sales_calls example, with demo data in its stores
+    Init(InitArgs),
+    /// Init a project, then run its pipes in staging and production and compare them
+    Quickstart(InitArgs),
+    /// List the project's environments
+    Envs,
+    /// List the sources of an environment: files, row groups, rows, bytes and schema
+    Sources(SourcesArgs),
+    /// Run one SQL query against an environment's sources
+    Query(QueryArgs),
+    /// Run a pipe and print its output
+    Run(RunArgs),
+    /// Show how a pipe is planned (and with --analyze, what each step did)
+    Explain(ExplainArgs),
+    /// Plan every pipe against each environment's real schemas, without running them
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to create the project in
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Size of the demo data: 1.0 is 100,000 calls
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Seed of the demo data generator
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Which environment a data command works on.
+#[derive(Debug, Args, Clone)]
+pub struct EnvArg {
+    /// The environment (default: staging; a protected one is used only when named)
+    #[arg(long, short = 'e', value_name = "NAME")]
+    pub env: Option<String>,
+}
+
+/// A run's one-time override of the environment's sampling policy.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SampleArgs {
+    /// Read this fraction of the data (for --sample-method rows: this many rows)
+    #[arg(long, value_name = "FRACTION")]
+    pub sample: Option<f64>,
+    /// Sampling method: system, key, bernoulli or rows
+    #[arg(long, value_name = "METHOD")]
+    pub sample_method: Option<String>,
+    /// Key column for --sample-method key (default: each source's sample_key)
+    #[arg(long, value_name = "COLUMN")]
+    pub sample_key: Option<String>,
+    /// Seed of the sample
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Read the full set, whatever the environment's policy
+    #[arg(long, conflicts_with_all = ["sample", "sample_method", "sample_key"])]
+    pub full: bool,
+}
+
+/// Where and how results are printed.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = PrintFormat::Table)]
+    pub format: PrintFormat,
+    /// Write the output to this file instead of standard output
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Print at most this many rows
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Don't print the run summary on standard error
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SourcesArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Only these sources
+    #[arg(value_name = "SOURCE")]
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The SQL query (a SELECT, WITH, VALUES or EXPLAIN)
+    pub sql: String,
+    #[command(flatten)]
+    pub env: EnvArg,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The pipe (the name of its file in pipes/, without .toml)
+    pub pipe: String,
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// A parameter value: --param name=value (repeatable)
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The pipe
+    pub pipe: String,
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// A parameter value: --param name=value (repeatable)
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Run the pipe and show each step's metrics
+    #[arg(long)]
+    pub analyze: bool,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Only this environment (default: every environment)
+    #[arg(long, short = 'e', value_name = "NAME")]
+    pub env: Option<String>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let k = k.trim();
+    if k.is_empty() {
+        return Err(format!("`{s}` has no parameter name"));
+    }
+    Ok((k.to_string(), v.to_string()))
+}

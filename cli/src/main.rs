@@ -1,0 +1,86 @@
+//! `sluice`: parses the command line, calls the engine, prints. Exit codes: 0 ok, 1 a
+//! run or query failed, 2 a usage or configuration error. A closed pipe (`| head`) is
+//! a normal exit.
+
+mod args;
+mod commands;
+mod print;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use sluice_engine::SluiceError;
+
+use args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = match cli.verbose {
+        0 => "warn",
+        1 => "info,sluice_engine=debug",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let project = cli.project.clone();
+    let project = project.as_deref();
+    let verbose = cli.verbose;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Init(a) => commands::init(a),
+            Command::Quickstart(a) => commands::quickstart(a).await,
+            Command::Envs => commands::envs(project),
+            Command::Sources(a) => commands::sources(project, a).await,
+            Command::Query(a) => commands::query(project, a, verbose).await,
+            Command::Run(a) => commands::run(project, a, verbose).await,
+            Command::Explain(a) => commands::explain(project, a).await,
+            Command::Validate(a) => commands::validate(project, a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => exit_for(err),
+    }
+}
+
+fn exit_for(err: anyhow::Error) -> ExitCode {
+    if is_broken_pipe(&err) {
+        return ExitCode::SUCCESS;
+    }
+    if err.downcast_ref::<commands::Failed>().is_some() {
+        return ExitCode::from(1);
+    }
+    if let Some(e) = err.downcast_ref::<SluiceError>() {
+        eprintln!("error: {e}");
+        return ExitCode::from(e.exit_code() as u8);
+    }
+    eprintln!("error: {err:#}");
+    ExitCode::from(1)
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::BrokenPipe;
+        }
+        // arrow and parquet writers wrap the io::Error in their own types.
+        let text = cause.to_string();
+        text.contains("Broken pipe") || text.contains("os error 32")
+    })
+}

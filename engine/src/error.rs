@@ -1,0 +1,190 @@
+//! The engine's one error type. Each variant names what is at fault (file and line,
+//! environment, source, pipe, node or parameter) and knows which exit code and, later,
+//! which HTTP status it stands for.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use datafusion::error::DataFusionError;
+
+/// One problem found in a project file, located by line and column (1-based).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+/// What kind of failure an error is: a user's input or configuration (exit 2), or a
+/// run that failed on real data (exit 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    Usage,
+    Run,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SluiceError {
+    #[error("{}", format_problems(.problems))]
+    Config { problems: Vec<Problem> },
+
+    #[error("no sluice.toml in {} or any parent folder (run `sluice init` to create a project)", .dir.display())]
+    NoProject { dir: PathBuf },
+
+    #[error("unknown environment `{name}` (known: {})", .known.join(", "))]
+    UnknownEnvironment { name: String, known: Vec<String> },
+
+    #[error("environment `{env}` is protected: name it explicitly with `--env {env}` to use it")]
+    ProtectedEnvironment { env: String },
+
+    #[error("unknown pipe `{name}` (known: {})", if .known.is_empty() { "none".to_string() } else { .known.join(", ") })]
+    UnknownPipe { name: String, known: Vec<String> },
+
+    #[error("pipe `{pipe}`: parameter `{param}`: {message}")]
+    Param {
+        pipe: String,
+        param: String,
+        message: String,
+    },
+
+    #[error("invalid sampling override: {0}")]
+    SampleOverride(String),
+
+    #[error("environment `{env}`: source `{source_name}` has no data at {path}")]
+    MissingSource {
+        env: String,
+        source_name: String,
+        path: String,
+    },
+
+    #[error(
+        "environment `{env}`: source `{source_name}`: {file} is not a valid Parquet file: {message}"
+    )]
+    InvalidParquet {
+        env: String,
+        source_name: String,
+        file: String,
+        message: String,
+    },
+
+    #[error("environment `{env}`: source `{source_name}`: {message}")]
+    Source {
+        env: String,
+        source_name: String,
+        message: String,
+    },
+
+    #[error("environment `{env}`: pipe `{pipe}`, node `{node}`: {message}")]
+    Node {
+        env: String,
+        pipe: String,
+        node: String,
+        message: String,
+        class: ErrorClass,
+    },
+
+    #[error("environment `{env}`: {message}")]
+    Query {
+        env: String,
+        message: String,
+        class: ErrorClass,
+    },
+
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{0}")]
+    Usage(String),
+
+    #[error(transparent)]
+    DataFusion(#[from] DataFusionError),
+}
+
+impl SluiceError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            SluiceError::Config { .. }
+            | SluiceError::NoProject { .. }
+            | SluiceError::UnknownEnvironment { .. }
+            | SluiceError::ProtectedEnvironment { .. }
+            | SluiceError::UnknownPipe { .. }
+            | SluiceError::Param { .. }
+            | SluiceError::SampleOverride(_)
+            | SluiceError::Usage(_) => ErrorClass::Usage,
+            SluiceError::Node { class, .. } | SluiceError::Query { class, .. } => *class,
+            SluiceError::MissingSource { .. }
+            | SluiceError::InvalidParquet { .. }
+            | SluiceError::Source { .. }
+            | SluiceError::Io { .. }
+            | SluiceError::DataFusion(_) => ErrorClass::Run,
+        }
+    }
+
+    /// The process exit code this error stands for: 2 for usage or configuration, 1 for a
+    /// run that failed.
+    pub fn exit_code(&self) -> i32 {
+        match self.class() {
+            ErrorClass::Usage => 2,
+            ErrorClass::Run => 1,
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        SluiceError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+fn format_problems(problems: &[Problem]) -> String {
+    let mut out = String::new();
+    if problems.len() > 1 {
+        out.push_str(&format!("{} problems in the project:\n", problems.len()));
+    }
+    for (i, p) in problems.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        out.push_str(&p.to_string());
+    }
+    out
+}
+
+/// Classifies a DataFusion error raised while planning or running SQL: planning and
+/// schema errors are the user's SQL (usage), the rest are run failures.
+pub(crate) fn classify(err: &DataFusionError) -> ErrorClass {
+    match err.find_root() {
+        DataFusionError::Plan(_)
+        | DataFusionError::SQL(_, _)
+        | DataFusionError::SchemaError(_, _)
+        | DataFusionError::NotImplemented(_) => ErrorClass::Usage,
+        _ => ErrorClass::Run,
+    }
+}
+
+/// DataFusion's messages carry a "Error during planning:" style prefix; keep the message
+/// but drop the noise of nested context wrappers.
+pub(crate) fn df_message(err: &DataFusionError) -> String {
+    err.find_root().to_string()
+}
+
+pub type Result<T, E = SluiceError> = std::result::Result<T, E>;

@@ -1,0 +1,704 @@
+//! Reading `sluice.toml` and `pipes/*.toml`: serde gives the shape (unknown keys are
+//! refused with their position), then every semantic rule is checked and each problem is
+//! collected with its file, line and column, so one `validate` shows them all.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::sql::{node_references, placeholders};
+use super::{EngineSettings, Environment, Node, Pipe, Project, SortKey, SourceDef};
+use crate::error::{Problem, Result, SluiceError};
+use crate::params::{Param, ParamType, TYPES};
+use crate::sample::{SamplePolicy, SourceSampling};
+
+pub const PROJECT_FILE: &str = "sluice.toml";
+
+/// The nearest folder at or above `dir` holding a `sluice.toml`.
+pub fn find_project_root(dir: &Path) -> Result<PathBuf> {
+    let start = dir.canonicalize().map_err(|e| SluiceError::io(dir, e))?;
+    let mut cur = Some(start.as_path());
+    while let Some(d) = cur {
+        if d.join(PROJECT_FILE).is_file() {
+            return Ok(d.to_path_buf());
+        }
+        cur = d.parent();
+    }
+    Err(SluiceError::NoProject { dir: start })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProjectFile {
+    project: Option<RawProjectSection>,
+    #[serde(default)]
+    environments: BTreeMap<String, Spanned<RawEnvironment>>,
+    #[serde(default)]
+    sources: BTreeMap<String, Spanned<RawSource>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProjectSection {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    data: Option<Spanned<String>>,
+    sample: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    protected: bool,
+    target_partitions: Option<Spanned<i64>>,
+    batch_size: Option<Spanned<i64>>,
+    memory_limit: Option<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: Option<Spanned<String>>,
+    sample_key: Option<String>,
+    sample: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    sort: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPipe {
+    description: Option<String>,
+    #[serde(default)]
+    params: BTreeMap<String, Spanned<RawParam>>,
+    #[serde(default)]
+    node: Vec<Spanned<RawNode>>,
+    #[serde(default)]
+    endpoint: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawParam {
+    #[serde(rename = "type")]
+    ty: Spanned<String>,
+    description: Option<String>,
+    default: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    required: bool,
+    min: Option<Spanned<toml::Value>>,
+    max: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    allowed: Vec<Spanned<toml::Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    name: Spanned<String>,
+    description: Option<String>,
+    sql: Spanned<String>,
+}
+
+/// A file's text, to turn byte offsets into line and column.
+struct SourceText<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl SourceText<'_> {
+    fn problem(&self, offset: usize, message: impl Into<String>) -> Problem {
+        let offset = offset.min(self.text.len());
+        let before = &self.text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        Problem {
+            file: self.path.to_path_buf(),
+            line,
+            column: before[line_start..].chars().count() + 1,
+            message: message.into(),
+        }
+    }
+
+    fn parse_error(&self, err: toml::de::Error) -> Problem {
+        let offset = err.span().map(|s| s.start).unwrap_or(0);
+        self.problem(offset, err.message().trim().to_string())
+    }
+}
+
+pub(super) fn load_project(root: &Path) -> Result<Project> {
+    let root = root.canonicalize().map_err(|e| SluiceError::io(root, e))?;
+    let project_path = root.join(PROJECT_FILE);
+    let text =
+        std::fs::read_to_string(&project_path).map_err(|e| SluiceError::io(&project_path, e))?;
+    let file = SourceText {
+        path: &project_path,
+        text: &text,
+    };
+    let mut problems = Vec::new();
+
+    let raw: RawProjectFile = match toml::from_str(&text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return Err(SluiceError::Config {
+                problems: vec![file.parse_error(e)],
+            });
+        }
+    };
+
+    let name = raw.project.and_then(|p| p.name).unwrap_or_else(|| {
+        root.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "project".into())
+    });
+
+    let mut environments = BTreeMap::new();
+    for (env_name, raw_env) in raw.environments {
+        let span = raw_env.span();
+        let raw_env = raw_env.into_inner();
+        if !is_identifier(&env_name) {
+            problems.push(file.problem(
+                span.start,
+                format!("environment name `{env_name}` must be letters, digits, `_` or `-`"),
+            ));
+        }
+        let Some(data) = raw_env.data else {
+            problems.push(file.problem(
+                span.start,
+                format!("environment `{env_name}` has no `data` (its store's root folder)"),
+            ));
+            continue;
+        };
+        let data_dir = match resolve_data_root(&root, data.get_ref()) {
+            Ok(d) => d,
+            Err(msg) => {
+                problems.push(file.problem(
+                    data.span().start,
+                    format!("environment `{env_name}`: {msg}"),
+                ));
+                continue;
+            }
+        };
+        let sample = match &raw_env.sample {
+            None => None,
+            Some(v) => match parse_policy(v.get_ref()) {
+                Ok(Some(p)) => Some(p),
+                Ok(None) => None,
+                Err(msg) => {
+                    problems.push(
+                        file.problem(v.span().start, format!("environment `{env_name}`: {msg}")),
+                    );
+                    None
+                }
+            },
+        };
+        let mut settings = EngineSettings::default();
+        for (key, value, slot) in [
+            (
+                "target_partitions",
+                &raw_env.target_partitions,
+                &mut settings.target_partitions,
+            ),
+            ("batch_size", &raw_env.batch_size, &mut settings.batch_size),
+        ] {
+            if let Some(v) = value {
+                if *v.get_ref() < 1 {
+                    problems.push(file.problem(
+                        v.span().start,
+                        format!("environment `{env_name}`: `{key}` must be at least 1"),
+                    ));
+                } else {
+                    *slot = Some(*v.get_ref() as usize);
+                }
+            }
+        }
+        if let Some(v) = &raw_env.memory_limit {
+            match parse_bytes(v.get_ref()) {
+                Ok(b) => settings.memory_limit = Some(b),
+                Err(msg) => problems.push(file.problem(
+                    v.span().start,
+                    format!("environment `{env_name}`: `memory_limit`: {msg}"),
+                )),
+            }
+        }
+        environments.insert(
+            env_name.clone(),
+            Environment {
+                name: env_name,
+                data: data.into_inner(),
+                data_dir,
+                sample,
+                protected: raw_env.protected,
+                settings,
+            },
+        );
+    }
+
+    let mut sources = BTreeMap::new();
+    for (src_name, raw_src) in raw.sources {
+        let span = raw_src.span();
+        let raw_src = raw_src.into_inner();
+        if !is_identifier(&src_name) || src_name.contains('-') {
+            problems.push(file.problem(
+                span.start,
+                format!("source name `{src_name}` must be letters, digits or `_`"),
+            ));
+        }
+        let path = match raw_src.path {
+            None => src_name.clone(),
+            Some(p) => {
+                let s = p.get_ref().trim_matches('/').to_string();
+                if s.is_empty() || s.split('/').any(|part| part == ".." || part == "_sluice") {
+                    problems.push(file.problem(
+                        p.span().start,
+                        format!("source `{src_name}`: `path` must be a folder inside the store (no `..`, not `_sluice`)"),
+                    ));
+                }
+                s
+            }
+        };
+        let sample = match &raw_src.sample {
+            None => None,
+            Some(v) => match parse_policy(v.get_ref()) {
+                Ok(Some(p)) => Some(SourceSampling::Sampled(p)),
+                Ok(None) => Some(SourceSampling::Full),
+                Err(msg) => {
+                    problems
+                        .push(file.problem(v.span().start, format!("source `{src_name}`: {msg}")));
+                    None
+                }
+            },
+        };
+        let mut sort = Vec::new();
+        for s in &raw_src.sort {
+            match parse_sort_key(s.get_ref()) {
+                Ok(k) => sort.push(k),
+                Err(msg) => problems
+                    .push(file.problem(s.span().start, format!("source `{src_name}`: {msg}"))),
+            }
+        }
+        sources.insert(
+            src_name.clone(),
+            SourceDef {
+                name: src_name,
+                path,
+                sample_key: raw_src.sample_key,
+                sample,
+                sort,
+            },
+        );
+    }
+
+    let pipes = load_pipes(&root, &sources, &mut problems)?;
+
+    if !problems.is_empty() {
+        return Err(SluiceError::Config { problems });
+    }
+    Ok(Project {
+        root,
+        name,
+        environments,
+        sources,
+        pipes,
+    })
+}
+
+fn load_pipes(
+    root: &Path,
+    sources: &BTreeMap<String, SourceDef>,
+    problems: &mut Vec<Problem>,
+) -> Result<BTreeMap<String, Pipe>> {
+    let dir = root.join("pipes");
+    let mut pipes = BTreeMap::new();
+    if !dir.is_dir() {
+        return Ok(pipes);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| SluiceError::io(&dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
+        let file = SourceText {
+            path: &path,
+            text: &text,
+        };
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if !is_identifier(&name) || name.contains('-') {
+            problems.push(file.problem(
+                0,
+                format!("pipe name `{name}` (the file name) must be letters, digits or `_`"),
+            ));
+        }
+        if let Some(pipe) = load_pipe(&file, name.clone(), sources, problems) {
+            pipes.insert(name, pipe);
+        }
+    }
+    Ok(pipes)
+}
+
+fn load_pipe(
+    file: &SourceText<'_>,
+    name: String,
+    sources: &BTreeMap<String, SourceDef>,
+    problems: &mut Vec<Problem>,
+) -> Option<Pipe> {
+    let raw: RawPipe = match toml::from_str(file.text) {
+        Ok(r) => r,
+        Err(e) => {
+            let mut p = file.parse_error(e);
+            if p.message.contains("unknown field `endpoint`") {
+                p.message.push_str(" (a key written after a `[[node]]` belongs to that node: put `endpoint = true` before the first `[[node]]`)");
+            }
+            problems.push(p);
+            return None;
+        }
+    };
+    let before = problems.len();
+
+    let declared: Vec<String> = raw.params.keys().cloned().collect();
+    let mut params = BTreeMap::new();
+    for (pname, raw_param) in raw.params {
+        let pspan = raw_param.span();
+        let rp = raw_param.into_inner();
+        if !is_identifier(&pname) || pname.contains('-') {
+            problems.push(file.problem(
+                pspan.start,
+                format!("parameter name `{pname}` must be letters, digits or `_`"),
+            ));
+        }
+        let Some(ty) = ParamType::parse(rp.ty.get_ref()) else {
+            problems.push(file.problem(
+                rp.ty.span().start,
+                format!(
+                    "parameter `{pname}`: unknown type `{}` (expected one of: {})",
+                    rp.ty.get_ref(),
+                    TYPES.join(", ")
+                ),
+            ));
+            continue;
+        };
+        let mut typed = |what: &str, v: &Spanned<toml::Value>| match ty.from_toml(v.get_ref()) {
+            Ok(val) => Some(val),
+            Err(msg) => {
+                problems.push(file.problem(
+                    v.span().start,
+                    format!("parameter `{pname}`: `{what}` {msg} (the parameter's type is {ty})"),
+                ));
+                None
+            }
+        };
+        let default = rp.default.as_ref().and_then(|v| typed("default", v));
+        let min = rp.min.as_ref().and_then(|v| typed("min", v));
+        let max = rp.max.as_ref().and_then(|v| typed("max", v));
+        let allowed: Vec<_> = rp
+            .allowed
+            .iter()
+            .filter_map(|v| typed("allowed", v))
+            .collect();
+        let param = Param {
+            name: pname.clone(),
+            ty,
+            description: rp.description,
+            default,
+            required: rp.required,
+            min,
+            max,
+            allowed,
+        };
+        if let (Some(d), Some(span)) = (&param.default, rp.default.as_ref().map(|d| d.span())) {
+            if rp.required {
+                problems.push(file.problem(
+                    span.start,
+                    format!("parameter `{pname}` is `required` and has a `default`: choose one"),
+                ));
+            }
+            if let Err(msg) = param.check(d) {
+                problems
+                    .push(file.problem(span.start, format!("parameter `{pname}`: default {msg}")));
+            }
+        }
+        params.insert(pname, param);
+    }
+
+    if raw.node.is_empty() {
+        problems.push(file.problem(
+            0,
+            format!("pipe `{name}` has no `[[node]]`: a pipe needs at least one SQL node"),
+        ));
+    }
+    let node_names: Vec<String> = raw
+        .node
+        .iter()
+        .map(|n| n.get_ref().name.get_ref().to_ascii_lowercase())
+        .collect();
+    let mut nodes = Vec::new();
+    for (idx, raw_node) in raw.node.iter().enumerate() {
+        let rn = raw_node.get_ref();
+        let node_name = rn.name.get_ref().clone();
+        let name_at = rn.name.span().start;
+        if !is_identifier(&node_name) || node_name.contains('-') {
+            problems.push(file.problem(
+                name_at,
+                format!("node name `{node_name}` must be letters, digits or `_`"),
+            ));
+        }
+        let lower = node_name.to_ascii_lowercase();
+        if node_names[..idx].contains(&lower) {
+            problems.push(file.problem(
+                name_at,
+                format!("pipe `{name}`: duplicate node name `{node_name}`"),
+            ));
+        }
+        if sources.contains_key(&lower) {
+            problems.push(file.problem(
+                name_at,
+                format!(
+                    "pipe `{name}`: node `{node_name}` has the name of a source; rename the node"
+                ),
+            ));
+        }
+        let sql_at = rn.sql.span().start;
+        match node_references(rn.sql.get_ref()) {
+            Err(msg) => problems
+                .push(file.problem(sql_at, format!("pipe `{name}`, node `{node_name}`: {msg}"))),
+            Ok(refs) => {
+                for r in refs {
+                    if let Some(pos) = node_names.iter().position(|n| *n == r) {
+                        if pos == idx {
+                            problems.push(file.problem(
+                                sql_at,
+                                format!("pipe `{name}`, node `{node_name}` reads itself"),
+                            ));
+                        } else if pos > idx {
+                            problems.push(file.problem(sql_at, format!(
+                                "pipe `{name}`, node `{node_name}` reads `{}`, which comes later; a node reads only earlier nodes",
+                                raw.node[pos].get_ref().name.get_ref()
+                            )));
+                        }
+                    }
+                }
+            }
+        }
+        match placeholders(rn.sql.get_ref()) {
+            Ok(names) => {
+                for p in names {
+                    if !declared.contains(&p) {
+                        problems.push(file.problem(sql_at, format!(
+                            "pipe `{name}`, node `{node_name}` uses `${p}`, which is not a declared parameter (add [params.{p}])"
+                        )));
+                    }
+                }
+            }
+            Err(msg) => problems
+                .push(file.problem(sql_at, format!("pipe `{name}`, node `{node_name}`: {msg}"))),
+        }
+        nodes.push(Node {
+            name: node_name,
+            description: rn.description.clone(),
+            sql: rn.sql.get_ref().clone(),
+        });
+    }
+
+    if problems.len() > before {
+        return None;
+    }
+    Some(Pipe {
+        name,
+        file: file.path.to_path_buf(),
+        description: raw.description,
+        params,
+        nodes,
+        endpoint: raw.endpoint,
+    })
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// Resolves an environment's `data` to a local folder. Object-store URLs are refused
+/// until object stores are supported.
+fn resolve_data_root(root: &Path, data: &str) -> Result<PathBuf, String> {
+    let data = data.trim();
+    if data.is_empty() {
+        return Err("`data` is empty".into());
+    }
+    if let Some(rest) = data.strip_prefix("file://") {
+        if !rest.starts_with('/') {
+            return Err(format!(
+                "`{data}`: a file:// URL needs an absolute path (file:///…)"
+            ));
+        }
+        return Ok(PathBuf::from(rest));
+    }
+    if let Some((scheme, _)) = data.split_once("://") {
+        return Err(format!(
+            "`{data}`: `{scheme}://` stores are not supported yet; use a local folder or a file:// URL"
+        ));
+    }
+    let p = Path::new(data);
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    })
+}
+
+/// Parses a `sample` value: the string `"full"` (no sampling) or a policy table.
+fn parse_policy(value: &toml::Value) -> Result<Option<SamplePolicy>, String> {
+    let table = match value {
+        toml::Value::String(s) if s == "full" => return Ok(None),
+        toml::Value::String(s) => {
+            return Err(format!(
+                "`sample = \"{s}\"`: expected \"full\" or a table like {{ method = \"system\", fraction = 0.05 }}"
+            ));
+        }
+        toml::Value::Table(t) => t,
+        other => {
+            return Err(format!(
+                "`sample = {other}`: expected \"full\" or a table like {{ method = \"system\", fraction = 0.05 }}"
+            ));
+        }
+    };
+    let mut method = None;
+    let mut fraction = None;
+    let mut rows = None;
+    let mut seed = None;
+    let mut key = None;
+    for (k, v) in table {
+        match (k.as_str(), v) {
+            ("method", toml::Value::String(s)) => method = Some(s.clone()),
+            ("fraction", toml::Value::Float(f)) => fraction = Some(*f),
+            ("fraction", toml::Value::Integer(i)) => fraction = Some(*i as f64),
+            ("rows", toml::Value::Integer(i)) if *i >= 0 => rows = Some(*i as u64),
+            ("seed", toml::Value::Integer(i)) if *i >= 0 => seed = Some(*i as u64),
+            ("key", toml::Value::String(s)) => key = Some(s.clone()),
+            ("method" | "key", _) => return Err(format!("sample `{k}` must be a string")),
+            ("fraction", _) => return Err("sample `fraction` must be a number in (0, 1]".into()),
+            ("rows" | "seed", _) => {
+                return Err(format!("sample `{k}` must be a non-negative integer"));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown key `{other}` in sample policy (expected method, fraction, rows, seed, key)"
+                ));
+            }
+        }
+    }
+    let method = method.ok_or("sample policy needs a `method` (system, key, bernoulli or rows)")?;
+    SamplePolicy::build(&method, fraction, rows, seed, key).map(Some)
+}
+
+/// Parses `"4GiB"`, `"512 MB"`, `"1.5G"` or a plain integer of bytes.
+pub(crate) fn parse_bytes(value: &toml::Value) -> Result<u64, String> {
+    match value {
+        toml::Value::Integer(i) if *i > 0 => Ok(*i as u64),
+        toml::Value::String(s) => parse_byte_size(s),
+        other => Err(format!("expected a size like \"4GiB\", got {other}")),
+    }
+}
+
+pub fn parse_byte_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like \"4GiB\""))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{}` (use B, KiB, MiB, GiB or TiB)",
+                unit.trim()
+            ));
+        }
+    };
+    let bytes = (n * mult as f64) as u64;
+    if bytes == 0 {
+        return Err(format!("`{s}` must be more than 0 bytes"));
+    }
+    Ok(bytes)
+}
+
+fn parse_sort_key(s: &str) -> Result<SortKey, String> {
+    let words: Vec<String> = s
+        .split_whitespace()
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let original: Vec<&str> = s.split_whitespace().collect();
+    let bad = || format!("sort key `{s}`: expected `column [ASC|DESC] [NULLS FIRST|NULLS LAST]`");
+    let column = original.first().ok_or_else(bad)?.to_string();
+    let mut descending = false;
+    let mut rest = &words[1..];
+    if let Some(first) = rest.first() {
+        match first.as_str() {
+            "ASC" => rest = &rest[1..],
+            "DESC" => {
+                descending = true;
+                rest = &rest[1..];
+            }
+            _ => {}
+        }
+    }
+    // DataFusion's default: nulls first for descending, last for ascending.
+    let nulls_first = match rest {
+        [] => descending,
+        [n, f] if n == "NULLS" && f == "FIRST" => true,
+        [n, l] if n == "NULLS" && l == "LAST" => false,
+        _ => return Err(bad()),
+    };
+    Ok(SortKey {
+        column,
+        descending,
+        nulls_first,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("4GiB").unwrap(), 4 << 30);
+        assert_eq!(parse_byte_size("512 MB").unwrap(), 512 << 20);
+        assert!(parse_byte_size("4 parsecs").is_err());
+    }
+
+    #[test]
+    fn sort_keys() {
+        let k = parse_sort_key("started_at desc").unwrap();
+        assert!(k.descending && k.nulls_first);
+        assert!(parse_sort_key("a sideways").is_err());
+    }
+
+    #[test]
+    fn object_store_urls_are_refused_for_now() {
+        let err = resolve_data_root(Path::new("/p"), "s3://bucket/x").unwrap_err();
+        assert!(err.contains("not supported yet"), "{err}");
+        assert_eq!(
+            resolve_data_root(Path::new("/p"), "data/x").unwrap(),
+            PathBuf::from("/p/data/x")
+        );
+    }
+}

@@ -1,0 +1,171 @@
+//! The project model: `sluice.toml` (environments, sources) and `pipes/*.toml`, loaded and
+//! validated as a whole. Every problem is reported with its file, line and column.
+
+mod load;
+mod sql;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Result, SluiceError};
+use crate::params::Param;
+use crate::sample::{SamplePolicy, SourceSampling};
+
+pub use load::{PROJECT_FILE, find_project_root};
+
+/// The environment used when none is named.
+pub const DEFAULT_ENV: &str = "staging";
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The folder holding `sluice.toml`.
+    pub root: PathBuf,
+    pub name: String,
+    pub environments: BTreeMap<String, Environment>,
+    pub sources: BTreeMap<String, SourceDef>,
+    pub pipes: BTreeMap<String, Pipe>,
+}
+
+/// A named workspace: its own store, sampling policy, protection and engine settings.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub name: String,
+    /// The data root as written in `sluice.toml`.
+    pub data: String,
+    /// The data root resolved to an absolute local folder.
+    pub data_dir: PathBuf,
+    pub sample: Option<SamplePolicy>,
+    pub protected: bool,
+    pub settings: EngineSettings,
+}
+
+/// DataFusion settings of one environment; `None` keeps DataFusion's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EngineSettings {
+    pub target_partitions: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Bytes the environment's queries may hold in memory before spilling or failing.
+    pub memory_limit: Option<u64>,
+}
+
+/// A named table: a folder of Parquet files under each store.
+#[derive(Debug, Clone)]
+pub struct SourceDef {
+    pub name: String,
+    /// Folder under the store's root.
+    pub path: String,
+    /// The column this source is key-sampled on.
+    pub sample_key: Option<String>,
+    /// `None`: follow the environment's policy.
+    pub sample: Option<SourceSampling>,
+    /// The declared order of rows within each file, e.g. `["started_at ASC"]`.
+    pub sort: Vec<SortKey>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SortKey {
+    pub column: String,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+/// An ordered list of SQL nodes; the last one is the output.
+#[derive(Debug, Clone)]
+pub struct Pipe {
+    pub name: String,
+    pub file: PathBuf,
+    pub description: Option<String>,
+    pub params: BTreeMap<String, Param>,
+    pub nodes: Vec<Node>,
+    pub endpoint: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: String,
+    pub description: Option<String>,
+    pub sql: String,
+}
+
+impl Pipe {
+    pub fn output(&self) -> &Node {
+        self.nodes
+            .last()
+            .expect("a loaded pipe has at least one node")
+    }
+}
+
+impl Project {
+    /// Loads and validates the project whose `sluice.toml` is in `root`.
+    pub fn load(root: impl AsRef<Path>) -> Result<Project> {
+        load::load_project(root.as_ref())
+    }
+
+    /// Loads the project containing `dir` (the nearest `sluice.toml` upward).
+    pub fn discover(dir: impl AsRef<Path>) -> Result<Project> {
+        let root = find_project_root(dir.as_ref())?;
+        Project::load(root)
+    }
+
+    /// The environment called `name`.
+    pub fn environment(&self, name: &str) -> Result<&Environment> {
+        self.environments
+            .get(name)
+            .ok_or_else(|| SluiceError::UnknownEnvironment {
+                name: name.to_string(),
+                known: self.environments.keys().cloned().collect(),
+            })
+    }
+
+    /// Picks the environment a command works on: the named one, or the default one,
+    /// which must not be protected (a protected environment is used only when named).
+    pub fn select_environment(&self, named: Option<&str>) -> Result<&Environment> {
+        match named {
+            Some(n) => self.environment(n),
+            None => {
+                let env = self.environment(DEFAULT_ENV)?;
+                if env.protected {
+                    return Err(SluiceError::ProtectedEnvironment {
+                        env: env.name.clone(),
+                    });
+                }
+                Ok(env)
+            }
+        }
+    }
+
+    pub fn pipe(&self, name: &str) -> Result<&Pipe> {
+        self.pipes
+            .get(name)
+            .ok_or_else(|| SluiceError::UnknownPipe {
+                name: name.to_string(),
+                known: self.pipes.keys().cloned().collect(),
+            })
+    }
+
+    /// What a source reads in an environment: its own override, else the environment's
+    /// policy (already adjusted by a run's override), else the full set.
+    pub fn source_sampling(
+        &self,
+        source: &SourceDef,
+        env_policy: Option<&SamplePolicy>,
+    ) -> SourceSampling {
+        match (&source.sample, env_policy) {
+            // A run that reads the full set reads every source in full.
+            (_, None) => SourceSampling::Full,
+            (Some(own), Some(_)) => own.clone(),
+            (None, Some(p)) => SourceSampling::Sampled(p.clone()),
+        }
+    }
+}
+
+/// Lower-cased names of the tables a node's SQL reads.
+pub(crate) fn node_references_of(sql: &str) -> std::result::Result<Vec<String>, String> {
+    sql::node_references(sql)
+}
+
+/// Lower-cased names of the tables an ad-hoc query reads. Only read-only statements
+/// (queries and EXPLAIN of a query) are accepted.
+pub(crate) fn query_references(sql: &str) -> std::result::Result<Vec<String>, String> {
+    sql::query_references(sql)
+}

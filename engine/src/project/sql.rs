@@ -1,0 +1,134 @@
+//! What a node's SQL refers to, found by DataFusion's own parser (never by string
+//! matching): the tables it reads and the `$name` placeholders it uses.
+
+use std::collections::BTreeSet;
+
+use datafusion::sql::parser::{DFParser, Statement};
+use datafusion::sql::resolve::resolve_table_references;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+/// Parses a node's SQL, which must be exactly one query.
+pub(crate) fn parse_query(sql: &str) -> Result<Statement, String> {
+    let mut statements = DFParser::parse_sql(sql)
+        .map_err(|e| format!("SQL does not parse: {}", e.strip_backtrace()))?;
+    if statements.len() != 1 {
+        return Err(format!(
+            "expected one SQL query, found {} statements",
+            statements.len()
+        ));
+    }
+    let statement = statements.pop_front().expect("one statement");
+    match &statement {
+        Statement::Statement(s)
+            if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_)) =>
+        {
+            Ok(statement)
+        }
+        _ => Err("a node must be a query (SELECT, WITH or VALUES), not a command".into()),
+    }
+}
+
+/// The lower-cased names of the tables a query reads (CTEs excluded).
+pub(crate) fn node_references(sql: &str) -> Result<Vec<String>, String> {
+    let statement = parse_query(sql)?;
+    let (tables, _ctes) = resolve_table_references(&statement, true).map_err(|e| {
+        format!(
+            "cannot resolve the tables the SQL reads: {}",
+            e.strip_backtrace()
+        )
+    })?;
+    Ok(tables
+        .into_iter()
+        .filter(|t| t.schema().is_none())
+        .map(|t| t.table().to_ascii_lowercase())
+        .collect())
+}
+
+/// The tables an ad-hoc query reads; it must be a query or an EXPLAIN of one, so
+/// `sluice query` never writes (no DDL, DML or COPY).
+pub(crate) fn query_references(sql: &str) -> Result<Vec<String>, String> {
+    use datafusion::sql::sqlparser::ast::Statement as Sql;
+    let mut statements = DFParser::parse_sql(sql)
+        .map_err(|e| format!("SQL does not parse: {}", e.strip_backtrace()))?;
+    if statements.len() != 1 {
+        return Err(format!(
+            "expected one SQL statement, found {}",
+            statements.len()
+        ));
+    }
+    let statement = statements.pop_front().expect("one statement");
+    let read_only = match &statement {
+        Statement::Statement(s) => match s.as_ref() {
+            Sql::Query(_) => true,
+            Sql::Explain { statement, .. } => matches!(statement.as_ref(), Sql::Query(_)),
+            _ => false,
+        },
+        Statement::Explain(e) => {
+            matches!(e.statement.as_ref(), Statement::Statement(s) if matches!(s.as_ref(), Sql::Query(_)))
+        }
+        _ => false,
+    };
+    if !read_only {
+        return Err("only queries (SELECT, WITH, VALUES) and EXPLAIN are allowed: `sluice query` never writes".into());
+    }
+    let (tables, _) = resolve_table_references(&statement, true).map_err(|e| {
+        format!(
+            "cannot resolve the tables the SQL reads: {}",
+            e.strip_backtrace()
+        )
+    })?;
+    Ok(tables
+        .into_iter()
+        .filter(|t| t.schema().is_none())
+        .map(|t| t.table().to_ascii_lowercase())
+        .collect())
+}
+
+/// The names of the `$name` placeholders a query uses.
+pub(crate) fn placeholders(sql: &str) -> Result<BTreeSet<String>, String> {
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .map_err(|e| format!("SQL does not tokenize: {e}"))?;
+    let mut names = BTreeSet::new();
+    for t in tokens {
+        if let Token::Placeholder(p) = t {
+            let name = p.trim_start_matches(['$', ':', '@']);
+            if name.is_empty() || name.chars().all(|c| c.is_ascii_digit()) {
+                return Err(format!(
+                    "placeholder `{p}`: use named parameters like `$since`, not positional ones"
+                ));
+            }
+            names.insert(name.to_string());
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_tables_but_not_ctes() {
+        let refs = node_references(
+            "WITH x AS (SELECT * FROM calls) SELECT * FROM x JOIN Reps USING (rep_id)",
+        )
+        .unwrap();
+        assert_eq!(refs, vec!["calls".to_string(), "reps".to_string()]);
+    }
+
+    #[test]
+    fn refuses_commands_and_many_statements() {
+        assert!(parse_query("DROP TABLE calls").is_err());
+        assert!(parse_query("SELECT 1; SELECT 2").is_err());
+    }
+
+    #[test]
+    fn finds_placeholders_outside_strings() {
+        let p = placeholders("SELECT '$notme' AS s FROM t WHERE a > $since LIMIT $limit").unwrap();
+        assert_eq!(p.into_iter().collect::<Vec<_>>(), vec!["limit", "since"]);
+        assert!(placeholders("SELECT $1").is_err());
+    }
+}

@@ -1,0 +1,306 @@
+//! Sampling on read: turns a source's `SourceSampling` into the table a session scans.
+//!
+//! - `system`, `bernoulli`, `rows`: a `SampledTable` that attaches a Parquet access plan
+//!   to every file of the scan, so skipped rows are never fetched.
+//! - `key`: a view filtering the source on `sluice_key_sample(key, seed, fraction)`.
+//! - full: the plain listing table.
+
+pub mod access;
+pub mod hash;
+pub mod key;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::Statistics;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{TableProvider, TableType, provider_as_source};
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionContext, col};
+
+use crate::error::{Result, SluiceError};
+use crate::project::SourceDef;
+use crate::sample::{SamplePolicy, SourceSampling};
+use crate::store::SourceListing;
+use access::FileLayout;
+use key::{KeySample, KeySampleCounters};
+
+/// How one source is read in one session, and what its sample kept.
+#[derive(Debug, Clone)]
+pub struct SourceScan {
+    pub source: String,
+    /// The store folder's path as DataFusion sees it (to attribute scan metrics).
+    pub location_prefix: String,
+    /// What the source reads: `full`, or the policy in effect.
+    pub sampling: SourceSampling,
+    /// Why a sampled environment reads this source in full, if it does.
+    pub full_reason: Option<String>,
+    pub rows_total: u64,
+    /// Rows the access plans keep (system, bernoulli, rows).
+    pub rows_selected: Option<u64>,
+    /// Rows the key filter looked at and kept during the run (key).
+    pub key_counters: Option<Arc<KeySampleCounters>>,
+}
+
+impl SourceScan {
+    /// The fraction of the source's rows the sample keeps (1.0 for a full read).
+    pub fn fraction(&self) -> f64 {
+        if let Some(sel) = self.rows_selected {
+            return if self.rows_total == 0 {
+                1.0
+            } else {
+                sel as f64 / self.rows_total as f64
+            };
+        }
+        if let Some(c) = &self.key_counters {
+            let seen = c.rows_in.load(std::sync::atomic::Ordering::Relaxed);
+            let kept = c.rows_kept.load(std::sync::atomic::Ordering::Relaxed);
+            return if seen == 0 {
+                0.0
+            } else {
+                kept as f64 / seen as f64
+            };
+        }
+        1.0
+    }
+
+    pub fn describe(&self) -> String {
+        match (&self.sampling, &self.full_reason) {
+            (SourceSampling::Full, Some(why)) => format!("full ({why})"),
+            (SourceSampling::Full, None) => "full".into(),
+            (SourceSampling::Sampled(p), _) => p.to_string(),
+        }
+    }
+}
+
+/// Registers a source in a session as it must be read under `sampling`.
+pub async fn register_source(
+    ctx: &SessionContext,
+    env: &str,
+    def: &SourceDef,
+    listing: &SourceListing,
+    sampling: SourceSampling,
+) -> Result<SourceScan> {
+    let location_prefix = listing.url.prefix().as_ref().to_string();
+    let rows_total = listing.rows();
+    let schema = listing.table_schema();
+    let err = |message: String| SluiceError::Source {
+        env: env.to_string(),
+        source_name: def.name.clone(),
+        message,
+    };
+    let mut scan = SourceScan {
+        source: def.name.clone(),
+        location_prefix,
+        sampling: sampling.clone(),
+        full_reason: None,
+        rows_total,
+        rows_selected: None,
+        key_counters: None,
+    };
+
+    let policy = match sampling {
+        SourceSampling::Full => {
+            if def.sample == Some(SourceSampling::Full) {
+                scan.full_reason = Some("source setting".into());
+            }
+            let table = listing_table(def, listing, &schema).map_err(|e| err(e.to_string()))?;
+            ctx.register_table(def.name.as_str(), table)?;
+            return Ok(scan);
+        }
+        SourceSampling::Sampled(p) => p,
+    };
+
+    if let SamplePolicy::Key {
+        fraction,
+        seed,
+        key,
+    } = &policy
+    {
+        let column = match (&def.sample_key, key) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(k)) if schema.field_with_name(k).is_ok() => Some(k.clone()),
+            _ => None,
+        };
+        let Some(column) = column else {
+            scan.sampling = SourceSampling::Full;
+            scan.full_reason = Some(match key {
+                Some(k) => format!("no `{k}` column and no sample_key"),
+                None => "no sample_key".into(),
+            });
+            let table = listing_table(def, listing, &schema).map_err(|e| err(e.to_string()))?;
+            ctx.register_table(def.name.as_str(), table)?;
+            return Ok(scan);
+        };
+        if schema.field_with_name(&column).is_err() {
+            return Err(err(format!(
+                "sample_key `{column}` is not a column of the source"
+            )));
+        }
+        let counters = Arc::new(KeySampleCounters::default());
+        let table = listing_table(def, listing, &schema).map_err(|e| err(e.to_string()))?;
+        let plan = LogicalPlanBuilder::scan(def.name.as_str(), provider_as_source(table), None)?
+            .filter(KeySample::predicate(
+                col(format!("\"{column}\"")),
+                *seed,
+                *fraction,
+                counters.clone(),
+            ))?
+            .build()?;
+        let view = datafusion::catalog::view::ViewTable::new(plan, None);
+        ctx.register_table(def.name.as_str(), Arc::new(view))?;
+        scan.key_counters = Some(counters);
+        return Ok(scan);
+    }
+
+    let layouts: Vec<FileLayout> = listing
+        .files
+        .iter()
+        .map(|f| FileLayout {
+            relative_path: f.relative_path.clone(),
+            row_groups: f
+                .metadata
+                .row_groups()
+                .iter()
+                .map(|rg| rg.num_rows() as u64)
+                .collect(),
+        })
+        .collect();
+    let plan = access::plan(&policy, &layouts).expect("access-plan policies");
+    scan.rows_selected = Some(plan.rows_selected);
+    let plans: HashMap<String, Arc<ParquetAccessPlan>> = listing
+        .files
+        .iter()
+        .zip(plan.files)
+        .map(|(f, p)| (f.meta.location.to_string(), Arc::new(p)))
+        .collect();
+    let inner = listing_table(def, listing, &schema).map_err(|e| err(e.to_string()))?;
+    ctx.register_table(
+        def.name.as_str(),
+        Arc::new(SampledTable {
+            inner,
+            plans: Arc::new(plans),
+        }),
+    )?;
+    Ok(scan)
+}
+
+fn listing_table(
+    def: &SourceDef,
+    listing: &SourceListing,
+    table_schema: &SchemaRef,
+) -> DfResult<Arc<dyn TableProvider>> {
+    let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(
+            listing
+                .partitions
+                .iter()
+                .map(|p| (p.clone(), DataType::Utf8))
+                .collect(),
+        );
+    if !def.sort.is_empty() {
+        for k in &def.sort {
+            if table_schema.field_with_name(&k.column).is_err() {
+                return datafusion::common::plan_err!(
+                    "sort column `{}` is not a column of the source",
+                    k.column
+                );
+            }
+        }
+        let order = def
+            .sort
+            .iter()
+            .map(|k| col(format!("\"{}\"", k.column)).sort(!k.descending, k.nulls_first))
+            .collect();
+        options = options.with_file_sort_order(vec![order]);
+    }
+    let config = ListingTableConfig::new(listing.url.clone())
+        .with_listing_options(options)
+        .with_schema(listing.file_schema.clone());
+    Ok(Arc::new(ListingTable::try_new(config)?))
+}
+
+/// A source read through per-file Parquet access plans.
+#[derive(Debug)]
+struct SampledTable {
+    inner: Arc<dyn TableProvider>,
+    /// Access plan of each file, by its object-store location.
+    plans: Arc<HashMap<String, Arc<ParquetAccessPlan>>>,
+}
+
+#[async_trait]
+impl TableProvider for SampledTable {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let plan = self.inner.scan(state, projection, filters, limit).await?;
+        let plans = self.plans.clone();
+        let schema = self.inner.schema();
+        plan.transform_down(|node| {
+            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+                return Ok(Transformed::no(node));
+            };
+            let groups: Vec<FileGroup> = config
+                .file_groups
+                .iter()
+                .map(|group| {
+                    group
+                        .iter()
+                        // A file that appeared after the sample was planned is not read:
+                        // the sample stays the one that was planned.
+                        .filter_map(|file| {
+                            let plan = plans.get(file.object_meta.location.as_ref())?;
+                            let mut file = file.clone();
+                            file.statistics = None;
+                            file.extensions.insert_arc(plan.clone());
+                            Some(file)
+                        })
+                        .collect()
+                })
+                .collect();
+            // The files' statistics describe the full set, not the sample: drop them so
+            // no query is answered from them.
+            let config = FileScanConfigBuilder::from(config.clone())
+                .with_file_groups(groups)
+                .with_statistics(Statistics::new_unknown(&schema))
+                .build();
+            Ok(Transformed::yes(
+                DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+            ))
+        })
+        .map(|t| t.data)
+    }
+}

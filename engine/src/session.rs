@@ -1,0 +1,385 @@
+//! Running SQL in an environment: one DataFusion session per run, configured with the
+//! environment's settings, with the sources the SQL reads registered as that
+//! environment's sampling policy says, and a pipe's nodes composed as views.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+
+use crate::error::{ErrorClass, Result, SluiceError, classify, df_message};
+use crate::params::{self, ParamValue};
+use crate::project::{Environment, Pipe, Project, SourceDef};
+use crate::report::{RunReport, source_reports};
+use crate::sample::{SampleOverride, SamplePolicy};
+use crate::sampling::{SourceScan, register_source};
+use crate::store::{SourceListing, Store};
+
+/// The result of a run: its rows and what it read.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub report: RunReport,
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Keep at most this many output rows.
+    pub limit: Option<usize>,
+}
+
+/// A pipe that failed to plan in an environment, with the node at fault.
+#[derive(Debug, Clone)]
+pub struct PlanFailure {
+    pub pipe: String,
+    pub node: Option<String>,
+    pub message: String,
+}
+
+/// An environment ready to run: its store, its effective sampling policy and the
+/// DataFusion runtime shared by its runs.
+pub struct EnvSession {
+    project: Arc<Project>,
+    env: Environment,
+    policy: Option<SamplePolicy>,
+    store: Arc<Store>,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl EnvSession {
+    /// Opens `env` of `project` with a run's sampling override applied once.
+    pub fn open(project: Arc<Project>, env: &str, sample: &SampleOverride) -> Result<EnvSession> {
+        let env = project.environment(env)?.clone();
+        let policy = sample
+            .apply(env.sample.as_ref())
+            .map_err(SluiceError::SampleOverride)?;
+        let store = Arc::new(Store::open(&env));
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = env.settings.memory_limit {
+            runtime = runtime.with_memory_limit(limit as usize, 1.0);
+        }
+        let runtime = runtime.build_arc()?;
+        Ok(EnvSession {
+            project,
+            env,
+            policy,
+            store,
+            runtime,
+        })
+    }
+
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The sampling policy runs in this session use (`None`: the full set).
+    pub fn policy(&self) -> Option<&SamplePolicy> {
+        self.policy.as_ref()
+    }
+
+    fn config(&self) -> SessionConfig {
+        let mut config = SessionConfig::new().with_information_schema(true);
+        if let Some(n) = self.env.settings.target_partitions {
+            config = config.with_target_partitions(n);
+        }
+        if let Some(n) = self.env.settings.batch_size {
+            config = config.with_batch_size(n);
+        }
+        config
+    }
+
+    fn context(&self) -> SessionContext {
+        SessionContext::new_with_config_rt(self.config(), self.runtime.clone())
+    }
+
+    /// The definition of a source: declared in `sluice.toml`, or a folder of the store
+    /// that is not declared (read in full, with default settings).
+    pub fn source_def(&self, name: &str) -> Option<SourceDef> {
+        if let Some(def) = self.project.sources.get(name) {
+            return Some(def.clone());
+        }
+        let dir = self.store.root().join(name);
+        (!name.starts_with(['_', '.']) && dir.is_dir()).then(|| SourceDef {
+            name: name.to_string(),
+            path: name.to_string(),
+            sample_key: None,
+            sample: None,
+            sort: Vec::new(),
+        })
+    }
+
+    /// Every source: declared ones, then undeclared folders of the store.
+    pub fn source_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.project.sources.keys().cloned().collect();
+        for folder in self.store.folders() {
+            if !self.project.sources.values().any(|s| s.path == folder) && !names.contains(&folder)
+            {
+                names.push(folder);
+            }
+        }
+        names
+    }
+
+    /// Lists a source's files in this environment's store.
+    pub async fn list_source(&self, name: &str) -> Result<SourceListing> {
+        let def = self.source_def(name).ok_or_else(|| {
+            SluiceError::Usage(format!(
+                "unknown source `{name}` in environment `{}`",
+                self.env.name
+            ))
+        })?;
+        self.store.list_source(&def).await
+    }
+
+    /// Registers the sources among `names` (other names are nodes or unknown tables,
+    /// which DataFusion reports when planning).
+    async fn register_sources(
+        &self,
+        ctx: &SessionContext,
+        names: &BTreeSet<String>,
+    ) -> Result<Vec<SourceScan>> {
+        let mut scans = Vec::new();
+        for name in names {
+            let Some(def) = self.source_def(name) else {
+                continue;
+            };
+            let listing = self.store.list_source(&def).await?;
+            let sampling = self.project.source_sampling(&def, self.policy.as_ref());
+            scans.push(register_source(ctx, &self.env.name, &def, &listing, sampling).await?);
+        }
+        Ok(scans)
+    }
+
+    fn node_error(&self, pipe: &Pipe, node: &str, err: &DataFusionError) -> SluiceError {
+        SluiceError::Node {
+            env: self.env.name.clone(),
+            pipe: pipe.name.clone(),
+            node: node.to_string(),
+            message: df_message(err),
+            class: classify(err),
+        }
+    }
+
+    /// Plans a pipe's nodes in a fresh context, each node a view the later ones read.
+    /// Returns the output node's DataFrame and the sources it registered.
+    async fn plan_pipe(
+        &self,
+        pipe: &Pipe,
+        values: &HashMap<String, ParamValue>,
+        physical_check: bool,
+    ) -> Result<(SessionContext, DataFrame, Vec<SourceScan>)> {
+        let ctx = self.context();
+        let node_names: BTreeSet<String> = pipe
+            .nodes
+            .iter()
+            .map(|n| n.name.to_ascii_lowercase())
+            .collect();
+        let mut reads = BTreeSet::new();
+        for node in &pipe.nodes {
+            for r in crate::project::node_references_of(&node.sql).unwrap_or_default() {
+                if !node_names.contains(&r) {
+                    reads.insert(r);
+                }
+            }
+        }
+        let scans = self.register_sources(&ctx, &reads).await?;
+        let param_values = ParamValues::Map(
+            values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_scalar().into()))
+                .collect(),
+        );
+        let mut output = None;
+        for (i, node) in pipe.nodes.iter().enumerate() {
+            let df = ctx
+                .sql(&node.sql)
+                .await
+                .and_then(|df| df.with_param_values(param_values.clone()))
+                .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+            if physical_check {
+                df.clone()
+                    .create_physical_plan()
+                    .await
+                    .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+            }
+            if i + 1 < pipe.nodes.len() {
+                ctx.register_table(node.name.as_str(), df.into_view())
+                    .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+            } else {
+                output = Some(df);
+            }
+        }
+        Ok((ctx, output.expect("a pipe has nodes"), scans))
+    }
+
+    /// Parses `--param k=v` style values against the pipe's declarations.
+    pub fn resolve_params(
+        &self,
+        pipe: &Pipe,
+        given: &[(String, String)],
+    ) -> Result<HashMap<String, ParamValue>> {
+        params::resolve(&pipe.params, given).map_err(|(param, message)| SluiceError::Param {
+            pipe: pipe.name.clone(),
+            param,
+            message,
+        })
+    }
+
+    /// Runs a pipe with parameters given as text.
+    pub async fn run_pipe(
+        &self,
+        name: &str,
+        given: &[(String, String)],
+        options: &RunOptions,
+    ) -> Result<RunOutput> {
+        let pipe = self.project.pipe(name)?;
+        let values = self.resolve_params(pipe, given)?;
+        let started = Instant::now();
+        let (ctx, df, scans) = self.plan_pipe(pipe, &values, false).await?;
+        self.execute(&ctx, df, scans, Some(pipe), options, started)
+            .await
+    }
+
+    /// Runs one SQL query against the environment's sources.
+    pub async fn query(&self, sql: &str, options: &RunOptions) -> Result<RunOutput> {
+        let started = Instant::now();
+        let reads = crate::project::query_references(sql).map_err(|m| SluiceError::Query {
+            env: self.env.name.clone(),
+            message: m,
+            class: ErrorClass::Usage,
+        })?;
+        let ctx = self.context();
+        let scans = self
+            .register_sources(&ctx, &reads.into_iter().collect())
+            .await?;
+        let df = ctx.sql(sql).await.map_err(|e| self.query_error(&e))?;
+        self.execute(&ctx, df, scans, None, options, started).await
+    }
+
+    fn query_error(&self, err: &DataFusionError) -> SluiceError {
+        SluiceError::Query {
+            env: self.env.name.clone(),
+            message: df_message(err),
+            class: classify(err),
+        }
+    }
+
+    async fn execute(
+        &self,
+        ctx: &SessionContext,
+        mut df: DataFrame,
+        scans: Vec<SourceScan>,
+        pipe: Option<&Pipe>,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<RunOutput> {
+        let fail = |e: DataFusionError| match pipe {
+            Some(p) => SluiceError::Query {
+                env: self.env.name.clone(),
+                message: format!("pipe `{}`: {}", p.name, df_message(&e)),
+                class: classify(&e),
+            },
+            None => self.query_error(&e),
+        };
+        if let Some(n) = options.limit {
+            df = df.limit(0, Some(n)).map_err(fail)?;
+        }
+        let plan = df.create_physical_plan().await.map_err(fail)?;
+        let schema = plan.schema();
+        let batches = collect(plan.clone(), ctx.task_ctx()).await.map_err(fail)?;
+        let rows_out = batches.iter().map(|b| b.num_rows() as u64).sum();
+        let report = RunReport {
+            env: self.env.name.clone(),
+            pipe: pipe.map(|p| p.name.clone()),
+            sample: self.policy.clone(),
+            rows_out,
+            elapsed: started.elapsed(),
+            sources: source_reports(&plan, &scans),
+        };
+        Ok(RunOutput {
+            schema,
+            batches,
+            report,
+        })
+    }
+
+    /// The plan of a pipe: logical and physical, or with `analyze`, the executed plan
+    /// with its metrics.
+    pub async fn explain_pipe(
+        &self,
+        name: &str,
+        given: &[(String, String)],
+        analyze: bool,
+    ) -> Result<String> {
+        let pipe = self.project.pipe(name)?;
+        let values = self.resolve_params(pipe, given)?;
+        let (ctx, df, _scans) = self.plan_pipe(pipe, &values, false).await?;
+        let fail = |e: DataFusionError| SluiceError::Query {
+            env: self.env.name.clone(),
+            message: format!("pipe `{}`: {}", pipe.name, df_message(&e)),
+            class: classify(&e),
+        };
+        let logical = df.logical_plan().clone();
+        let optimized = ctx.state().optimize(&logical).map_err(fail)?;
+        let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await.map_err(fail)?;
+        let mut out = String::new();
+        out.push_str("== Logical plan ==\n");
+        out.push_str(&optimized.display_indent().to_string());
+        out.push_str("\n\n");
+        if analyze {
+            collect(plan.clone(), ctx.task_ctx()).await.map_err(fail)?;
+            out.push_str("== Executed plan (with metrics) ==\n");
+            out.push_str(&displayable(plan.as_ref()).indent(true).to_string());
+        } else {
+            out.push_str("== Physical plan ==\n");
+            out.push_str(&displayable(plan.as_ref()).indent(true).to_string());
+        }
+        Ok(out)
+    }
+
+    /// Plans every pipe (logical and physical) against this environment's real
+    /// schemas, without running them. Returns the pipes that fail, with the node.
+    pub async fn validate(&self) -> Vec<PlanFailure> {
+        let mut failures = Vec::new();
+        for pipe in self.project.pipes.values() {
+            let values: HashMap<String, ParamValue> = pipe
+                .params
+                .iter()
+                .map(|(k, p)| (k.clone(), params::planning_value(p)))
+                .collect();
+            if let Err(e) = self.plan_pipe(pipe, &values, true).await {
+                let node = match &e {
+                    SluiceError::Node { node, .. } => Some(node.clone()),
+                    _ => None,
+                };
+                let message = match e {
+                    SluiceError::Node { message, .. } => message,
+                    other => other.to_string(),
+                };
+                failures.push(PlanFailure {
+                    pipe: pipe.name.clone(),
+                    node,
+                    message,
+                });
+            }
+        }
+        failures
+    }
+}
