@@ -1,1 +1,9 @@
+//! The one integration test binary: the `sluice` binary and the `sluice-engine` library,
+//! end to end on generated data.
 
+mod common;
+
+mod cli;
+mod config;
+mod params;
+mod sampling;

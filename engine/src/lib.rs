@@ -19,6 +19,7 @@
 pub mod error;
 pub mod fixtures;
 pub mod params;
+pub mod parquet_reader;
 pub mod project;
 pub mod report;
 pub mod sample;

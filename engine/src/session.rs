@@ -11,6 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
@@ -162,7 +163,17 @@ impl EnvSession {
             };
             let listing = self.store.list_source(&def).await?;
             let sampling = self.project.source_sampling(&def, self.policy.as_ref());
-            scans.push(register_source(ctx, &self.env.name, &def, &listing, sampling).await?);
+            scans.push(
+                register_source(
+                    ctx,
+                    &self.env.name,
+                    &def,
+                    &listing,
+                    sampling,
+                    self.store.reader_factory(),
+                )
+                .await?,
+            );
         }
         Ok(scans)
     }
@@ -346,10 +357,14 @@ impl EnvSession {
         if analyze {
             collect(plan.clone(), ctx.task_ctx()).await.map_err(fail)?;
             out.push_str("== Executed plan (with metrics) ==\n");
-            out.push_str(&displayable(plan.as_ref()).indent(true).to_string());
+            out.push_str(
+                &DisplayableExecutionPlan::with_metrics(plan.as_ref())
+                    .indent(true)
+                    .to_string(),
+            );
         } else {
             out.push_str("== Physical plan ==\n");
-            out.push_str(&displayable(plan.as_ref()).indent(true).to_string());
+            out.push_str(&displayable(plan.as_ref()).indent(false).to_string());
         }
         Ok(out)
     }

@@ -1,15 +1,14 @@
 //! An environment's store: `<root>/<source>/…parquet` datasets, read through the
 //! object-store API so local folders and, later, object-store URLs work alike.
-//! Parquet footers are cached by (path, size, modification time) for the life of the
-//! `Store`, so a warm session does not re-read them.
+//! Parquet footers (with page index) are cached for the life of the `Store`, and its
+//! scans read them from that cache, so a warm session does not re-read them.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::datasource::listing::ListingTableUrl;
-use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::parquet::arrow::parquet_to_arrow_schema;
 use datafusion::parquet::file::metadata::ParquetMetaData;
@@ -19,6 +18,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore};
 
 use crate::error::{Result, SluiceError};
+use crate::parquet_reader::{CachedFooterReaderFactory, FooterCache};
 use crate::project::{Environment, SourceDef};
 
 /// The folder under every store root where Sluice keeps its own state.
@@ -78,14 +78,12 @@ impl SourceListing {
     }
 }
 
-type FooterKey = (String, u64, i64);
-
 #[derive(Debug)]
 pub struct Store {
     env: String,
     root: PathBuf,
     object_store: Arc<dyn ObjectStore>,
-    footers: Mutex<HashMap<FooterKey, Arc<ParquetMetaData>>>,
+    footers: Arc<FooterCache>,
 }
 
 impl Store {
@@ -94,7 +92,7 @@ impl Store {
             env: env.name.clone(),
             root: env.data_dir.clone(),
             object_store: Arc::new(LocalFileSystem::new()),
-            footers: Mutex::new(HashMap::new()),
+            footers: Arc::new(FooterCache::default()),
         }
     }
 
@@ -108,6 +106,14 @@ impl Store {
 
     pub fn object_store(&self) -> Arc<dyn ObjectStore> {
         self.object_store.clone()
+    }
+
+    /// The reader factory scans of this store use: footers come from its cache.
+    pub fn reader_factory(&self) -> Arc<CachedFooterReaderFactory> {
+        Arc::new(CachedFooterReaderFactory::new(
+            self.object_store.clone(),
+            self.footers.clone(),
+        ))
     }
 
     /// The object-store URL DataFusion resolves this store's files with.
@@ -246,23 +252,10 @@ impl Store {
     }
 
     async fn footer(&self, meta: &ObjectMeta) -> std::result::Result<Arc<ParquetMetaData>, String> {
-        let key = (
-            meta.location.to_string(),
-            meta.size,
-            meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
-        );
-        if let Some(m) = self.footers.lock().expect("footer cache").get(&key) {
-            return Ok(m.clone());
-        }
-        let metadata = DFParquetMetadata::new(self.object_store.as_ref(), meta)
-            .fetch_metadata()
-            .await
-            .map_err(|e| e.strip_backtrace().replace("Parquet error: ", ""))?;
         self.footers
-            .lock()
-            .expect("footer cache")
-            .insert(key, metadata.clone());
-        Ok(metadata)
+            .footer(self.object_store.as_ref(), meta)
+            .await
+            .map_err(|e| e.strip_backtrace().replace("Parquet error: ", ""))
     }
 
     /// Names of the top-level folders in the store that look like sources.

@@ -6,7 +6,7 @@
 //! Decisions depend only on the seed, each file's path relative to its source folder and
 //! its row-group layout, so the same files sample the same rows in every store.
 
-use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::parquet::{ParquetAccessPlan, RowGroupAccess};
 use datafusion::parquet::arrow::arrow_reader::{RowSelection, RowSelector};
 
 use super::hash::{SplitMix, combine, hash_bytes};
@@ -25,6 +25,10 @@ pub struct FileLayout {
     pub relative_path: String,
     /// Rows in each row group, in file order.
     pub row_groups: Vec<u64>,
+    /// First row of each data page of the file's first column, per row group, when the
+    /// file has a page index: `system` cuts row groups at page boundaries so a sampled
+    /// range does not drag in half-used pages.
+    pub page_starts: Vec<Vec<u64>>,
 }
 
 /// The access plan of each file (same order as the input) and how many rows it keeps.
@@ -34,6 +38,9 @@ pub struct SamplePlan {
     pub rows_total: u64,
     pub rows_selected: u64,
 }
+
+// Note: `ParquetAccessPlan::scan_selection` narrows a group that is already scanned and
+// ignores a skipped one, so selections are set with `set(…, Selection(…))`.
 
 /// Builds the access plans of a `system`, `bernoulli` or `rows` policy.
 /// Returns `None` for `key`, which is a filter, not an access plan.
@@ -99,19 +106,17 @@ fn system(
                     rank: group_hash,
                 });
             } else {
-                let mut start = 0;
-                let mut bi = 0u64;
-                while start < rows {
-                    let len = block.min(rows - start);
+                for (bi, (start, len)) in blocks(rows, block, f.page_starts.get(gi))
+                    .into_iter()
+                    .enumerate()
+                {
                     units.push(Unit {
                         file: fi,
                         row_group: gi,
                         start,
                         len,
-                        rank: combine(group_hash, bi + 1),
+                        rank: combine(group_hash, bi as u64 + 1),
                     });
-                    start += len;
-                    bi += 1;
                 }
             }
         }
@@ -151,11 +156,36 @@ fn system(
                     plan.scan(gi);
                 } else {
                     rs.sort();
-                    plan.scan_selection(gi, ranges_to_selection(&rs, rows));
+                    plan.set(
+                        gi,
+                        RowGroupAccess::Selection(ranges_to_selection(&rs, rows)),
+                    );
                 }
             }
             plan
         })
+        .collect()
+}
+
+/// Cuts a row group of `rows` rows into ranges of about `block` rows, at page
+/// boundaries when they are known.
+fn blocks(rows: u64, block: u64, page_starts: Option<&Vec<u64>>) -> Vec<(u64, u64)> {
+    let mut cuts: Vec<u64> = match page_starts {
+        Some(starts) if starts.len() > 1 => {
+            let mut cuts = vec![0];
+            for &s in starts.iter().skip(1) {
+                if s - cuts.last().copied().unwrap_or(0) >= block && s < rows {
+                    cuts.push(s);
+                }
+            }
+            cuts
+        }
+        _ => (0..rows).step_by(block.max(1) as usize).collect(),
+    };
+    cuts.push(rows);
+    cuts.windows(2)
+        .map(|w| (w[0], w[1] - w[0]))
+        .filter(|(_, len)| *len > 0)
         .collect()
 }
 
@@ -213,7 +243,7 @@ fn bernoulli(fraction: f64, seed: u64, files: &[FileLayout]) -> Vec<ParquetAcces
                     if kept == rows {
                         plan.scan(gi);
                     } else {
-                        plan.scan_selection(gi, RowSelection::from(selectors));
+                        plan.set(gi, RowGroupAccess::Selection(RowSelection::from(selectors)));
                     }
                 }
                 group_start = group_end;
@@ -249,12 +279,12 @@ fn cap_rows(cap: u64, seed: u64, files: &[FileLayout]) -> Vec<ParquetAccessPlan>
             plans[fi].scan(gi);
             left -= rows;
         } else {
-            plans[fi].scan_selection(
+            plans[fi].set(
                 gi,
-                RowSelection::from(vec![
+                RowGroupAccess::Selection(RowSelection::from(vec![
                     RowSelector::select(left as usize),
                     RowSelector::skip((rows - left) as usize),
-                ]),
+                ])),
             );
             left = 0;
         }
@@ -264,7 +294,6 @@ fn cap_rows(cap: u64, seed: u64, files: &[FileLayout]) -> Vec<ParquetAccessPlan>
 
 /// Rows an access plan keeps.
 pub fn selected_rows(plan: &ParquetAccessPlan, row_groups: &[u64]) -> u64 {
-    use datafusion::datasource::physical_plan::parquet::RowGroupAccess;
     plan.inner()
         .iter()
         .zip(row_groups)
@@ -293,6 +322,7 @@ mod tests {
             .map(|i| FileLayout {
                 relative_path: format!("part-{i}.parquet"),
                 row_groups: vec![rows; groups],
+                page_starts: Vec::new(),
             })
             .collect()
     }
@@ -324,6 +354,19 @@ mod tests {
         .unwrap();
         let f = kept_fraction(&p);
         assert!((0.05..0.07).contains(&f), "{f}");
+    }
+
+    #[test]
+    fn blocks_follow_page_boundaries() {
+        let pages = vec![0, 100, 200, 300, 400, 500];
+        assert_eq!(
+            blocks(600, 150, Some(&pages)),
+            vec![(0, 200), (200, 200), (400, 200)]
+        );
+        assert_eq!(
+            blocks(250, 100, None),
+            vec![(0, 100), (100, 100), (200, 50)]
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! - `system`, `bernoulli`, `rows`: a `SampledTable` that attaches a Parquet access plan
 //!   to every file of the scan, so skipped rows are never fetched.
 //! - `key`: a view filtering the source on `sluice_key_sample(key, seed, fraction)`.
-//! - full: the plain listing table.
+//! - full: the listing table as it is.
+//!
+//! Every scan reads footers through the store's cache (`crate::parquet_reader`).
 
 pub mod access;
 pub mod hash;
@@ -20,7 +22,9 @@ use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
-use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
+};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::error::Result as DfResult;
@@ -29,6 +33,7 @@ use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, col};
 
 use crate::error::{Result, SluiceError};
+use crate::parquet_reader::CachedFooterReaderFactory;
 use crate::project::SourceDef;
 use crate::sample::{SamplePolicy, SourceSampling};
 use crate::store::SourceListing;
@@ -90,6 +95,7 @@ pub async fn register_source(
     def: &SourceDef,
     listing: &SourceListing,
     sampling: SourceSampling,
+    reader: Arc<CachedFooterReaderFactory>,
 ) -> Result<SourceScan> {
     let location_prefix = listing.url.prefix().as_ref().to_string();
     let rows_total = listing.rows();
@@ -114,7 +120,8 @@ pub async fn register_source(
             if def.sample == Some(SourceSampling::Full) {
                 scan.full_reason = Some("source setting".into());
             }
-            let table = listing_table(def, listing, &schema).map_err(|e| err(e.to_string()))?;
+            let table = source_table(def, listing, &schema, reader.clone(), None)
+                .map_err(|e| err(e.to_string()))?;
             ctx.register_table(def.name.as_str(), table)?;
             return Ok(scan);
         }
@@ -138,7 +145,8 @@ pub async fn register_source(
                 Some(k) => format!("no `{k}` column and no sample_key"),
                 None => "no sample_key".into(),
             });
-            let table = listing_table(def, listing, &schema).map_err(|e| err(e.to_string()))?;
+            let table = source_table(def, listing, &schema, reader.clone(), None)
+                .map_err(|e| err(e.to_string()))?;
             ctx.register_table(def.name.as_str(), table)?;
             return Ok(scan);
         };
@@ -148,7 +156,8 @@ pub async fn register_source(
             )));
         }
         let counters = Arc::new(KeySampleCounters::default());
-        let table = listing_table(def, listing, &schema).map_err(|e| err(e.to_string()))?;
+        let table = source_table(def, listing, &schema, reader.clone(), None)
+            .map_err(|e| err(e.to_string()))?;
         let plan = LogicalPlanBuilder::scan(def.name.as_str(), provider_as_source(table), None)?
             .filter(KeySample::predicate(
                 col(format!("\"{column}\"")),
@@ -174,6 +183,26 @@ pub async fn register_source(
                 .iter()
                 .map(|rg| rg.num_rows() as u64)
                 .collect(),
+            page_starts: f
+                .metadata
+                .offset_index()
+                .map(|groups| {
+                    groups
+                        .iter()
+                        .map(|columns| {
+                            columns
+                                .first()
+                                .map(|c| {
+                                    c.page_locations()
+                                        .iter()
+                                        .map(|p| p.first_row_index as u64)
+                                        .collect()
+                                })
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
         .collect();
     let plan = access::plan(&policy, &layouts).expect("access-plan policies");
@@ -184,21 +213,21 @@ pub async fn register_source(
         .zip(plan.files)
         .map(|(f, p)| (f.meta.location.to_string(), Arc::new(p)))
         .collect();
-    let inner = listing_table(def, listing, &schema).map_err(|e| err(e.to_string()))?;
-    ctx.register_table(
-        def.name.as_str(),
-        Arc::new(SampledTable {
-            inner,
-            plans: Arc::new(plans),
-        }),
-    )?;
+    let table = source_table(def, listing, &schema, reader, Some(Arc::new(plans)))
+        .map_err(|e| err(e.to_string()))?;
+    ctx.register_table(def.name.as_str(), table)?;
     Ok(scan)
 }
 
-fn listing_table(
+/// The table a session scans for a source: DataFusion's listing table (pruning, file
+/// groups, ordering), whose scans read through the store's footer cache and, for an
+/// access-plan sample, only the planned row groups and rows.
+fn source_table(
     def: &SourceDef,
     listing: &SourceListing,
     table_schema: &SchemaRef,
+    reader: Arc<CachedFooterReaderFactory>,
+    plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
 ) -> DfResult<Arc<dyn TableProvider>> {
     let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
         .with_file_extension(".parquet")
@@ -228,19 +257,24 @@ fn listing_table(
     let config = ListingTableConfig::new(listing.url.clone())
         .with_listing_options(options)
         .with_schema(listing.file_schema.clone());
-    Ok(Arc::new(ListingTable::try_new(config)?))
+    Ok(Arc::new(SourceTable {
+        inner: Arc::new(ListingTable::try_new(config)?),
+        reader,
+        plans,
+    }))
 }
 
-/// A source read through per-file Parquet access plans.
+/// A source as scanned by Sluice (see `source_table`).
 #[derive(Debug)]
-struct SampledTable {
+struct SourceTable {
     inner: Arc<dyn TableProvider>,
-    /// Access plan of each file, by its object-store location.
-    plans: Arc<HashMap<String, Arc<ParquetAccessPlan>>>,
+    reader: Arc<CachedFooterReaderFactory>,
+    /// Access plan of each file, by its object-store location; `None`: every row.
+    plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
 }
 
 #[async_trait]
-impl TableProvider for SampledTable {
+impl TableProvider for SourceTable {
     fn schema(&self) -> SchemaRef {
         self.inner.schema()
     }
@@ -265,6 +299,7 @@ impl TableProvider for SampledTable {
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let plan = self.inner.scan(state, projection, filters, limit).await?;
         let plans = self.plans.clone();
+        let reader = self.reader.clone();
         let schema = self.inner.schema();
         plan.transform_down(|node| {
             let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
@@ -273,32 +308,41 @@ impl TableProvider for SampledTable {
             let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
                 return Ok(Transformed::no(node));
             };
-            let groups: Vec<FileGroup> = config
-                .file_groups
-                .iter()
-                .map(|group| {
-                    group
-                        .iter()
-                        // A file that appeared after the sample was planned is not read:
-                        // the sample stays the one that was planned.
-                        .filter_map(|file| {
-                            let plan = plans.get(file.object_meta.location.as_ref())?;
-                            let mut file = file.clone();
-                            file.statistics = None;
-                            file.extensions.insert_arc(plan.clone());
-                            Some(file)
-                        })
-                        .collect()
-                })
-                .collect();
-            // The files' statistics describe the full set, not the sample: drop them so
-            // no query is answered from them.
-            let config = FileScanConfigBuilder::from(config.clone())
-                .with_file_groups(groups)
-                .with_statistics(Statistics::new_unknown(&schema))
-                .build();
+            let Some(parquet) = config.file_source().downcast_ref::<ParquetSource>() else {
+                return Ok(Transformed::no(node));
+            };
+            let source = parquet
+                .clone()
+                .with_parquet_file_reader_factory(reader.clone());
+            let mut builder =
+                FileScanConfigBuilder::from(config.clone()).with_source(Arc::new(source));
+            if let Some(plans) = &plans {
+                let groups: Vec<FileGroup> = config
+                    .file_groups
+                    .iter()
+                    .map(|group| {
+                        group
+                            .iter()
+                            // A file that appeared after the sample was planned is not
+                            // read: the sample stays the one that was planned.
+                            .filter_map(|file| {
+                                let plan = plans.get(file.object_meta.location.as_ref())?;
+                                let mut file = file.clone();
+                                file.statistics = None;
+                                file.extensions.insert_arc(plan.clone());
+                                Some(file)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                // The files' statistics describe the full set, not the sample: drop
+                // them so no query is answered from them.
+                builder = builder
+                    .with_file_groups(groups)
+                    .with_statistics(Statistics::new_unknown(&schema));
+            }
             Ok(Transformed::yes(
-                DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+                DataSourceExec::from_data_source(builder.build()) as Arc<dyn ExecutionPlan>,
             ))
         })
         .map(|t| t.data)

@@ -1,0 +1,152 @@
+//! How Sluice's scans read Parquet: data bytes from the store, footers (with their page
+//! index) from a cache shared by every run of a store. The page index lets a row
+//! selection (a sample) fetch only the pages it needs, and the cache means a warm
+//! session never re-reads a footer.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use datafusion::datasource::listing::PartitionedFile;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::datasource::physical_plan::{ParquetFileMetrics, ParquetFileReaderFactory};
+use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
+use datafusion::parquet::arrow::async_reader::AsyncFileReader;
+use datafusion::parquet::errors::ParquetError;
+use datafusion::parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+use datafusion::physical_plan::metrics::ExecutionPlanMetricsSet;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
+
+/// Parquet footers by (location, size, last modified): a rewritten file is a new entry.
+#[derive(Debug, Default)]
+pub struct FooterCache {
+    entries: Mutex<HashMap<(String, u64, i64), Arc<ParquetMetaData>>>,
+}
+
+impl FooterCache {
+    fn key(meta: &ObjectMeta) -> (String, u64, i64) {
+        (
+            meta.location.to_string(),
+            meta.size,
+            meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
+        )
+    }
+
+    /// The footer of a file, with its page index when the file has one.
+    pub async fn footer(
+        &self,
+        store: &dyn ObjectStore,
+        meta: &ObjectMeta,
+    ) -> datafusion::error::Result<Arc<ParquetMetaData>> {
+        let key = Self::key(meta);
+        if let Some(m) = self.entries.lock().expect("footer cache").get(&key) {
+            return Ok(m.clone());
+        }
+        let metadata = DFParquetMetadata::new(store, meta)
+            .with_page_index_policy(Some(PageIndexPolicy::Optional))
+            .fetch_metadata()
+            .await?;
+        self.entries
+            .lock()
+            .expect("footer cache")
+            .insert(key, metadata.clone());
+        Ok(metadata)
+    }
+}
+
+/// Creates readers that take footers from a `FooterCache`.
+#[derive(Debug)]
+pub struct CachedFooterReaderFactory {
+    store: Arc<dyn ObjectStore>,
+    footers: Arc<FooterCache>,
+}
+
+impl CachedFooterReaderFactory {
+    pub fn new(store: Arc<dyn ObjectStore>, footers: Arc<FooterCache>) -> Self {
+        CachedFooterReaderFactory { store, footers }
+    }
+}
+
+impl ParquetFileReaderFactory for CachedFooterReaderFactory {
+    fn create_reader(
+        &self,
+        partition_index: usize,
+        file: PartitionedFile,
+        _metadata_size_hint: Option<usize>,
+        metrics: &ExecutionPlanMetricsSet,
+    ) -> datafusion::error::Result<Box<dyn AsyncFileReader + Send>> {
+        let metrics =
+            ParquetFileMetrics::new(partition_index, file.object_meta.location.as_ref(), metrics);
+        Ok(Box::new(CachedFooterReader {
+            store: self.store.clone(),
+            footers: self.footers.clone(),
+            meta: file.object_meta,
+            metrics,
+        }))
+    }
+}
+
+struct CachedFooterReader {
+    store: Arc<dyn ObjectStore>,
+    footers: Arc<FooterCache>,
+    meta: ObjectMeta,
+    metrics: ParquetFileMetrics,
+}
+
+impl AsyncFileReader for CachedFooterReader {
+    fn get_bytes(
+        &mut self,
+        range: Range<u64>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Bytes>> {
+        self.metrics
+            .bytes_scanned
+            .add((range.end - range.start) as usize);
+        let store = self.store.clone();
+        let location = self.meta.location.clone();
+        async move {
+            store
+                .get_range(&location, range)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_byte_ranges(
+        &mut self,
+        ranges: Vec<Range<u64>>,
+    ) -> BoxFuture<'_, datafusion::parquet::errors::Result<Vec<Bytes>>> {
+        let total: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+        self.metrics.bytes_scanned.add(total as usize);
+        let store = self.store.clone();
+        let location = self.meta.location.clone();
+        async move {
+            store
+                .get_ranges(&location, &ranges)
+                .await
+                .map_err(|e| ParquetError::External(Box::new(e)))
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, datafusion::parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            self.footers
+                .footer(self.store.as_ref(), &self.meta)
+                .await
+                .map_err(|e| {
+                    ParquetError::General(format!(
+                        "cannot read the footer of {}: {e}",
+                        self.meta.location
+                    ))
+                })
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,120 @@
+//! Helpers shared by the integration tests: example projects on generated data.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use assert_cmd::Command;
+use sluice_engine::fixtures::{GenOptions, generate_sales_calls, write_example_project};
+use sluice_engine::{EnvSession, Project, SampleOverride};
+use tempfile::TempDir;
+
+/// A project made from the sales_calls example, with data in both stores.
+pub struct TestProject {
+    pub dir: TempDir,
+}
+
+impl TestProject {
+    /// The example project with `scale` of demo data (0.05 = 5,000 calls).
+    pub fn example(scale: f64) -> TestProject {
+        Self::example_with(GenOptions {
+            scale,
+            ..GenOptions::default()
+        })
+    }
+
+    pub fn example_with(options: GenOptions) -> TestProject {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_example_project(dir.path()).expect("example project");
+        for env in ["staging", "production"] {
+            generate_sales_calls(&dir.path().join("data").join(env), &options).expect("generate");
+        }
+        TestProject { dir }
+    }
+
+    /// An empty project folder with this `sluice.toml` and these pipes.
+    pub fn with_files(sluice_toml: &str, pipes: &[(&str, &str)]) -> TestProject {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("sluice.toml"), sluice_toml).unwrap();
+        if !pipes.is_empty() {
+            std::fs::create_dir_all(dir.path().join("pipes")).unwrap();
+        }
+        for (name, text) in pipes {
+            std::fs::write(dir.path().join("pipes").join(format!("{name}.toml")), text).unwrap();
+        }
+        TestProject { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn store(&self, env: &str) -> PathBuf {
+        self.dir.path().join("data").join(env)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let p = self.dir.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+
+    /// `sluice` run inside the project folder.
+    pub fn sluice(&self) -> Command {
+        let mut cmd = sluice();
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    pub fn project(&self) -> Arc<Project> {
+        Arc::new(Project::load(self.dir.path()).expect("project loads"))
+    }
+
+    pub fn session(&self, env: &str, sample: SampleOverride) -> EnvSession {
+        EnvSession::open(self.project(), env, &sample).expect("session")
+    }
+}
+
+/// The `sluice` binary of this workspace. It lives in another package (`cli/`), which
+/// cargo does not build for this package's tests, so the first test to need it builds it
+/// (cargo releases its lock before running tests, and the build is a no-op when fresh).
+pub fn sluice_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let exe = std::env::current_exe().expect("test executable");
+        // target/<profile>/deps/main-… → target/<profile>/sluice
+        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = std::process::Command::new(cargo);
+        build.args(["build", "--quiet", "-p", "sluice-cli", "--bin", "sluice"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            build.arg("--release");
+        }
+        let status = build
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the sluice binary failed");
+        let bin = profile_dir.join(format!("sluice{}", std::env::consts::EXE_SUFFIX));
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// A `sluice` command with a clean environment of Sluice variables.
+pub fn sluice() -> Command {
+    let mut cmd = Command::new(sluice_bin());
+    cmd.env_remove("SLUICE_PROJECT").env_remove("SLUICE_LOG");
+    cmd
+}
+
+/// A tokio runtime for library tests.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
