@@ -17,6 +17,7 @@ use crate::args::{
     EnvArg, ExplainArgs, InitArgs, OutputArgs, QueryArgs, RunArgs, SampleArgs, SourcesArgs,
     ValidateArgs,
 };
+use crate::outln;
 use crate::print::{emit, human_bytes, human_count, human_duration};
 
 /// Failures found by a command that ran fine (e.g. `validate` finding broken pipes):
@@ -72,7 +73,7 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
         })
         .collect();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    println!("{}", pretty_format_batches(&[batch])?);
+    outln!("{}", pretty_format_batches(&[batch])?);
     Ok(())
 }
 
@@ -169,12 +170,12 @@ pub async fn explain(project: Option<&Path>, args: ExplainArgs) -> Result<()> {
         Some(p) => format!("sample {p}"),
         None => "full data".into(),
     };
-    println!(
+    outln!(
         "-- pipe {} in {} ({sample})",
         args.pipe,
         session.environment().name
     );
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -270,7 +271,7 @@ pub async fn sources(project: Option<&Path>, args: SourcesArgs) -> Result<()> {
             .collect();
         schemas.push((name.clone(), cols));
     }
-    println!(
+    outln!(
         "environment {} ({})",
         session.environment().name,
         session.store().root().display()
@@ -289,7 +290,7 @@ pub async fn sources(project: Option<&Path>, args: SourcesArgs) -> Result<()> {
         &rows,
     )?;
     for (name, cols) in schemas {
-        println!("\n{name}");
+        outln!("\n{name}");
         print_table(&["column", "type", "nullable", "note"], &cols)?;
     }
     Ok(())
@@ -306,16 +307,17 @@ pub async fn validate(project: Option<&Path>, args: ValidateArgs) -> Result<()> 
         let session = EnvSession::open(project.clone(), env, &SampleOverride::default())?;
         let failures = session.validate().await;
         if failures.is_empty() {
-            println!("ok   {env}: {} pipes plan", project.pipes.len());
+            outln!("ok   {env}: {} pipes plan", project.pipes.len());
         }
         for f in &failures {
             failed += 1;
             match &f.node {
-                Some(node) => println!(
+                Some(node) => outln!(
                     "FAIL {env}: pipe `{}`, node `{node}`: {}",
-                    f.pipe, f.message
+                    f.pipe,
+                    f.message
                 ),
-                None => println!("FAIL {env}: pipe `{}`: {}", f.pipe, f.message),
+                None => outln!("FAIL {env}: pipe `{}`: {}", f.pipe, f.message),
             }
         }
     }
@@ -331,6 +333,14 @@ fn init_project(args: &InitArgs, default_dir: &str) -> Result<PathBuf> {
         .dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(default_dir));
+    // Check everything before writing anything: a failed init leaves no half project.
+    if !(args.scale > 0.0 && args.scale.is_finite()) {
+        return Err(SluiceError::Usage(format!(
+            "--scale {} must be a positive number",
+            args.scale
+        ))
+        .into());
+    }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     write_example_project(&dir)?;
     let options = GenOptions {
@@ -355,12 +365,12 @@ fn init_project(args: &InitArgs, default_dir: &str) -> Result<PathBuf> {
 
 pub fn init(args: InitArgs) -> Result<()> {
     let dir = init_project(&args, ".")?;
-    println!("created the sales_calls project in {}", dir.display());
-    println!(
+    outln!("created the sales_calls project in {}", dir.display());
+    outln!(
         "next: cd {} && sluice run top_reps     (staging, sampled)",
         dir.display()
     );
-    println!("      sluice run top_reps --env production   (full data)");
+    outln!("      sluice run top_reps --env production   (full data)");
     Ok(())
 }
 
@@ -410,16 +420,16 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
         }
     }
     if let Some(out) = first_output {
-        println!("top_reps in staging (sampled):");
+        outln!("top_reps in staging (sampled):");
         crate::print::write_batches(
             &mut std::io::stdout().lock(),
             crate::print::PrintFormat::Table,
             &out.schema,
             &out.batches,
         )?;
-        println!();
+        outln!();
     }
-    println!("staging vs production, every pipe of {}:", dir.display());
+    outln!("staging vs production, every pipe of {}:", dir.display());
     print_table(
         &[
             "pipe",
@@ -433,7 +443,7 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
         ],
         &rows,
     )?;
-    println!(
+    outln!(
         "\nnext: cd {} && sluice run top_reps --param limit=5 && sluice sources",
         dir.display()
     );

@@ -8,10 +8,20 @@ use clap::ValueEnum;
 use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::writer::StreamWriter;
-use datafusion::arrow::json::{ArrayWriter, LineDelimitedWriter};
+use datafusion::arrow::json::WriterBuilder as JsonWriterBuilder;
+use datafusion::arrow::json::writer::{JsonArray, LineDelimited};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::ArrowWriter;
+
+/// `println!` that returns the write error (a closed pipe) instead of panicking.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PrintFormat {
@@ -62,7 +72,9 @@ pub fn write_batches(
             }
         }
         PrintFormat::Json => {
-            let mut w = ArrayWriter::new(&mut *out);
+            let mut w = JsonWriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, JsonArray>(&mut *out);
             for b in batches {
                 w.write(b)?;
             }
@@ -70,7 +82,9 @@ pub fn write_batches(
             writeln!(out)?;
         }
         PrintFormat::Ndjson => {
-            let mut w = LineDelimitedWriter::new(&mut *out);
+            let mut w = JsonWriterBuilder::new()
+                .with_explicit_nulls(true)
+                .build::<_, LineDelimited>(&mut *out);
             for b in batches {
                 w.write(b)?;
             }

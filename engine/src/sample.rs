@@ -210,6 +210,9 @@ impl SampleOverride {
             return Ok(None);
         }
         if self.fraction.is_none() && self.method.is_none() && self.key.is_none() {
+            if self.seed.is_some() && env_policy.is_none() {
+                return Err("`--seed` needs a sample to seed: this environment reads the full set, add `--sample F`".into());
+            }
             // Only a seed (or nothing): re-seed the environment's own policy.
             return Ok(env_policy.map(|p| match self.seed {
                 Some(s) => p.with_seed(s),

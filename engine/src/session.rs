@@ -163,6 +163,14 @@ impl EnvSession {
             };
             let listing = self.store.list_source(&def).await?;
             let sampling = self.project.source_sampling(&def, self.policy.as_ref());
+            tracing::debug!(
+                env = %self.env.name,
+                source = %def.name,
+                files = listing.files.len(),
+                rows = listing.rows(),
+                ?sampling,
+                "registering source"
+            );
             scans.push(
                 register_source(
                     ctx,
@@ -316,6 +324,7 @@ impl EnvSession {
         let schema = plan.schema();
         let batches = collect(plan.clone(), ctx.task_ctx()).await.map_err(fail)?;
         let rows_out = batches.iter().map(|b| b.num_rows() as u64).sum();
+        tracing::debug!(env = %self.env.name, rows_out, elapsed = ?started.elapsed(), "run finished");
         let report = RunReport {
             env: self.env.name.clone(),
             pipe: pipe.map(|p| p.name.clone()),
