@@ -8,47 +8,10 @@ use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
-/// Parses a node's SQL, which must be exactly one query.
-pub(crate) fn parse_query(sql: &str) -> Result<Statement, String> {
-    let mut statements = DFParser::parse_sql(sql)
-        .map_err(|e| format!("SQL does not parse: {}", e.strip_backtrace()))?;
-    if statements.len() != 1 {
-        return Err(format!(
-            "expected one SQL query, found {} statements",
-            statements.len()
-        ));
-    }
-    let statement = statements.pop_front().expect("one statement");
-    match &statement {
-        Statement::Statement(s)
-            if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_)) =>
-        {
-            Ok(statement)
-        }
-        _ => Err("a node must be a query (SELECT, WITH or VALUES), not a command".into()),
-    }
-}
+use datafusion::sql::sqlparser::ast::Statement as Sql;
 
-/// The lower-cased names of the tables a query reads (CTEs excluded).
-pub(crate) fn node_references(sql: &str) -> Result<Vec<String>, String> {
-    let statement = parse_query(sql)?;
-    let (tables, _ctes) = resolve_table_references(&statement, true).map_err(|e| {
-        format!(
-            "cannot resolve the tables the SQL reads: {}",
-            e.strip_backtrace()
-        )
-    })?;
-    Ok(tables
-        .into_iter()
-        .filter(|t| t.schema().is_none())
-        .map(|t| t.table().to_ascii_lowercase())
-        .collect())
-}
-
-/// The tables an ad-hoc query reads; it must be a query or an EXPLAIN of one, so
-/// `sluice query` never writes (no DDL, DML or COPY).
-pub(crate) fn query_references(sql: &str) -> Result<Vec<String>, String> {
-    use datafusion::sql::sqlparser::ast::Statement as Sql;
+/// Parses SQL that must be exactly one statement.
+fn parse_one(sql: &str) -> Result<Statement, String> {
     let mut statements = DFParser::parse_sql(sql)
         .map_err(|e| format!("SQL does not parse: {}", e.strip_backtrace()))?;
     if statements.len() != 1 {
@@ -57,22 +20,16 @@ pub(crate) fn query_references(sql: &str) -> Result<Vec<String>, String> {
             statements.len()
         ));
     }
-    let statement = statements.pop_front().expect("one statement");
-    let read_only = match &statement {
-        Statement::Statement(s) => match s.as_ref() {
-            Sql::Query(_) => true,
-            Sql::Explain { statement, .. } => matches!(statement.as_ref(), Sql::Query(_)),
-            _ => false,
-        },
-        Statement::Explain(e) => {
-            matches!(e.statement.as_ref(), Statement::Statement(s) if matches!(s.as_ref(), Sql::Query(_)))
-        }
-        _ => false,
-    };
-    if !read_only {
-        return Err("only queries (SELECT, WITH, VALUES) and EXPLAIN are allowed: `sluice query` never writes".into());
-    }
-    let (tables, _) = resolve_table_references(&statement, true).map_err(|e| {
+    Ok(statements.pop_front().expect("one statement"))
+}
+
+fn is_query(statement: &Statement) -> bool {
+    matches!(statement, Statement::Statement(s) if matches!(s.as_ref(), Sql::Query(_)))
+}
+
+/// The lower-cased names of the tables a statement reads (CTEs excluded).
+fn tables_read(statement: &Statement) -> Result<Vec<String>, String> {
+    let (tables, _ctes) = resolve_table_references(statement, true).map_err(|e| {
         format!(
             "cannot resolve the tables the SQL reads: {}",
             e.strip_backtrace()
@@ -83,6 +40,39 @@ pub(crate) fn query_references(sql: &str) -> Result<Vec<String>, String> {
         .filter(|t| t.schema().is_none())
         .map(|t| t.table().to_ascii_lowercase())
         .collect())
+}
+
+/// Parses a node's SQL, which must be exactly one query.
+pub(crate) fn parse_query(sql: &str) -> Result<Statement, String> {
+    let statement = parse_one(sql)?;
+    if !is_query(&statement) {
+        return Err("a node must be a query (SELECT, WITH or VALUES), not a command".into());
+    }
+    Ok(statement)
+}
+
+/// The lower-cased names of the tables a node's query reads.
+pub(crate) fn node_references(sql: &str) -> Result<Vec<String>, String> {
+    tables_read(&parse_query(sql)?)
+}
+
+/// The tables an ad-hoc query reads; it must be a query or an EXPLAIN of one, so
+/// `sluice query` never writes (no DDL, DML or COPY).
+pub(crate) fn query_references(sql: &str) -> Result<Vec<String>, String> {
+    let statement = parse_one(sql)?;
+    let read_only = match &statement {
+        Statement::Statement(s) => match s.as_ref() {
+            Sql::Query(_) => true,
+            Sql::Explain { statement, .. } => matches!(statement.as_ref(), Sql::Query(_)),
+            _ => false,
+        },
+        Statement::Explain(e) => is_query(&e.statement),
+        _ => false,
+    };
+    if !read_only {
+        return Err("only queries (SELECT, WITH, VALUES) and EXPLAIN are allowed: `sluice query` never writes".into());
+    }
+    tables_read(&statement)
 }
 
 /// The names of the `$name` placeholders a query uses.
