@@ -383,12 +383,24 @@ impl EnvSession {
     pub async fn validate(&self) -> Vec<PlanFailure> {
         let mut failures = Vec::new();
         for pipe in self.project.pipes.values() {
-            let values: HashMap<String, ParamValue> = pipe
-                .params
-                .iter()
-                .map(|(k, p)| (k.clone(), params::planning_value(p)))
-                .collect();
-            if let Err(e) = self.plan_pipe(pipe, &values, true).await {
+            if let Err(f) = self.plan_check(pipe).await {
+                failures.push(f);
+            }
+        }
+        failures
+    }
+
+    /// Plans one definition of a pipe against this environment's real schemas (with
+    /// each parameter's default, or a value of its type) and returns its output schema.
+    pub async fn plan_check(&self, pipe: &Pipe) -> std::result::Result<SchemaRef, PlanFailure> {
+        let values: HashMap<String, ParamValue> = pipe
+            .params
+            .iter()
+            .map(|(k, p)| (k.clone(), params::planning_value(p)))
+            .collect();
+        match self.plan_pipe(pipe, &values, true).await {
+            Ok((_, df, _)) => Ok(Arc::new(df.schema().as_arrow().clone())),
+            Err(e) => {
                 let node = match &e {
                     SluiceError::Node { node, .. } => Some(node.clone()),
                     _ => None,
@@ -397,13 +409,12 @@ impl EnvSession {
                     SluiceError::Node { message, .. } => message,
                     other => other.to_string(),
                 };
-                failures.push(PlanFailure {
+                Err(PlanFailure {
                     pipe: pipe.name.clone(),
                     node,
                     message,
-                });
+                })
             }
         }
-        failures
     }
 }

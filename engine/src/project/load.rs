@@ -344,6 +344,22 @@ fn load_pipes(
     Ok(pipes)
 }
 
+/// Loads one pipe from its TOML text (a working-copy file or a deployed version kept in
+/// a store); `path` names it in messages.
+pub(crate) fn pipe_from_text(
+    path: &Path,
+    name: &str,
+    text: &str,
+    sources: &BTreeMap<String, SourceDef>,
+) -> Result<Pipe> {
+    let file = SourceText { path, text };
+    let mut problems = Vec::new();
+    match load_pipe(&file, name.to_string(), sources, &mut problems) {
+        Some(pipe) if problems.is_empty() => Ok(pipe),
+        _ => Err(SluiceError::Config { problems }),
+    }
+}
+
 fn load_pipe(
     file: &SourceText<'_>,
     name: String,
@@ -517,6 +533,7 @@ fn load_pipe(
         params,
         nodes,
         endpoint: raw.endpoint,
+        text: file.text.to_string(),
     })
 }
 

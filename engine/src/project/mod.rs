@@ -78,6 +78,8 @@ pub struct Pipe {
     pub params: BTreeMap<String, Param>,
     pub nodes: Vec<Node>,
     pub endpoint: bool,
+    /// The TOML text the pipe was loaded from: what a deployment records.
+    pub text: String,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,12 @@ impl Pipe {
         self.nodes
             .last()
             .expect("a loaded pipe has at least one node")
+    }
+
+    /// Loads a pipe from TOML text (e.g. a deployed version), checked like a file of
+    /// `pipes/`; `path` names it in messages.
+    pub fn from_text(project: &Project, path: &Path, name: &str, text: &str) -> Result<Pipe> {
+        load::pipe_from_text(path, name, text, &project.sources)
     }
 }
 
