@@ -60,6 +60,16 @@ impl EnvSession {
     /// Opens `env` of `project` with a run's sampling override applied once.
     pub fn open(project: Arc<Project>, env: &str, sample: &SampleOverride) -> Result<EnvSession> {
         let env = project.environment(env)?.clone();
+        Self::open_with(project, env, sample)
+    }
+
+    /// Opens an environment that is not (necessarily) declared in `sluice.toml`, such as
+    /// the fixture store pipe tests run against.
+    pub fn open_with(
+        project: Arc<Project>,
+        env: Environment,
+        sample: &SampleOverride,
+    ) -> Result<EnvSession> {
         let policy = sample
             .apply(env.sample.as_ref())
             .map_err(SluiceError::SampleOverride)?;
