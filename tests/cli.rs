@@ -95,6 +95,8 @@ name = "matching"
 sql = "SELECT call_id, outcome FROM calls WHERE outcome = $outcome ORDER BY call_id"
 "#,
     );
+    // Production runs promoted versions only.
+    p.deploy_and_promote_all();
     p
 }
 

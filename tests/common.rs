@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use assert_cmd::Command;
-use sluice_engine::fixtures::{GenOptions, generate_sales_calls, write_example_project};
+use sluice_engine::fixtures::{
+    GenOptions, generate_example_test_data, generate_sales_calls, write_example_project,
+};
 use sluice_engine::{EnvSession, Project, SampleOverride};
 use tempfile::TempDir;
 
@@ -25,12 +27,41 @@ impl TestProject {
     }
 
     pub fn example_with(options: GenOptions) -> TestProject {
+        let p = Self::example_undeployed(options);
+        p.deploy_and_promote_all();
+        p
+    }
+
+    /// The example project with data, but nothing deployed anywhere yet.
+    pub fn example_undeployed(options: GenOptions) -> TestProject {
         let dir = tempfile::tempdir().expect("tempdir");
         write_example_project(dir.path()).expect("example project");
         for env in ["staging", "production"] {
             generate_sales_calls(&dir.path().join("data").join(env), &options).expect("generate");
         }
+        // The pipe tests' fixture store, as `sluice init` writes it.
+        generate_example_test_data(dir.path()).expect("generate tests/data");
         TestProject { dir }
+    }
+
+    /// Deploys every pipe of the working copy to staging and promotes them all to
+    /// production, as `sluice init` does.
+    pub fn deploy_and_promote_all(&self) {
+        use sluice_engine::deploy::{PromoteOptions, deploy, promote};
+        let project = self.project();
+        deploy(&project, "staging", &[], "tests").expect("deploy to staging");
+        let report = block_on(promote(
+            project,
+            "staging",
+            "production",
+            &[],
+            &PromoteOptions {
+                actor: "tests".into(),
+                ..PromoteOptions::default()
+            },
+        ))
+        .expect("promote");
+        assert!(!report.blocked(), "promotion blocked: {report:?}");
     }
 
     /// An empty project folder with this `sluice.toml` and these pipes.

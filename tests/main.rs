@@ -5,5 +5,7 @@ mod common;
 
 mod cli;
 mod config;
+mod deploy;
 mod params;
+mod quality;
 mod sampling;

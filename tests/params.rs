@@ -45,7 +45,14 @@ sql = "SELECT outcome, count(*) AS calls FROM calls WHERE outcome = $s AND start
 "#;
 
 fn run(p: &TestProject, pipe: &str, params: &[(&str, &str)]) -> Result<String, SluiceError> {
-    let session = p.session("production", SampleOverride::default());
+    // Staging runs the working copy; `full` reads all of its data.
+    let session = p.session(
+        "staging",
+        SampleOverride {
+            full: true,
+            ..Default::default()
+        },
+    );
     let given: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

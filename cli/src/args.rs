@@ -52,6 +52,24 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Plan every pipe against each environment's real schemas, without running them
     Validate(ValidateArgs),
+    /// Run the pipe tests (tests/*.toml) on the project's fixture data (tests/data)
+    Test(crate::quality::TestArgs),
+    /// Run the data checks of pipes ([[check]]) and checks/*.sql in an environment
+    Check(crate::quality::CheckArgs),
+    /// Record the working copy of pipes as the live versions in an environment
+    Deploy(crate::deploy::DeployArgs),
+    /// Show what a promotion would change: pipes added, changed (with diffs), removed
+    Plan(crate::deploy::PlanArgs),
+    /// Promote the versions deployed in one environment to another, through the gates
+    Promote(crate::deploy::PromoteArgs),
+    /// Make the previous (or a given) version of a pipe live again
+    Rollback(crate::deploy::RollbackArgs),
+    /// The changes recorded in an environment
+    History(crate::deploy::HistoryArgs),
+    /// The working copy against every environment's live versions
+    Status,
+    /// Compare a pipe's output: two environments, or two versions on the same data
+    Diff(crate::deploy::DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -142,6 +160,10 @@ pub struct RunArgs {
     /// A parameter value: --param name=value (repeatable)
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
+    /// Run the version deployed in the environment, not the working copy (always so in
+    /// a protected environment)
+    #[arg(long)]
+    pub deployed: bool,
     #[command(flatten)]
     pub sample: SampleArgs,
     #[command(flatten)]
@@ -160,6 +182,9 @@ pub struct ExplainArgs {
     /// Run the pipe and show each step's metrics
     #[arg(long)]
     pub analyze: bool,
+    /// Explain the version deployed in the environment, not the working copy
+    #[arg(long)]
+    pub deployed: bool,
     #[command(flatten)]
     pub sample: SampleArgs,
 }
@@ -171,7 +196,7 @@ pub struct ValidateArgs {
     pub env: Option<String>,
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     let (k, v) = s
         .split_once('=')
         .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;

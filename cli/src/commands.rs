@@ -60,7 +60,7 @@ fn open(
     EnvSession::open(project, &name, &sample_override(sample))
 }
 
-fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
     let fields: Vec<Field> = headers
         .iter()
         .map(|h| Field::new(*h, DataType::Utf8, false))
@@ -134,9 +134,10 @@ fn print_output(out: &RunOutput, args: &OutputArgs, verbose: u8) -> Result<()> {
 pub async fn run(project: Option<&Path>, args: RunArgs, verbose: u8) -> Result<()> {
     let project = load_project(project)?;
     let session = open(project, &args.env, &args.sample)?;
+    let pipe = session.resolve_pipe(&args.pipe, args.deployed)?;
     let out = session
-        .run_pipe(
-            &args.pipe,
+        .run_pipe_def(
+            &pipe,
             &args.params,
             &RunOptions {
                 limit: args.output.limit,
@@ -163,8 +164,9 @@ pub async fn query(project: Option<&Path>, args: QueryArgs, verbose: u8) -> Resu
 pub async fn explain(project: Option<&Path>, args: ExplainArgs) -> Result<()> {
     let project = load_project(project)?;
     let session = open(project, &args.env, &args.sample)?;
+    let pipe = session.resolve_pipe(&args.pipe, args.deployed)?;
     let text = session
-        .explain_pipe(&args.pipe, &args.params, args.analyze)
+        .explain_pipe(&pipe, &args.params, args.analyze)
         .await?;
     let sample = match session.policy() {
         Some(p) => format!("sample {p}"),
@@ -360,11 +362,59 @@ fn init_project(args: &InitArgs, default_dir: &str) -> Result<PathBuf> {
             env.data_dir.display()
         );
     }
+    // The pipe tests' fixture store: tiny and fixed, whatever --scale and --seed say.
+    let summary = sluice_engine::fixtures::generate_example_test_data(&dir)?;
+    eprintln!(
+        "tests: wrote {} calls, {} accounts, {} reps into {}",
+        human_count(summary.calls),
+        human_count(summary.accounts),
+        human_count(summary.reps),
+        dir.join(sluice_engine::pipe_tests::TEST_DATA_DIR).display()
+    );
     Ok(dir)
 }
 
-pub fn init(args: InitArgs) -> Result<()> {
+/// Deploys the example's pipes to staging and promotes them to production, so both
+/// environments run them on day one (and the history shows how they got there).
+async fn deploy_example(dir: &Path) -> Result<()> {
+    use sluice_engine::deploy::{PromoteOptions, deploy, promote};
+    let project = Arc::new(Project::load(dir)?);
+    let actor = "sluice init".to_string();
+    deploy(&project, "staging", &[], &actor)?;
+    let report = promote(
+        project,
+        "staging",
+        "production",
+        &[],
+        &PromoteOptions {
+            actor,
+            ..PromoteOptions::default()
+        },
+    )
+    .await?;
+    if report.blocked() {
+        let failed: Vec<String> = report
+            .pipes
+            .iter()
+            .flat_map(|p| {
+                p.gates
+                    .iter()
+                    .filter(|g| !g.passed)
+                    .map(move |g| format!("{}: {}: {}", p.pipe, g.gate, g.detail))
+            })
+            .collect();
+        anyhow::bail!(
+            "the example's promotion to production was blocked: {}",
+            failed.join("; ")
+        );
+    }
+    eprintln!("deployed the example pipes to staging and promoted them to production");
+    Ok(())
+}
+
+pub async fn init(args: InitArgs) -> Result<()> {
     let dir = init_project(&args, ".")?;
+    deploy_example(&dir).await?;
     outln!("created the sales_calls project in {}", dir.display());
     outln!(
         "next: cd {} && sluice run top_reps     (staging, sampled)",
@@ -389,6 +439,7 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
             },
             "sluice-quickstart",
         )?;
+        deploy_example(&dir).await?;
     }
     let project = Arc::new(Project::load(&dir)?);
     let mut rows = Vec::new();

@@ -4,7 +4,9 @@
 
 mod args;
 mod commands;
+mod deploy;
 mod print;
+mod quality;
 
 use std::process::ExitCode;
 
@@ -43,7 +45,7 @@ fn main() -> ExitCode {
     let verbose = cli.verbose;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Init(a) => commands::init(a),
+            Command::Init(a) => commands::init(a).await,
             Command::Quickstart(a) => commands::quickstart(a).await,
             Command::Envs => commands::envs(project),
             Command::Sources(a) => commands::sources(project, a).await,
@@ -51,6 +53,15 @@ fn main() -> ExitCode {
             Command::Run(a) => commands::run(project, a, verbose).await,
             Command::Explain(a) => commands::explain(project, a).await,
             Command::Validate(a) => commands::validate(project, a).await,
+            Command::Test(a) => quality::test(project, a).await,
+            Command::Check(a) => quality::check(project, a).await,
+            Command::Deploy(a) => deploy::deploy_cmd(project, a),
+            Command::Plan(a) => deploy::plan_cmd(project, a).await,
+            Command::Promote(a) => deploy::promote_cmd(project, a).await,
+            Command::Rollback(a) => deploy::rollback_cmd(project, a),
+            Command::History(a) => deploy::history_cmd(project, a),
+            Command::Status => deploy::status_cmd(project),
+            Command::Diff(a) => deploy::diff_cmd(project, a).await,
         }
     });
     match result {

@@ -111,6 +111,21 @@ pub enum SluiceError {
         source: std::io::Error,
     },
 
+    #[error("environment `{env}`: {message}")]
+    State { env: String, message: String },
+
+    #[error(
+        "environment `{env}` is locked by {holder}: another change is under way (lock file {path})"
+    )]
+    Locked {
+        env: String,
+        holder: String,
+        path: String,
+    },
+
+    #[error("{message}")]
+    Blocked { message: String },
+
     #[error("{0}")]
     Usage(String),
 
@@ -134,6 +149,9 @@ impl SluiceError {
             | SluiceError::InvalidParquet { .. }
             | SluiceError::Source { .. }
             | SluiceError::Io { .. }
+            | SluiceError::State { .. }
+            | SluiceError::Locked { .. }
+            | SluiceError::Blocked { .. }
             | SluiceError::DataFusion(_) => ErrorClass::Run,
         }
     }

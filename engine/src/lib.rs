@@ -16,10 +16,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod checks;
+pub mod deploy;
 pub mod error;
 pub mod fixtures;
 pub mod params;
 pub mod parquet_reader;
+pub mod pipe_tests;
 pub mod project;
 pub mod report;
 pub mod sample;
@@ -27,8 +30,10 @@ pub mod sampling;
 pub mod session;
 pub mod store;
 
+pub use checks::{CheckKind, CheckResult, DataCheck, SqlCheck};
 pub use error::{ErrorClass, Problem, Result, SluiceError};
 pub use params::{Param, ParamType, ParamValue};
+pub use pipe_tests::CaseResult;
 pub use project::{Environment, Pipe, Project, SourceDef};
 pub use report::{RunReport, SourceReport};
 pub use sample::{SampleOverride, SamplePolicy, SourceSampling};

@@ -271,14 +271,53 @@ impl EnvSession {
         })
     }
 
-    /// Runs a pipe with parameters given as text.
+    /// The definition of a pipe this environment runs: in a protected environment (or
+    /// with `deployed`) the version deployed there, else the project's working copy.
+    /// Production never runs an edit that was not promoted.
+    pub fn resolve_pipe(&self, name: &str, deployed: bool) -> Result<Pipe> {
+        if !(deployed || self.env.protected) {
+            return Ok(self.project.pipe(name)?.clone());
+        }
+        let state = crate::deploy::DeploymentState::open(&self.env);
+        let version = state.live_version(name)?.ok_or_else(|| {
+            let hint = if self.env.protected {
+                format!(
+                    "it runs promoted versions only: sluice promote {name} --from staging --to {}",
+                    self.env.name
+                )
+            } else {
+                format!(
+                    "deploy it first: sluice deploy {name} --env {}",
+                    self.env.name
+                )
+            };
+            SluiceError::Usage(format!(
+                "pipe `{name}` has no deployed version in environment `{}`: {hint}",
+                self.env.name
+            ))
+        })?;
+        crate::deploy::deployed_pipe(&self.project, &state, name, &version)
+    }
+
+    /// Runs a pipe as this environment runs it (see `resolve_pipe`), with parameters
+    /// given as text.
     pub async fn run_pipe(
         &self,
         name: &str,
         given: &[(String, String)],
         options: &RunOptions,
     ) -> Result<RunOutput> {
-        let pipe = self.project.pipe(name)?;
+        let pipe = self.resolve_pipe(name, false)?;
+        self.run_pipe_def(&pipe, given, options).await
+    }
+
+    /// Runs the given definition of a pipe (e.g. a deployed version).
+    pub async fn run_pipe_def(
+        &self,
+        pipe: &Pipe,
+        given: &[(String, String)],
+        options: &RunOptions,
+    ) -> Result<RunOutput> {
         let values = self.resolve_params(pipe, given)?;
         let started = Instant::now();
         let (ctx, df, scans) = self.plan_pipe(pipe, &values, false).await?;
@@ -354,11 +393,10 @@ impl EnvSession {
     /// with its metrics.
     pub async fn explain_pipe(
         &self,
-        name: &str,
+        pipe: &Pipe,
         given: &[(String, String)],
         analyze: bool,
     ) -> Result<String> {
-        let pipe = self.project.pipe(name)?;
         let values = self.resolve_params(pipe, given)?;
         let (ctx, df, _scans) = self.plan_pipe(pipe, &values, false).await?;
         let fail = |e: DataFusionError| SluiceError::Query {

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::sql::{node_references, placeholders};
+use super::sql::{node_references, placeholders, query_references};
 use super::{EngineSettings, Environment, Node, Pipe, Project, SortKey, SourceDef};
+use crate::checks::{CheckKind, CheckValue, DataCheck, SqlCheck};
 use crate::error::{Problem, Result, SluiceError};
 use crate::params::{Param, ParamType, TYPES};
 use crate::sample::{SamplePolicy, SourceSampling};
@@ -77,6 +78,34 @@ struct RawPipe {
     node: Vec<Spanned<RawNode>>,
     #[serde(default)]
     endpoint: bool,
+    #[serde(default)]
+    check: Vec<Spanned<RawCheck>>,
+}
+
+/// A `[[check]]`: exactly one kind, and an optional name.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheck {
+    name: Option<Spanned<String>>,
+    not_null: Option<Spanned<Vec<Spanned<String>>>>,
+    unique: Option<Spanned<Vec<Spanned<String>>>>,
+    accepted_values: Option<Spanned<RawAcceptedValues>>,
+    row_count: Option<Spanned<RawRowCount>>,
+    expression: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcceptedValues {
+    column: Spanned<String>,
+    values: Spanned<Vec<Spanned<toml::Value>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRowCount {
+    min: Option<Spanned<i64>>,
+    max: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -103,13 +132,13 @@ struct RawNode {
 }
 
 /// A file's text, to turn byte offsets into line and column.
-struct SourceText<'a> {
-    path: &'a Path,
-    text: &'a str,
+pub(crate) struct SourceText<'a> {
+    pub path: &'a Path,
+    pub text: &'a str,
 }
 
 impl SourceText<'_> {
-    fn problem(&self, offset: usize, message: impl Into<String>) -> Problem {
+    pub fn problem(&self, offset: usize, message: impl Into<String>) -> Problem {
         let offset = offset.min(self.text.len());
         let before = &self.text[..offset];
         let line = before.matches('\n').count() + 1;
@@ -122,7 +151,7 @@ impl SourceText<'_> {
         }
     }
 
-    fn parse_error(&self, err: toml::de::Error) -> Problem {
+    pub fn parse_error(&self, err: toml::de::Error) -> Problem {
         let offset = err.span().map(|s| s.start).unwrap_or(0);
         self.problem(offset, err.message().trim().to_string())
     }
@@ -292,6 +321,7 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
     }
 
     let pipes = load_pipes(&root, &sources, &mut problems)?;
+    let sql_checks = load_sql_checks(&root, &sources, &pipes, &mut problems)?;
 
     if !problems.is_empty() {
         return Err(SluiceError::Config { problems });
@@ -302,7 +332,91 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
         environments,
         sources,
         pipes,
+        sql_checks,
     })
+}
+
+/// The `Line: L, Column: C` sqlparser puts in its messages, if any.
+fn sql_error_position(message: &str) -> Option<(usize, usize)> {
+    let at = message.rfind("Line: ")?;
+    let rest = &message[at + "Line: ".len()..];
+    let (line, rest) = rest.split_once(", Column: ")?;
+    let column: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    Some((line.trim().parse().ok()?, column.parse().ok()?))
+}
+
+/// Loads `checks/*.sql`: each one read-only query over the sources, named by its file.
+fn load_sql_checks(
+    root: &Path,
+    sources: &BTreeMap<String, SourceDef>,
+    pipes: &BTreeMap<String, Pipe>,
+    problems: &mut Vec<Problem>,
+) -> Result<Vec<SqlCheck>> {
+    let dir = root.join("checks");
+    let mut checks = Vec::new();
+    if !dir.is_dir() {
+        return Ok(checks);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| SluiceError::io(&dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+        .collect();
+    files.sort();
+    for path in files {
+        let text = std::fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
+        let file = SourceText {
+            path: &path,
+            text: &text,
+        };
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let before = problems.len();
+        match query_references(&text) {
+            Err(msg) => {
+                let mut p = file.problem(0, format!("SQL check `{name}`: {msg}"));
+                if let Some((line, column)) = sql_error_position(&msg) {
+                    p.line = line;
+                    p.column = column;
+                }
+                problems.push(p);
+            }
+            Ok(tables) => {
+                for t in tables {
+                    if pipes.contains_key(&t) && !sources.contains_key(&t) {
+                        problems.push(file.problem(
+                            0,
+                            format!(
+                                "SQL check `{name}` reads `{t}`, which is a pipe: SQL checks read sources only (to check a pipe's output, add a [[check]] to pipes/{t}.toml)"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        match placeholders(&text) {
+            Ok(names) if !names.is_empty() => problems.push(file.problem(
+                0,
+                format!(
+                    "SQL check `{name}` uses `${}`: SQL checks take no parameters",
+                    names.into_iter().next().unwrap_or_default()
+                ),
+            )),
+            Ok(_) => {}
+            // A tokenizer error is reported by the parse above.
+            Err(_) => {}
+        }
+        if problems.len() == before {
+            checks.push(SqlCheck {
+                name,
+                file: path.clone(),
+                sql: text.clone(),
+            });
+        }
+    }
+    Ok(checks)
 }
 
 fn load_pipes(
@@ -371,7 +485,7 @@ fn load_pipe(
         Err(e) => {
             let mut p = file.parse_error(e);
             if p.message.contains("unknown field `endpoint`") {
-                p.message.push_str(" (a key written after a `[[node]]` belongs to that node: put `endpoint = true` before the first `[[node]]`)");
+                p.message.push_str(" (a key written after a `[[node]]` or `[[check]]` belongs to that table: put `endpoint = true` before the first `[[node]]`)");
             }
             problems.push(p);
             return None;
@@ -523,6 +637,35 @@ fn load_pipe(
         });
     }
 
+    let mut checks: Vec<DataCheck> = Vec::new();
+    for raw_check in &raw.check {
+        if let Some(c) = load_check(file, &name, raw_check, problems) {
+            if checks.iter().any(|earlier| earlier.name == c.name) {
+                problems.push(file.problem(
+                    raw_check.span().start,
+                    format!(
+                        "pipe `{name}`: two checks are called `{}`; give one a `name`",
+                        c.name
+                    ),
+                ));
+            }
+            checks.push(c);
+        }
+    }
+    if !checks.is_empty() {
+        let at = raw.check.first().map(|c| c.span().start).unwrap_or(0);
+        for (pname, p) in &params {
+            if p.required && p.default.is_none() {
+                problems.push(file.problem(
+                    at,
+                    format!(
+                        "pipe `{name}`: checks run the pipe with each parameter's default, and parameter `{pname}` is required; give it a default"
+                    ),
+                ));
+            }
+        }
+    }
+
     if problems.len() > before {
         return None;
     }
@@ -533,8 +676,187 @@ fn load_pipe(
         params,
         nodes,
         endpoint: raw.endpoint,
+        checks,
         text: file.text.to_string(),
     })
+}
+
+/// A list of column names of a check: not empty, no empty names.
+fn check_column_list(
+    file: &SourceText<'_>,
+    pipe: &str,
+    kind: &str,
+    list: &Spanned<Vec<Spanned<String>>>,
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<String>> {
+    if list.get_ref().is_empty() {
+        problems.push(file.problem(
+            list.span().start,
+            format!("pipe `{pipe}`: check `{kind}` needs at least one column"),
+        ));
+        return None;
+    }
+    let mut cols = Vec::new();
+    for c in list.get_ref() {
+        if c.get_ref().trim().is_empty() {
+            problems.push(file.problem(
+                c.span().start,
+                format!("pipe `{pipe}`: check `{kind}`: empty column name"),
+            ));
+            return None;
+        }
+        cols.push(c.get_ref().clone());
+    }
+    Some(cols)
+}
+
+fn load_check(
+    file: &SourceText<'_>,
+    pipe: &str,
+    raw: &Spanned<RawCheck>,
+    problems: &mut Vec<Problem>,
+) -> Option<DataCheck> {
+    let at = raw.span().start;
+    let rc = raw.get_ref();
+    let kinds: Vec<&str> = [
+        ("not_null", rc.not_null.is_some()),
+        ("unique", rc.unique.is_some()),
+        ("accepted_values", rc.accepted_values.is_some()),
+        ("row_count", rc.row_count.is_some()),
+        ("expression", rc.expression.is_some()),
+    ]
+    .into_iter()
+    .filter(|(_, present)| *present)
+    .map(|(k, _)| k)
+    .collect();
+    if kinds.len() != 1 {
+        let found = if kinds.is_empty() {
+            "none".to_string()
+        } else {
+            kinds.join(", ")
+        };
+        problems.push(file.problem(
+            at,
+            format!(
+                "pipe `{pipe}`: a [[check]] has exactly one of not_null, unique, accepted_values, row_count, expression (found: {found})"
+            ),
+        ));
+        return None;
+    }
+    let kind = if let Some(list) = &rc.not_null {
+        CheckKind::NotNull(check_column_list(file, pipe, "not_null", list, problems)?)
+    } else if let Some(list) = &rc.unique {
+        CheckKind::Unique(check_column_list(file, pipe, "unique", list, problems)?)
+    } else if let Some(av) = &rc.accepted_values {
+        let av = av.get_ref();
+        if av.column.get_ref().trim().is_empty() {
+            problems.push(file.problem(
+                av.column.span().start,
+                format!("pipe `{pipe}`: check `accepted_values`: empty column name"),
+            ));
+            return None;
+        }
+        if av.values.get_ref().is_empty() {
+            problems.push(file.problem(
+                av.values.span().start,
+                format!("pipe `{pipe}`: check `accepted_values` needs at least one value"),
+            ));
+            return None;
+        }
+        let mut values = Vec::new();
+        for v in av.values.get_ref() {
+            let value = match v.get_ref() {
+                toml::Value::String(s) => CheckValue::String(s.clone()),
+                toml::Value::Integer(i) => CheckValue::Int(*i),
+                toml::Value::Float(f) if f.is_finite() => CheckValue::Float(*f),
+                toml::Value::Boolean(b) => CheckValue::Bool(*b),
+                other => {
+                    problems.push(file.problem(
+                        v.span().start,
+                        format!(
+                            "pipe `{pipe}`: check `accepted_values`: {other} is not a string, integer, finite number or boolean"
+                        ),
+                    ));
+                    return None;
+                }
+            };
+            values.push(value);
+        }
+        CheckKind::AcceptedValues {
+            column: av.column.get_ref().clone(),
+            values,
+        }
+    } else if let Some(rc_span) = &rc.row_count {
+        let r = rc_span.get_ref();
+        let mut bound = |b: &Option<Spanned<i64>>, what: &str| -> Option<Option<u64>> {
+            match b {
+                None => Some(None),
+                Some(v) if *v.get_ref() < 0 => {
+                    problems.push(file.problem(
+                        v.span().start,
+                        format!("pipe `{pipe}`: check `row_count`: `{what}` must be 0 or more"),
+                    ));
+                    None
+                }
+                Some(v) => Some(Some(*v.get_ref() as u64)),
+            }
+        };
+        let min = bound(&r.min, "min")?;
+        let max = bound(&r.max, "max")?;
+        match (min, max) {
+            (None, None) => {
+                problems.push(file.problem(
+                    rc_span.span().start,
+                    format!("pipe `{pipe}`: check `row_count` needs a `min`, a `max` or both"),
+                ));
+                return None;
+            }
+            (Some(a), Some(b)) if a > b => {
+                problems.push(file.problem(
+                    rc_span.span().start,
+                    format!("pipe `{pipe}`: check `row_count`: `min` {a} is above `max` {b}"),
+                ));
+                return None;
+            }
+            _ => {}
+        }
+        CheckKind::RowCount { min, max }
+    } else {
+        let expr = rc.expression.as_ref().expect("one kind is present");
+        let text = expr.get_ref();
+        if let Err(msg) = crate::checks::parse_expression(text) {
+            problems.push(file.problem(
+                expr.span().start,
+                format!("pipe `{pipe}`, check `expression`: {msg}"),
+            ));
+            return None;
+        }
+        match placeholders(text) {
+            Ok(names) if names.is_empty() => {}
+            _ => {
+                problems.push(file.problem(
+                    expr.span().start,
+                    format!(
+                        "pipe `{pipe}`, check `expression`: a check takes no parameters (no `$name`)"
+                    ),
+                ));
+                return None;
+            }
+        }
+        CheckKind::Expression(text.clone())
+    };
+    let name = match &rc.name {
+        Some(n) if n.get_ref().trim().is_empty() => {
+            problems.push(file.problem(
+                n.span().start,
+                format!("pipe `{pipe}`: a check's `name` is empty"),
+            ));
+            return None;
+        }
+        Some(n) => n.get_ref().clone(),
+        None => DataCheck::default_name(&kind),
+    };
+    Some(DataCheck { name, kind })
 }
 
 fn is_identifier(s: &str) -> bool {

@@ -1,5 +1,5 @@
-//! The project model: `sluice.toml` (environments, sources) and `pipes/*.toml`, loaded and
-//! validated as a whole. Every problem is reported with its file, line and column.
+//! The project model: `sluice.toml` (environments, sources), `pipes/*.toml` (with their
+//! `[[check]]`s) and `checks/*.sql`, loaded and validated as a whole. Every problem is reported with its file, line and column.
 
 mod load;
 mod sql;
@@ -7,10 +7,12 @@ mod sql;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::checks::{DataCheck, SqlCheck};
 use crate::error::{Result, SluiceError};
 use crate::params::Param;
 use crate::sample::{SamplePolicy, SourceSampling};
 
+pub(crate) use load::SourceText;
 pub use load::{PROJECT_FILE, find_project_root};
 
 /// The environment used when none is named.
@@ -24,6 +26,8 @@ pub struct Project {
     pub environments: BTreeMap<String, Environment>,
     pub sources: BTreeMap<String, SourceDef>,
     pub pipes: BTreeMap<String, Pipe>,
+    /// `checks/*.sql`: queries over the sources that must return no rows.
+    pub sql_checks: Vec<SqlCheck>,
 }
 
 /// A named workspace: its own store, sampling policy, protection and engine settings.
@@ -78,6 +82,8 @@ pub struct Pipe {
     pub params: BTreeMap<String, Param>,
     pub nodes: Vec<Node>,
     pub endpoint: bool,
+    /// The `[[check]]`s of the pipe's output, in file order.
+    pub checks: Vec<DataCheck>,
     /// The TOML text the pipe was loaded from: what a deployment records.
     pub text: String,
 }

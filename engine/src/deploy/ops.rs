@@ -1,0 +1,494 @@
+//! The workflow: deploy the working copy to an environment, plan and promote versions
+//! from one environment to another, roll back, and compare what runs where.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use similar::TextDiff;
+
+use super::gates::{GateOptions, SchemaChange, run_gates, schema_changes};
+use super::state::{Change, DeploymentState, GateResult, HistoryEvent};
+use super::version_of;
+use crate::error::{Result, SluiceError};
+use crate::project::{Pipe, Project};
+use crate::sample::SampleOverride;
+use crate::session::EnvSession;
+
+/// The version of a pipe's working copy.
+fn working_version(pipe: &Pipe) -> Result<String> {
+    version_of(&pipe.text).map_err(|e| SluiceError::Usage(format!("pipe `{}`: {e}", pipe.name)))
+}
+
+/// Loads a deployed version of a pipe from an environment's store.
+pub(crate) fn deployed_pipe(
+    project: &Project,
+    state: &DeploymentState,
+    pipe: &str,
+    version: &str,
+) -> Result<Pipe> {
+    let text = state.version_text(pipe, version)?;
+    let path = PathBuf::from(format!(
+        "{}:_sluice/versions/{pipe}/{version}.toml",
+        state.env()
+    ));
+    Pipe::from_text(project, &path, pipe, &text)
+}
+
+fn select_pipes(all: impl Iterator<Item = String>, wanted: &[String]) -> Vec<String> {
+    if wanted.is_empty() {
+        all.collect()
+    } else {
+        wanted.to_vec()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DeployOutcome {
+    pub pipe: String,
+    pub version: String,
+    pub previous: Option<String>,
+    /// False when the version was already live.
+    pub changed: bool,
+}
+
+/// Records the working copy of `pipes` (all when empty) as the live versions in `env`.
+/// A protected environment only receives promoted versions.
+pub fn deploy(
+    project: &Project,
+    env: &str,
+    pipes: &[String],
+    actor: &str,
+) -> Result<Vec<DeployOutcome>> {
+    let environment = project.environment(env)?;
+    if environment.protected {
+        return Err(SluiceError::Usage(format!(
+            "environment `{env}` is protected: it runs promoted versions only (sluice promote PIPE --from staging --to {env})"
+        )));
+    }
+    let names = select_pipes(project.pipes.keys().cloned(), pipes);
+    if names.is_empty() {
+        return Err(SluiceError::Usage(
+            "the project has no pipes to deploy".into(),
+        ));
+    }
+    let state = DeploymentState::open(environment);
+    let lock = state.lock(actor)?;
+    let live = state.live()?;
+    let mut outcomes = Vec::new();
+    let mut changes = Vec::new();
+    for name in &names {
+        let pipe = project.pipe(name)?;
+        let version = working_version(pipe)?;
+        let previous = live.get(name).map(|e| e.version.clone());
+        let changed = previous.as_deref() != Some(version.as_str());
+        if changed {
+            changes.push(Change {
+                pipe: name.clone(),
+                version: version.clone(),
+                text: pipe.text.clone(),
+                action: "deploy".into(),
+                actor: actor.to_string(),
+                from_env: None,
+                gates: Vec::new(),
+            });
+        }
+        outcomes.push(DeployOutcome {
+            pipe: name.clone(),
+            version,
+            previous,
+            changed,
+        });
+    }
+    if !changes.is_empty() {
+        state.commit(&lock, changes)?;
+    }
+    Ok(outcomes)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanKind {
+    Added,
+    Changed,
+    Unchanged,
+    /// Live in the target but not in the source: a promotion leaves it as it is.
+    Removed,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlanItem {
+    pub pipe: String,
+    pub kind: PlanKind,
+    /// Version live in the source.
+    pub from_version: Option<String>,
+    /// Version live in the target.
+    pub to_version: Option<String>,
+    /// Unified diff of the definitions (live in target → live in source).
+    pub diff: String,
+    pub schema_changes: Vec<SchemaChange>,
+    /// Why the schemas could not be compared (a version does not plan in the target).
+    pub plan_error: Option<String>,
+}
+
+impl PlanItem {
+    pub fn is_breaking(&self) -> bool {
+        self.schema_changes.iter().any(|c| c.is_breaking())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PromotionPlan {
+    pub from: String,
+    pub to: String,
+    pub items: Vec<PlanItem>,
+}
+
+/// What promoting every pipe deployed in `from` to `to` would change.
+pub async fn plan(project: Arc<Project>, from: &str, to: &str) -> Result<PromotionPlan> {
+    let source = DeploymentState::open(project.environment(from)?);
+    let target = DeploymentState::open(project.environment(to)?);
+    let source_live = source.live()?;
+    let target_live = target.live()?;
+    let session = EnvSession::open(project.clone(), to, &SampleOverride::default())?;
+    let mut items = Vec::new();
+    for (pipe, entry) in &source_live {
+        let to_version = target_live.get(pipe).map(|e| e.version.clone());
+        let new = deployed_pipe(&project, &source, pipe, &entry.version)?;
+        let kind = match &to_version {
+            None => PlanKind::Added,
+            Some(v) if *v == entry.version => PlanKind::Unchanged,
+            Some(_) => PlanKind::Changed,
+        };
+        let mut item = PlanItem {
+            pipe: pipe.clone(),
+            kind: kind.clone(),
+            from_version: Some(entry.version.clone()),
+            to_version: to_version.clone(),
+            diff: String::new(),
+            schema_changes: Vec::new(),
+            plan_error: None,
+        };
+        if kind == PlanKind::Unchanged {
+            items.push(item);
+            continue;
+        }
+        let old = match &to_version {
+            Some(v) => Some(deployed_pipe(&project, &target, pipe, v)?),
+            None => None,
+        };
+        let old_text = old.as_ref().map(|p| p.text.as_str()).unwrap_or("");
+        item.diff = TextDiff::from_lines(old_text, &new.text)
+            .unified_diff()
+            .header(
+                &format!("{to}/{pipe}@{}", to_version.as_deref().unwrap_or("none")),
+                &format!("{from}/{pipe}@{}", entry.version),
+            )
+            .to_string();
+        match session.plan_check(&new).await {
+            Err(f) => {
+                item.plan_error = Some(format!(
+                    "the new version does not plan in `{to}`: {}",
+                    f.message
+                ))
+            }
+            Ok(new_schema) => {
+                if let Some(old) = &old {
+                    match session.plan_check(old).await {
+                        Ok(old_schema) => {
+                            item.schema_changes = schema_changes(&old_schema, &new_schema)
+                        }
+                        Err(f) => {
+                            item.plan_error = Some(format!(
+                                "the live version does not plan in `{to}`: {}",
+                                f.message
+                            ))
+                        }
+                    }
+                } else {
+                    item.schema_changes = new_schema
+                        .fields()
+                        .iter()
+                        .map(|f| SchemaChange::Added {
+                            column: f.name().clone(),
+                            data_type: f.data_type().to_string(),
+                        })
+                        .collect();
+                }
+            }
+        }
+        items.push(item);
+    }
+    for (pipe, entry) in &target_live {
+        if !source_live.contains_key(pipe) {
+            items.push(PlanItem {
+                pipe: pipe.clone(),
+                kind: PlanKind::Removed,
+                from_version: None,
+                to_version: Some(entry.version.clone()),
+                diff: String::new(),
+                schema_changes: Vec::new(),
+                plan_error: None,
+            });
+        }
+    }
+    Ok(PromotionPlan {
+        from: from.to_string(),
+        to: to.to_string(),
+        items,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PromoteOptions {
+    /// Run the gates, change nothing.
+    pub dry_run: bool,
+    pub gates: GateOptions,
+    pub actor: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PromotedPipe {
+    pub pipe: String,
+    pub version: String,
+    pub previous: Option<String>,
+    pub gates: Vec<GateResult>,
+    /// The version was already live in the target.
+    pub up_to_date: bool,
+}
+
+impl PromotedPipe {
+    pub fn passed(&self) -> bool {
+        self.gates.iter().all(|g| g.passed)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PromotionReport {
+    pub from: String,
+    pub to: String,
+    pub pipes: Vec<PromotedPipe>,
+    /// False when a gate failed (then nothing changed) or on a dry run.
+    pub applied: bool,
+    pub dry_run: bool,
+    /// The pid of a dead process whose lock on the target was taken over.
+    pub stale_lock: Option<u64>,
+}
+
+impl PromotionReport {
+    pub fn blocked(&self) -> bool {
+        self.pipes.iter().any(|p| !p.passed())
+    }
+}
+
+/// Promotes the versions deployed in `from` (of `pipes`, all when empty) to `to`, all or
+/// nothing: every gate of every pipe must pass before any live version changes.
+pub async fn promote(
+    project: Arc<Project>,
+    from: &str,
+    to: &str,
+    pipes: &[String],
+    options: &PromoteOptions,
+) -> Result<PromotionReport> {
+    if from == to {
+        return Err(SluiceError::Usage(format!(
+            "cannot promote from `{from}` to itself"
+        )));
+    }
+    let source = DeploymentState::open(project.environment(from)?);
+    let target = DeploymentState::open(project.environment(to)?);
+    let source_live = source.live()?;
+    let names = select_pipes(source_live.keys().cloned(), pipes);
+    if names.is_empty() {
+        return Err(SluiceError::Usage(format!(
+            "nothing is deployed in `{from}`: deploy first (sluice deploy --all --env {from})"
+        )));
+    }
+    // The lock is held from the first gate to the commit: what the gates saw live in
+    // the target is what the promotion replaces.
+    let lock = if options.dry_run {
+        None
+    } else {
+        Some(target.lock(&options.actor)?)
+    };
+    let target_live = target.live()?;
+    let mut report = PromotionReport {
+        from: from.to_string(),
+        to: to.to_string(),
+        pipes: Vec::new(),
+        applied: false,
+        dry_run: options.dry_run,
+        stale_lock: lock.as_ref().and_then(|l| l.stale_taken_over),
+    };
+    let mut changes = Vec::new();
+    for name in &names {
+        let entry = source_live.get(name).ok_or_else(|| {
+            if project.pipes.contains_key(name) {
+                SluiceError::Usage(format!(
+                    "pipe `{name}` was never deployed in `{from}`: deploy it first (sluice deploy {name} --env {from})"
+                ))
+            } else {
+                SluiceError::UnknownPipe {
+                    name: name.clone(),
+                    known: source_live.keys().cloned().collect(),
+                }
+            }
+        })?;
+        let candidate = deployed_pipe(&project, &source, name, &entry.version)?;
+        let previous = target_live.get(name).map(|e| e.version.clone());
+        if previous.as_deref() == Some(entry.version.as_str()) {
+            report.pipes.push(PromotedPipe {
+                pipe: name.clone(),
+                version: entry.version.clone(),
+                previous,
+                gates: Vec::new(),
+                up_to_date: true,
+            });
+            continue;
+        }
+        let live = match &previous {
+            Some(v) => Some(deployed_pipe(&project, &target, name, v)?),
+            None => None,
+        };
+        let gates = run_gates(
+            &project,
+            from,
+            to,
+            &candidate,
+            live.as_ref(),
+            &options.gates,
+        )
+        .await?;
+        changes.push(Change {
+            pipe: name.clone(),
+            version: entry.version.clone(),
+            text: candidate.text.clone(),
+            action: "promote".into(),
+            actor: options.actor.clone(),
+            from_env: Some(from.to_string()),
+            gates: gates.clone(),
+        });
+        report.pipes.push(PromotedPipe {
+            pipe: name.clone(),
+            version: entry.version.clone(),
+            previous,
+            gates,
+            up_to_date: false,
+        });
+    }
+    if report.blocked() || options.dry_run || changes.is_empty() {
+        return Ok(report);
+    }
+    target.commit(lock.as_ref().expect("locked unless dry run"), changes)?;
+    report.applied = true;
+    Ok(report)
+}
+
+/// Makes the version live before the current one (or `to`) live again in `env`.
+pub fn rollback(
+    project: &Project,
+    env: &str,
+    pipe: &str,
+    to: Option<&str>,
+    actor: &str,
+) -> Result<HistoryEvent> {
+    let state = DeploymentState::open(project.environment(env)?);
+    let lock = state.lock(actor)?;
+    let live = state.live()?;
+    let current = live.get(pipe).ok_or_else(|| {
+        SluiceError::Usage(format!(
+            "pipe `{pipe}` has no deployed version in `{env}`: nothing to roll back"
+        ))
+    })?;
+    let target = match to {
+        Some(v) => {
+            if !state.has_version(pipe, v) {
+                return Err(SluiceError::Usage(format!(
+                    "environment `{env}` has no version `{v}` of pipe `{pipe}` (see sluice history {pipe} --env {env})"
+                )));
+            }
+            if v == current.version {
+                return Err(SluiceError::Usage(format!(
+                    "version `{v}` of `{pipe}` is already live in `{env}`"
+                )));
+            }
+            v.to_string()
+        }
+        None => {
+            let history = state.history(Some(pipe))?;
+            let event = history
+                .iter()
+                .find(|e| e.seq == current.seq)
+                .ok_or_else(|| SluiceError::State {
+                    env: env.to_string(),
+                    message: format!(
+                        "the history of `{pipe}` has no event {} (the one that made it live)",
+                        current.seq
+                    ),
+                })?;
+            event.previous.clone().ok_or_else(|| {
+                SluiceError::Usage(format!(
+                    "version `{}` is the first version of `{pipe}` in `{env}`: there is nothing before it to roll back to",
+                    current.version
+                ))
+            })?
+        }
+    };
+    let text = state.version_text(pipe, &target)?;
+    let mut events = state.commit(
+        &lock,
+        vec![Change {
+            pipe: pipe.to_string(),
+            version: target,
+            text,
+            action: "rollback".into(),
+            actor: actor.to_string(),
+            from_env: None,
+            gates: Vec::new(),
+        }],
+    )?;
+    Ok(events.remove(0))
+}
+
+/// A pipe's working-copy version and the version live in each environment.
+#[derive(Debug, Clone)]
+pub struct PipeStatus {
+    pub pipe: String,
+    /// `None`: the pipe is no longer in pipes/.
+    pub working: Option<String>,
+    pub live: BTreeMap<String, Option<String>>,
+}
+
+/// Like `git status`: the working copy against every environment's live versions.
+pub fn status(project: &Project) -> Result<Vec<PipeStatus>> {
+    let mut lives = BTreeMap::new();
+    for (name, env) in &project.environments {
+        lives.insert(name.clone(), DeploymentState::open(env).live()?);
+    }
+    let mut names: Vec<String> = project.pipes.keys().cloned().collect();
+    for live in lives.values() {
+        for p in live.keys() {
+            if !names.contains(p) {
+                names.push(p.clone());
+            }
+        }
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|pipe| {
+            let working = match project.pipes.get(&pipe) {
+                Some(p) => Some(working_version(p)?),
+                None => None,
+            };
+            let live = lives
+                .iter()
+                .map(|(env, l)| (env.clone(), l.get(&pipe).map(|e| e.version.clone())))
+                .collect();
+            Ok(PipeStatus {
+                pipe,
+                working,
+                live,
+            })
+        })
+        .collect()
+}
