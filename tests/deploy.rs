@@ -628,3 +628,50 @@ fn diff_shows_the_code_change_on_the_same_data() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stdout(&out).contains("base production"), "{}", stdout(&out));
 }
+
+#[test]
+fn failing_pipe_tests_and_data_checks_block_a_promotion() {
+    let p = example();
+    ok(&p, &["deploy", "--all"]);
+    ok(&p, &["promote", "--all", "--yes"]);
+    let original = std::fs::read_to_string(p.path().join("pipes/top_reps.toml")).unwrap();
+
+    // Gate 2: a version whose pipe tests fail (it now counts lost calls as won).
+    p.write(
+        "pipes/top_reps.toml",
+        &original.replace(
+            "WHERE outcome = 'won' AND",
+            "WHERE outcome IN ('won', 'lost') AND",
+        ),
+    );
+    ok(&p, &["deploy", "top_reps"]);
+    let before = snapshot_state(&p.store("production"));
+    let out = run(&p, &["promote", "top_reps", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("FAIL tests"), "{}", stdout(&out));
+    assert_eq!(snapshot_state(&p.store("production")), before);
+
+    // Gate 3: a version whose data check fails on the data (no rep may have won calls).
+    p.write(
+        "pipes/top_reps.toml",
+        &format!("{original}\n[[check]]\nname = \"nobody wins\"\nexpression = \"won = 0\"\n"),
+    );
+    ok(&p, &["deploy", "top_reps"]);
+    let out = run(&p, &["promote", "top_reps", "--yes"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("FAIL checks on staging: nobody wins"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(snapshot_state(&p.store("production")), before);
+
+    // A check naming a column the output does not have fails validation and gate 1.
+    p.write(
+        "pipes/top_reps.toml",
+        &format!("{original}\n[[check]]\nnot_null = [\"no_such_column\"]\n"),
+    );
+    let out = run(&p, &["validate", "--env", "staging"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no_such_column"), "{}", stdout(&out));
+}

@@ -447,7 +447,16 @@ impl EnvSession {
             .map(|(k, p)| (k.clone(), params::planning_value(p)))
             .collect();
         match self.plan_pipe(pipe, &values, true).await {
-            Ok((_, df, _)) => Ok(Arc::new(df.schema().as_arrow().clone())),
+            Ok((_, df, _)) => {
+                let schema = Arc::new(df.schema().as_arrow().clone());
+                // The data checks must name columns of the output.
+                crate::checks::check_columns(pipe, &schema).map_err(|message| PlanFailure {
+                    pipe: pipe.name.clone(),
+                    node: None,
+                    message,
+                })?;
+                Ok(schema)
+            }
             Err(e) => {
                 let node = match &e {
                     SluiceError::Node { node, .. } => Some(node.clone()),

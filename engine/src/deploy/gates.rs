@@ -1,7 +1,8 @@
 //! The gates a version passes before it is promoted:
 //! 1. it plans against the target environment's real schemas;
 //! 2. its pipe tests pass on the project's fixture data;
-//! 3. its data checks pass on the source environment and on a sample of the target;
+//! 3. its data checks and the project's SQL checks pass on the source environment and
+//!    on a sample of the target;
 //! 4. it does not break the live output schema (unless allowed).
 
 use std::sync::Arc;
@@ -180,7 +181,14 @@ pub(crate) async fn run_gates(
         ),
     ] {
         let session = EnvSession::open(project.clone(), env, &sample)?;
-        let checks = crate::checks::run_pipe_checks(&session, candidate).await;
+        // The pipe's own checks, then the project's SQL checks (which must return no rows).
+        let checks = match crate::checks::run_pipe_checks(&session, candidate).await {
+            Ok(mut pipe_checks) => crate::checks::run_sql_checks(&session).await.map(|sql| {
+                pipe_checks.extend(sql);
+                pipe_checks
+            }),
+            Err(e) => Err(e),
+        };
         let name = format!("checks on {env}");
         match checks {
             Err(e) => {
