@@ -94,6 +94,19 @@ pub struct EnvArg {
 }
 
 /// A run's one-time override of the environment's sampling policy.
+impl SampleArgs {
+    /// The engine's form of these flags.
+    pub fn to_override(&self) -> sluice_engine::SampleOverride {
+        sluice_engine::SampleOverride {
+            full: self.full,
+            fraction: self.sample,
+            method: self.sample_method.clone(),
+            seed: self.seed,
+            key: self.sample_key.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone, Default)]
 pub struct SampleArgs {
     /// Read this fraction of the data (for --sample-method rows: this many rows)

@@ -41,23 +41,13 @@ pub fn load_project(dir: Option<&Path>) -> Result<Arc<Project>, SluiceError> {
     Ok(Arc::new(project))
 }
 
-fn sample_override(args: &SampleArgs) -> SampleOverride {
-    SampleOverride {
-        full: args.full,
-        fraction: args.sample,
-        method: args.sample_method.clone(),
-        seed: args.seed,
-        key: args.sample_key.clone(),
-    }
-}
-
 fn open(
     project: Arc<Project>,
     env: &EnvArg,
     sample: &SampleArgs,
 ) -> Result<EnvSession, SluiceError> {
     let name = project.select_environment(env.env.as_deref())?.name.clone();
-    EnvSession::open(project, &name, &sample_override(sample))
+    EnvSession::open(project, &name, &sample.to_override())
 }
 
 pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<()> {

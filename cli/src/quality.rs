@@ -5,10 +5,10 @@ use std::path::Path;
 
 use anyhow::Result;
 use clap::Args;
+use sluice_engine::EnvSession;
 use sluice_engine::checks::{CheckResult, run_pipe_checks, run_sql_checks};
 use sluice_engine::deploy::DeploymentState;
 use sluice_engine::pipe_tests::run_pipe_tests;
-use sluice_engine::{EnvSession, SampleOverride};
 
 use crate::args::{EnvArg, SampleArgs};
 use crate::commands::{Failed, load_project};
@@ -66,23 +66,13 @@ pub async fn test(project: Option<&Path>, args: TestArgs) -> Result<()> {
     summary(results.len() - failed, failed, "case(s)")
 }
 
-fn sample_override(args: &SampleArgs) -> SampleOverride {
-    SampleOverride {
-        full: args.full,
-        fraction: args.sample,
-        method: args.sample_method.clone(),
-        seed: args.seed,
-        key: args.sample_key.clone(),
-    }
-}
-
 pub async fn check(project: Option<&Path>, args: CheckArgs) -> Result<()> {
     let project = load_project(project)?;
     let env = project
         .select_environment(args.env.env.as_deref())?
         .name
         .clone();
-    let session = EnvSession::open(project.clone(), &env, &sample_override(&args.sample))?;
+    let session = EnvSession::open(project.clone(), &env, &args.sample.to_override())?;
     let protected = session.environment().protected;
     // The pipes as this environment runs them: in a protected one, the deployed versions.
     let names: Vec<String> = if !args.pipes.is_empty() {

@@ -28,7 +28,9 @@ use toml::Spanned;
 use crate::checks::{Cell, render};
 use crate::error::{Problem, Result, SluiceError};
 use crate::params::ParamValue;
-use crate::project::{EngineSettings, Environment, Pipe, Project, SourceText};
+use crate::project::{
+    EngineSettings, Environment, Pipe, Project, SourceText, files_with_extension,
+};
 use crate::sample::SampleOverride;
 use crate::session::{EnvSession, RunOptions, RunOutput};
 
@@ -124,19 +126,9 @@ pub fn load_pipe_tests(project: &Project) -> Result<Vec<TestCase>> {
 /// Loads the cases; with `strict`, also checks each case's pipe and parameters against
 /// the project's pipes (else only the files' shape is checked).
 fn load_cases(project: &Project, strict: bool) -> Result<Vec<TestCase>> {
-    let dir = project.root.join(TESTS_DIR);
     let mut cases = Vec::new();
-    if !dir.is_dir() {
-        return Ok(cases);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| SluiceError::io(&dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
     let mut problems = Vec::new();
-    for path in files {
+    for path in files_with_extension(&project.root.join(TESTS_DIR), "toml")? {
         let text = std::fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
         let file = SourceText {
             path: &path,

@@ -352,18 +352,8 @@ fn load_sql_checks(
     pipes: &BTreeMap<String, Pipe>,
     problems: &mut Vec<Problem>,
 ) -> Result<Vec<SqlCheck>> {
-    let dir = root.join("checks");
     let mut checks = Vec::new();
-    if !dir.is_dir() {
-        return Ok(checks);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| SluiceError::io(&dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "sql"))
-        .collect();
-    files.sort();
-    for path in files {
+    for path in files_with_extension(&root.join("checks"), "sql")? {
         let text = std::fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
         let file = SourceText {
             path: &path,
@@ -419,23 +409,28 @@ fn load_sql_checks(
     Ok(checks)
 }
 
+/// The files of a project folder with this extension, in name order (none when the
+/// folder does not exist).
+pub(crate) fn files_with_extension(dir: &Path, extension: &str) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| SluiceError::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 fn load_pipes(
     root: &Path,
     sources: &BTreeMap<String, SourceDef>,
     problems: &mut Vec<Problem>,
 ) -> Result<BTreeMap<String, Pipe>> {
-    let dir = root.join("pipes");
     let mut pipes = BTreeMap::new();
-    if !dir.is_dir() {
-        return Ok(pipes);
-    }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .map_err(|e| SluiceError::io(&dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    for path in files {
+    for path in files_with_extension(&root.join("pipes"), "toml")? {
         let text = std::fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
         let file = SourceText {
             path: &path,

@@ -12,8 +12,8 @@ use crate::error::{Result, SluiceError};
 use crate::params::Param;
 use crate::sample::{SamplePolicy, SourceSampling};
 
-pub(crate) use load::SourceText;
 pub use load::{PROJECT_FILE, find_project_root};
+pub(crate) use load::{SourceText, files_with_extension};
 
 /// The environment used when none is named.
 pub const DEFAULT_ENV: &str = "staging";
