@@ -67,13 +67,16 @@ fn bench_sampling(c: &mut Criterion) {
     }
     group.finish();
 
+    // The working copy's definition (nothing is deployed in this bench's store):
+    // parameters bound, nodes composed and planned, then run, on a warm session.
     let session = EnvSession::open(project.clone(), "production", &SampleOverride::default())
         .expect("session");
+    let pipe = project.pipe("top_reps").expect("pipe").clone();
     c.bench_function("plan_and_run_pipe_top_reps", |b| {
         b.to_async(&rt).iter(|| async {
             session
-                .run_pipe(
-                    "top_reps",
+                .run_pipe_def(
+                    &pipe,
                     &[("limit".into(), "5".into())],
                     &RunOptions::default(),
                 )
