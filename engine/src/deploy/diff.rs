@@ -69,6 +69,10 @@ fn quote(c: &str) -> String {
     format!("\"{}\"", c.replace('"', "\"\""))
 }
 
+async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    Ok(ctx.sql(sql).await?.collect().await?)
+}
+
 async fn count(ctx: &SessionContext, sql: &str) -> Result<u64> {
     let batches = ctx.sql(sql).await?.collect().await?;
     Ok(batches
@@ -153,20 +157,16 @@ pub async fn diff_outputs(
             ),
         )
         .await?;
-        report.sample_base = ctx
-            .sql(&format!(
-                "SELECT {cols} FROM base EXCEPT ALL SELECT {cols} FROM head LIMIT {sample}"
-            ))
-            .await?
-            .collect()
-            .await?;
-        report.sample_head = ctx
-            .sql(&format!(
-                "SELECT {cols} FROM head EXCEPT ALL SELECT {cols} FROM base LIMIT {sample}"
-            ))
-            .await?
-            .collect()
-            .await?;
+        report.sample_base = collect(
+            &ctx,
+            &format!("SELECT {cols} FROM base EXCEPT ALL SELECT {cols} FROM head LIMIT {sample}"),
+        )
+        .await?;
+        report.sample_head = collect(
+            &ctx,
+            &format!("SELECT {cols} FROM head EXCEPT ALL SELECT {cols} FROM base LIMIT {sample}"),
+        )
+        .await?;
         return Ok(report);
     }
     let on = key
@@ -213,29 +213,22 @@ pub async fn diff_outputs(
     } else {
         differs.join(" OR ")
     };
-    let keys_b = key
-        .iter()
-        .map(|k| format!("b.{}", quote(k)))
-        .collect::<Vec<_>>()
-        .join(", ");
-    report.sample_base = ctx
-        .sql(&format!(
-            "SELECT b.* FROM base b LEFT JOIN head h ON {on} \
-             WHERE (h.{first} IS NULL AND b.{first} IS NOT NULL) OR ({any_differs}) ORDER BY {keys_b} LIMIT {sample}",
-            first = quote(&key[0])
-        ))
-        .await?
-        .collect()
-        .await?;
-    report.sample_head = ctx
-        .sql(&format!(
-            "SELECT h.* FROM head h LEFT JOIN base b ON {on} \
-             WHERE (b.{first} IS NULL AND h.{first} IS NOT NULL) OR ({any_differs}) ORDER BY {keys_h} LIMIT {sample}",
-            first = quote(&key[0])
-        ))
-        .await?
-        .collect()
-        .await?;
+    // Rows of one side whose key is missing on the other side, or whose values differ.
+    let differing = |table: &str, this: &str, other_table: &str, other: &str| {
+        let keys = key
+            .iter()
+            .map(|k| format!("{this}.{}", quote(k)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let first = quote(&key[0]);
+        format!(
+            "SELECT {this}.* FROM {table} {this} LEFT JOIN {other_table} {other} ON {on} \
+             WHERE ({other}.{first} IS NULL AND {this}.{first} IS NOT NULL) OR ({any_differs}) \
+             ORDER BY {keys} LIMIT {sample}"
+        )
+    };
+    report.sample_base = collect(&ctx, &differing("base", "b", "head", "h")).await?;
+    report.sample_head = collect(&ctx, &differing("head", "h", "base", "b")).await?;
     Ok(report)
 }
 
