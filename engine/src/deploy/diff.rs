@@ -174,11 +174,6 @@ pub async fn diff_outputs(
         .map(|k| format!("(b.{0} IS NOT DISTINCT FROM h.{0})", quote(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
-    let keys_h = key
-        .iter()
-        .map(|k| format!("h.{}", quote(k)))
-        .collect::<Vec<_>>()
-        .join(", ");
     report.only_in_base = count(
         &ctx,
         &format!("SELECT count(*) FROM base b LEFT ANTI JOIN head h ON {on}"),
