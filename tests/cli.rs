@@ -17,28 +17,12 @@ fn text(bytes: &[u8]) -> String {
 
 /// Runs `sluice ARGS` in the project and requires exit 0; returns (stdout, stderr).
 fn ok(p: &TestProject, args: &[&str]) -> (String, String) {
-    let out = p.sluice().args(args).output().expect("run sluice");
-    assert!(
-        out.status.success(),
-        "sluice {args:?} failed with {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    (text(&out.stdout), text(&out.stderr))
+    p.expect_exit(args, 0)
 }
 
 /// Runs `sluice ARGS` in the project and requires exit `code`; returns (stdout, stderr).
 fn fails(p: &TestProject, args: &[&str], code: i32) -> (String, String) {
-    let out = p.sluice().args(args).output().expect("run sluice");
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "sluice {args:?}: expected exit {code}\nstdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    (text(&out.stdout), text(&out.stderr))
+    p.expect_exit(args, code)
 }
 
 /// The data lines of CSV output (without the header).

@@ -98,6 +98,21 @@ impl TestProject {
         cmd
     }
 
+    /// Runs `sluice ARGS` in the project and requires exit `code`; returns (stdout,
+    /// stderr), and shows both when the code differs.
+    pub fn expect_exit(&self, args: &[&str], code: i32) -> (String, String) {
+        let out = self.sluice().args(args).output().expect("run sluice");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "sluice {args:?}: expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        (text(&out.stdout), text(&out.stderr))
+    }
+
     pub fn project(&self) -> Arc<Project> {
         Arc::new(Project::load(self.dir.path()).expect("project loads"))
     }

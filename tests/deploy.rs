@@ -29,14 +29,7 @@ fn run(p: &TestProject, args: &[&str]) -> std::process::Output {
 }
 
 fn ok(p: &TestProject, args: &[&str]) -> String {
-    let out = run(p, args);
-    assert!(
-        out.status.success(),
-        "sluice {args:?} failed: {}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    stdout(&out)
+    p.expect_exit(args, 0).0
 }
 
 fn live(p: &TestProject, env: &str) -> Vec<(String, String)> {

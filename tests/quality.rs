@@ -27,15 +27,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// Runs `sluice ARGS` in the project and requires exit `code`; returns (stdout, stderr).
 fn sluice_in(p: &TestProject, args: &[&str], code: i32) -> (String, String) {
-    let out = p.sluice().args(args).output().expect("run sluice");
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "sluice {args:?}: expected exit {code}\nstdout:\n{}\nstderr:\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    (text(&out.stdout), text(&out.stderr))
+    p.expect_exit(args, code)
 }
 
 fn example() -> TestProject {

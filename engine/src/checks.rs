@@ -274,6 +274,18 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Up to `SHOWN` output rows matching a check's failure predicate, to show.
+async fn failing_rows(
+    ctx: &SessionContext,
+    predicate: &str,
+) -> Result<Vec<RecordBatch>, DataFusionError> {
+    query(
+        ctx,
+        &format!("SELECT * FROM output WHERE {predicate} LIMIT {SHOWN}"),
+    )
+    .await
+}
+
 async fn query(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>, DataFusionError> {
     ctx.sql(sql).await?.collect().await
 }
@@ -325,11 +337,7 @@ async fn evaluate(
                     per_column.push(format!("{c}: {}", thousands(n)));
                 }
             }
-            let shown = query(
-                ctx,
-                &format!("SELECT * FROM output WHERE {predicate} LIMIT {SHOWN}"),
-            )
-            .await?;
+            let shown = failing_rows(ctx, &predicate).await?;
             Ok((
                 false,
                 format!(
@@ -441,11 +449,7 @@ async fn evaluate(
             if failed == 0 {
                 return Ok((true, format!("true for all {rows_text}")));
             }
-            let shown = query(
-                ctx,
-                &format!("SELECT * FROM output WHERE {predicate} LIMIT {SHOWN}"),
-            )
-            .await?;
+            let shown = failing_rows(ctx, &predicate).await?;
             Ok((
                 false,
                 format!(

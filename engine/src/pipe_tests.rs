@@ -357,17 +357,22 @@ fn param_text(pipe: &Pipe, name: &str, value: &toml::Value) -> std::result::Resu
     })
 }
 
+/// A session on the project's fixture store, read in full.
+fn fixture_session(project: &Arc<Project>) -> Result<EnvSession> {
+    EnvSession::open_with(
+        project.clone(),
+        test_environment(project),
+        &SampleOverride::default(),
+    )
+}
+
 /// Loads and runs every case (of `pipes`, or all when empty) against the project's fixture data.
 pub async fn run_pipe_tests(project: Arc<Project>, pipes: &[String]) -> Result<Vec<CaseResult>> {
     for p in pipes {
         project.pipe(p)?;
     }
     let cases = load_cases(&project, true)?;
-    let session = EnvSession::open_with(
-        project.clone(),
-        test_environment(&project),
-        &SampleOverride::default(),
-    )?;
+    let session = fixture_session(&project)?;
     let mut results = Vec::new();
     for case in &cases {
         if !pipes.is_empty() && !pipes.contains(&case.pipe) {
@@ -384,11 +389,7 @@ pub async fn run_pipe_tests_for(project: Arc<Project>, pipe: &Pipe) -> Result<Ve
     // The files are checked for their shape only: their parameters are checked against
     // this definition when its cases run (a case this version cannot run fails).
     let cases = load_cases(&project, false)?;
-    let session = EnvSession::open_with(
-        project.clone(),
-        test_environment(&project),
-        &SampleOverride::default(),
-    )?;
+    let session = fixture_session(&project)?;
     let mut results = Vec::new();
     for case in cases.iter().filter(|c| c.pipe == pipe.name) {
         results.push(run_case(&session, pipe, case).await);
