@@ -29,6 +29,7 @@ pub mod sample;
 pub mod sampling;
 pub mod session;
 pub mod store;
+pub mod tuning;
 
 pub use checks::{CheckKind, CheckResult, DataCheck, SqlCheck};
 pub use error::{ErrorClass, Problem, Result, SluiceError};

@@ -106,14 +106,7 @@ impl EnvSession {
     }
 
     fn config(&self) -> SessionConfig {
-        let mut config = SessionConfig::new().with_information_schema(true);
-        if let Some(n) = self.env.settings.target_partitions {
-            config = config.with_target_partitions(n);
-        }
-        if let Some(n) = self.env.settings.batch_size {
-            config = config.with_batch_size(n);
-        }
-        config
+        crate::tuning::session_config(&self.env.settings).with_information_schema(true)
     }
 
     fn context(&self) -> SessionContext {

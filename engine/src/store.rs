@@ -15,7 +15,7 @@ use datafusion::parquet::file::metadata::ParquetMetaData;
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectMeta, ObjectStore};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
 use crate::error::{Result, SluiceError};
 use crate::parquet_reader::{CachedFooterReaderFactory, FooterCache};
@@ -256,6 +256,22 @@ impl Store {
             .footer(self.object_store.as_ref(), meta)
             .await
             .map_err(|e| e.strip_backtrace().replace("Parquet error: ", ""))
+    }
+
+    /// Writes one object at `relative` (a `/`-separated path under the store's root) in
+    /// one step: readers see the old object or the whole new one.
+    pub async fn put(&self, relative: &str, bytes: bytes::Bytes) -> Result<()> {
+        let local = self.root.join(relative);
+        if let Some(dir) = local.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| SluiceError::io(dir, e))?;
+        }
+        let path = ObjectPath::from_filesystem_path(&local)
+            .map_err(|e| SluiceError::io(&local, std::io::Error::other(e)))?;
+        self.object_store
+            .put(&path, bytes.into())
+            .await
+            .map_err(|e| SluiceError::io(&local, std::io::Error::other(e)))?;
+        Ok(())
     }
 
     /// Names of the top-level folders in the store that look like sources.
