@@ -9,3 +9,4 @@ mod deploy;
 mod params;
 mod quality;
 mod sampling;
+mod tpch;

@@ -70,6 +70,10 @@ pub enum Command {
     Status,
     /// Compare a pipe's output: two environments, or two versions on the same data
     Diff(crate::deploy::DiffArgs),
+    /// Run pipes repeatedly on one warm session: latency, scan throughput, peak memory
+    Bench(crate::bench::BenchArgs),
+    /// Generate benchmark data (TPC-H) into an environment's store
+    Fixtures(crate::fixtures::FixturesArgs),
 }
 
 #[derive(Debug, Args)]

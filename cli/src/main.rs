@@ -3,8 +3,10 @@
 //! a normal exit.
 
 mod args;
+mod bench;
 mod commands;
 mod deploy;
+mod fixtures;
 mod print;
 mod quality;
 
@@ -14,6 +16,12 @@ use clap::Parser;
 use sluice_engine::SluiceError;
 
 use args::{Cli, Command};
+
+// mimalloc: faster than the system allocator on DataFusion's many short-lived buffers
+// (BENCHMARKS.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -62,6 +70,8 @@ fn main() -> ExitCode {
             Command::History(a) => deploy::history_cmd(project, a),
             Command::Status => deploy::status_cmd(project),
             Command::Diff(a) => deploy::diff_cmd(project, a).await,
+            Command::Bench(a) => bench::bench(project, a).await,
+            Command::Fixtures(a) => fixtures::fixtures(project, a).await,
         }
     });
     match result {

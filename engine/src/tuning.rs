@@ -1,13 +1,27 @@
 //! The DataFusion configuration every session of an environment starts from: the
-//! environment's own settings over the defaults Sluice picked for throughput.
+//! defaults Sluice picked for throughput, then any `DATAFUSION_*` environment variable
+//! (DataFusion's own names, e.g. `DATAFUSION_EXECUTION_BATCH_SIZE=16384`, to try a
+//! setting without a rebuild), then the environment's own settings from `sluice.toml`.
 
+use datafusion::config::ConfigOptions;
 use datafusion::prelude::SessionConfig;
 
 use crate::project::EngineSettings;
 
+/// Settings Sluice changes from DataFusion's defaults, each kept because it measured
+/// faster on TPC-H (BENCHMARKS.md has the figures and the settings that did not win).
+pub const SLUICE_DEFAULTS: &[(&str, &str)] = &[];
+
 /// The session configuration of an environment with `settings`.
 pub fn session_config(settings: &EngineSettings) -> SessionConfig {
-    let mut config = SessionConfig::new();
+    let mut options = ConfigOptions::default();
+    for (key, value) in SLUICE_DEFAULTS {
+        options
+            .set(key, value)
+            .expect("Sluice's defaults are valid DataFusion settings");
+    }
+    apply_env_overrides(&mut options, |name| std::env::var(name).ok());
+    let mut config = SessionConfig::from(options);
     if let Some(n) = settings.target_partitions {
         config = config.with_target_partitions(n);
     }
@@ -15,4 +29,49 @@ pub fn session_config(settings: &EngineSettings) -> SessionConfig {
         config = config.with_batch_size(n);
     }
     config
+}
+
+/// Sets each option whose environment variable (`datafusion.execution.batch_size` →
+/// `DATAFUSION_EXECUTION_BATCH_SIZE`) `var` finds. A value that does not parse is
+/// skipped with a warning: a stray variable must not stop every query.
+fn apply_env_overrides(options: &mut ConfigOptions, var: impl Fn(&str) -> Option<String>) {
+    let keys: Vec<String> = options.entries().into_iter().map(|e| e.key).collect();
+    for key in keys {
+        let name = key.to_uppercase().replace('.', "_");
+        if let Some(value) = var(&name) {
+            match options.set(&key, &value) {
+                Ok(()) => tracing::info!(%key, %value, "DataFusion setting from the environment"),
+                Err(e) => tracing::warn!(%name, %value, error = %e, "ignored"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_variables_override_defaults() {
+        let mut options = ConfigOptions::default();
+        apply_env_overrides(&mut options, |name| match name {
+            "DATAFUSION_EXECUTION_BATCH_SIZE" => Some("1234".into()),
+            "DATAFUSION_EXECUTION_TARGET_PARTITIONS" => Some("not a number".into()),
+            _ => None,
+        });
+        assert_eq!(options.execution.batch_size, 1234);
+        assert_eq!(
+            options.execution.target_partitions,
+            ConfigOptions::default().execution.target_partitions
+        );
+    }
+
+    #[test]
+    fn environment_settings_win() {
+        let config = session_config(&EngineSettings {
+            batch_size: Some(4096),
+            ..EngineSettings::default()
+        });
+        assert_eq!(config.batch_size(), 4096);
+    }
 }

@@ -1,0 +1,269 @@
+//! TPC-H: the tpch project's 22 pipes on SF 0.1 data generated into a store, each
+//! checked against DuckDB's answer on the same files (fixtures/tpch/answers, written by
+//! benches/compare/answers.py); and the `fixtures tpch` and `bench` commands end to end.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::Array;
+use datafusion::arrow::csv::ReaderBuilder;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use sluice_engine::fixtures::tpch::{generate_tpch, write_tpch_project};
+use sluice_engine::{EnvSession, Project, RunOptions, SampleOverride};
+
+use crate::common::{block_on, sluice};
+
+/// The scale factor of the checked-in answers.
+const SF: f64 = 0.1;
+
+fn answers_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tpch/answers")
+}
+
+/// Rows of a batch list as display strings (NULL as `null`).
+fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let options = FormatOptions::default().with_null("null");
+    let mut rows = Vec::new();
+    for b in batches {
+        let formatters: Vec<ArrayFormatter> = b
+            .columns()
+            .iter()
+            .map(|c| ArrayFormatter::try_new(c.as_ref(), &options).expect("formatter"))
+            .collect();
+        for i in 0..b.num_rows() {
+            rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
+        }
+    }
+    rows
+}
+
+/// A reference answer: its header and rows, every cell as text.
+fn read_answer(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let path = answers_dir().join(format!("{name}.csv"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let header: Vec<String> = text
+        .lines()
+        .next()
+        .expect("a header")
+        .split(',')
+        .map(String::from)
+        .collect();
+    let schema = Arc::new(Schema::new(
+        header
+            .iter()
+            .map(|h| Field::new(h, DataType::Utf8, true))
+            .collect::<Vec<_>>(),
+    ));
+    let reader = ReaderBuilder::new(schema)
+        .with_header(true)
+        .build(std::io::Cursor::new(text.clone()))
+        .expect("csv reader");
+    let batches: Vec<RecordBatch> = reader.map(|b| b.expect("csv batch")).collect();
+    let mut rows = Vec::new();
+    for b in &batches {
+        for i in 0..b.num_rows() {
+            rows.push(
+                b.columns()
+                    .iter()
+                    .map(|c| {
+                        let s = c
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::StringArray>()
+                            .expect("utf8");
+                        if s.is_null(i) {
+                            String::new()
+                        } else {
+                            s.value(i).to_string()
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    (header, rows)
+}
+
+/// Cells match as text, or as numbers within a relative 1e-6 (DuckDB averages decimals
+/// as doubles, DataFusion as decimals of scale 6).
+fn cell_matches(expected: &str, actual: &str) -> bool {
+    if expected == actual {
+        return true;
+    }
+    match (expected.parse::<f64>(), actual.parse::<f64>()) {
+        (Ok(e), Ok(a)) => (e - a).abs() <= 1e-6 * e.abs().max(a.abs()).max(1.0),
+        _ => false,
+    }
+}
+
+/// The first difference between expected and actual rows, if any.
+fn first_difference(
+    expected: &[Vec<String>],
+    actual: &[Vec<String>],
+    ordered: bool,
+) -> Option<String> {
+    let (mut e, mut a) = (expected.to_vec(), actual.to_vec());
+    if !ordered {
+        e.sort();
+        a.sort();
+    }
+    if e.len() != a.len() {
+        return Some(format!("{} rows expected, {} returned", e.len(), a.len()));
+    }
+    e.iter().zip(&a).enumerate().find_map(|(i, (er, ar))| {
+        let same = er.len() == ar.len() && er.iter().zip(ar).all(|(x, y)| cell_matches(x, y));
+        (!same).then(|| format!("row {i}: expected {er:?}, got {ar:?}"))
+    })
+}
+
+#[test]
+fn matches_reference_answers_at_sf_0_1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_tpch_project(dir.path()).expect("tpch project");
+    let project = Arc::new(Project::load(dir.path()).expect("project loads"));
+    assert_eq!(project.pipes.len(), 22);
+    // The full set of the production store; the working copy of each pipe (nothing is
+    // deployed in this temporary project).
+    let session = EnvSession::open(project.clone(), "production", &SampleOverride::default())
+        .expect("session");
+    let failures: Vec<String> = block_on(async {
+        let summary = generate_tpch(session.store(), SF).await.expect("generate");
+        assert_eq!(summary.rows("orders"), 150_000);
+        assert_eq!(summary.rows("lineitem"), 600_572);
+        let mut failures = Vec::new();
+        for (name, pipe) in &project.pipes {
+            // Q11's FRACTION is 0.0001 / SF.
+            let params: Vec<(String, String)> = if name == "q11" {
+                vec![("fraction".into(), (0.0001 / SF).to_string())]
+            } else {
+                Vec::new()
+            };
+            let out = match session
+                .run_pipe_def(pipe, &params, &RunOptions::default())
+                .await
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    failures.push(format!("{name}: {e}"));
+                    continue;
+                }
+            };
+            let (header, expected) = read_answer(name);
+            let columns: Vec<String> = out
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect();
+            if columns != header {
+                failures.push(format!("{name}: columns {columns:?}, expected {header:?}"));
+                continue;
+            }
+            let ordered = pipe.output().sql.to_ascii_uppercase().contains("ORDER BY");
+            if let Some(diff) = first_difference(&expected, &rows_of(&out.batches), ordered) {
+                failures.push(format!("{name}: {diff}"));
+            }
+        }
+        failures
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of 22 queries differ from the reference answers:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn comparison_finds_differences() {
+    let e = vec![vec!["a".to_string(), "1.50".to_string()]];
+    assert!(first_difference(&e, &e, true).is_none());
+    assert!(first_difference(&e, &[vec!["a".into(), "1.5000000001".into()]], true).is_none());
+    assert!(first_difference(&e, &[vec!["a".into(), "1.51".into()]], true).is_some());
+    assert!(first_difference(&e, &[vec!["b".into(), "1.50".into()]], true).is_some());
+    assert!(first_difference(&e, &[], true).is_some());
+    let two = vec![vec!["a".to_string()], vec!["b".to_string()]];
+    let swapped = vec![vec!["b".to_string()], vec!["a".to_string()]];
+    assert!(first_difference(&two, &swapped, true).is_some());
+    assert!(first_difference(&two, &swapped, false).is_none());
+}
+
+#[test]
+fn fixtures_and_bench_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let project_dir = dir.path().join("tpch");
+    let out = sluice()
+        .args(["fixtures", "tpch", "--sf", "0.01", "--init"])
+        .arg(&project_dir)
+        .output()
+        .expect("run sluice");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = |args: &[&str], code: i32| {
+        let out = sluice()
+            .current_dir(&project_dir)
+            .args(args)
+            .output()
+            .expect("run sluice");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "sluice {args:?}\nstdout:\n{}\nstderr:\n{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        (text(&out.stdout), text(&out.stderr))
+    };
+
+    // Production runs the promoted versions.
+    let (stdout, _) = run(
+        &[
+            "bench",
+            "q06",
+            "q14",
+            "--env",
+            "production",
+            "-n",
+            "2",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+        0,
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let pipes = json["pipes"].as_array().expect("pipes");
+    assert_eq!(pipes.len(), 2);
+    let by_name: HashMap<&str, &serde_json::Value> = pipes
+        .iter()
+        .map(|p| (p["pipe"].as_str().unwrap(), p))
+        .collect();
+    let q06 = by_name["q06"];
+    assert_eq!(q06["runs_ms"].as_array().unwrap().len(), 2);
+    assert_eq!(q06["rows_out"], 1);
+    assert!(q06["rows_scanned"].as_u64().unwrap() > 50_000);
+    assert!(q06["min_ms"].as_f64().unwrap() <= q06["p95_ms"].as_f64().unwrap());
+
+    // The table form, in staging on its 1% sample.
+    let (stdout, _) = run(&["bench", "q01", "-n", "1"], 0);
+    assert!(
+        stdout.contains("median") && stdout.contains("q01"),
+        "{stdout}"
+    );
+
+    // Usage errors name what is wrong.
+    let (_, stderr) = run(&["bench", "q99"], 2);
+    assert!(stderr.contains("q99"), "{stderr}");
+    let (_, stderr) = run(&["bench", "q01", "--param", "nope=1"], 2);
+    assert!(stderr.contains("nope"), "{stderr}");
+    let (_, stderr) = run(&["bench", "q01", "-n", "0"], 2);
+    assert!(stderr.contains("-n"), "{stderr}");
+    let (_, stderr) = run(&["fixtures", "tpch", "--sf", "0"], 2);
+    assert!(stderr.contains("--sf"), "{stderr}");
+}
