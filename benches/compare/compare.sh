@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# TPC-H: Sluice against DuckDB, Polars and DataFusion (Python) on the same Parquet files,
+# one engine at a time, the same number of threads, best of 3 hot runs per query in one
+# process. Prints a markdown table of per-query times and ratios.
+#
+#   benches/compare/compare.sh [SF] [WORKDIR]
+#
+# Environment: SLUICE (the sluice binary; default: a release build of this workspace),
+# VENV (default: WORKDIR/venv), THREADS (default: 2), RUNS (default: 3).
+set -euo pipefail
+
+SF="${1:-1}"
+WORK="${2:-/tmp/sluice-compare}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+THREADS="${THREADS:-2}"
+RUNS="${RUNS:-3}"
+VENV="${VENV:-$WORK/venv}"
+
+if [[ -z "${SLUICE:-}" ]]; then
+  (cd "$ROOT" && cargo build --release -p sluice-cli --bin sluice)
+  SLUICE="${CARGO_TARGET_DIR:-$ROOT/target}/release/sluice"
+fi
+
+mkdir -p "$WORK"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet duckdb polars 'datafusion>=55,<56'
+fi
+PY="$VENV/bin/python"
+"$PY" -c 'import duckdb, polars, datafusion, sys; print(f"duckdb {duckdb.__version__}, polars {polars.__version__}, datafusion {datafusion.__version__}", file=sys.stderr)'
+
+PROJECT="$WORK/tpch-sf$SF"
+if [[ ! -f "$PROJECT/sluice.toml" ]]; then
+  "$SLUICE" fixtures tpch --sf "$SF" --init "$PROJECT"
+fi
+STORE="$PROJECT/data/production"
+OUT="$WORK/results-sf$SF"
+mkdir -p "$OUT"
+
+# Q11's FRACTION is 0.0001 / SF (the pipe's default is SF 1's).
+FRACTION=$("$PY" -c "print(0.0001 / $SF)")
+"$SLUICE" -C "$PROJECT" bench --all --env production -n "$RUNS" --warmup 1 --json \
+  --param "fraction=$FRACTION" > "$OUT/sluice.json"
+for engine in duckdb polars datafusion; do
+  "$PY" "$HERE/peers.py" "$engine" "$STORE" --sf "$SF" --threads "$THREADS" --runs "$RUNS" \
+    > "$OUT/$engine.json"
+done
+echo "TPC-H SF $SF, $THREADS threads, best of $RUNS hot runs ($(nproc) cores, $(uname -m))"
+echo
+"$PY" "$HERE/report.py" "$OUT" | tee "$OUT/table.md"

@@ -1,0 +1,61 @@
+"""Prints the markdown table of a comparison run: per-query best times of each engine
+and Sluice's ratio to each peer.
+
+    python report.py RESULTS_DIR
+"""
+
+import json
+import sys
+from pathlib import Path
+
+PEERS = [("duckdb", "DuckDB"), ("polars", "Polars"), ("datafusion", "DataFusion-py")]
+
+
+def main():
+    d = Path(sys.argv[1])
+    bench = json.loads((d / "sluice.json").read_text())
+    sluice = {p["pipe"]: p["min_ms"] / 1000 for p in bench["pipes"]}
+    peers = {k: json.loads((d / f"{k}.json").read_text()) for k, _ in PEERS}
+    names = sorted(sluice)
+
+    def fmt(v):
+        return "n/a" if v is None else f"{v:.3f}"
+
+    def ratio(a, b):
+        return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
+
+    head = ["query", "Sluice (s)"] + [f"{label} (s)" for _, label in PEERS]
+    head += [f"Sluice/{label}" for _, label in PEERS]
+    print("| " + " | ".join(head) + " |")
+    print("|" + " --- |" * len(head))
+    for n in names:
+        row = [n, fmt(sluice[n])] + [fmt(peers[k].get(n)) for k, _ in PEERS]
+        row += [ratio(sluice[n], peers[k].get(n)) for k, _ in PEERS]
+        print("| " + " | ".join(row) + " |")
+    total = sum(sluice.values())
+    row = ["**total**", f"**{total:.3f}**"]
+    totals = {}
+    for k, _ in PEERS:
+        vals = [peers[k].get(n) for n in names]
+        totals[k] = None if any(v is None for v in vals) else sum(vals)
+        row.append(fmt(totals[k]))
+    row += [ratio(total, totals[k]) for k, _ in PEERS]
+    print("| " + " | ".join(row) + " |")
+    # Over the queries every engine ran, so a peer's failures don't flatter it.
+    for k, label in PEERS:
+        ran = [n for n in names if peers[k].get(n) is not None]
+        if 0 < len(ran) < len(names):
+            s = sum(sluice[n] for n in ran)
+            p = sum(peers[k][n] for n in ran)
+            print(
+                f"\n{label} ran {len(ran)} of {len(names)} queries; over those, "
+                f"Sluice {s:.3f} s vs {label} {p:.3f} s (ratio {s / p:.2f})."
+            )
+    dd = [sluice[n] / peers["duckdb"][n] for n in names if peers["duckdb"].get(n)]
+    if dd:
+        worst = max(zip(dd, [n for n in names if peers["duckdb"].get(n)]))
+        print(f"\nSlowest query relative to DuckDB: {worst[1]} at {worst[0]:.2f}x.")
+
+
+if __name__ == "__main__":
+    main()
