@@ -17,8 +17,8 @@ use sluice_engine::SluiceError;
 
 use args::{Cli, Command};
 
-// mimalloc: faster than the system allocator on DataFusion's many short-lived buffers
-// (BENCHMARKS.md).
+// mimalloc, with `--features mimalloc`: not the default, it measured slower than the
+// system allocator on TPC-H SF 1 (BENCHMARKS.md).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
