@@ -49,7 +49,7 @@ impl TestProject {
     pub fn deploy_and_promote_all(&self) {
         use sluice_engine::deploy::{PromoteOptions, deploy, promote};
         let project = self.project();
-        deploy(&project, "staging", &[], "tests").expect("deploy to staging");
+        block_on(deploy(&project, "staging", &[], "tests")).expect("deploy to staging");
         let report = block_on(promote(
             project,
             "staging",

@@ -102,8 +102,8 @@ fn the_example_and_a_minimal_project_load() {
     let project = Project::load(p.path()).expect("a minimal project loads");
     assert_eq!(project.pipes["p"].nodes.len(), 1);
     assert_eq!(
-        project.environments["staging"].data_dir,
-        file(&p, "data/staging")
+        project.environments["staging"].location,
+        sluice_engine::store::StoreLocation::Local(file(&p, "data/staging"))
     );
 }
 
@@ -267,17 +267,23 @@ fn a_sample_fraction_above_one() {
 }
 
 #[test]
-fn an_object_store_url_is_not_supported_yet() {
+fn object_store_urls_load_and_unknown_schemes_are_named() {
     let p = TestProject::with_files(
-        "[environments.staging]\ndata = \"s3://bucket/sales\"\n",
+        "[environments.staging]\ndata = \"s3://bucket/sales\"\nstorage = { region = \"eu-west-1\" }\n",
         &[],
     );
+    let project = Project::load(p.path()).expect("an s3:// store loads");
+    let staging = &project.environments["staging"];
+    assert_eq!(staging.location.to_string(), "s3://bucket/sales");
+    assert_eq!(staging.storage.options["region"], "eu-west-1");
+
+    let p = TestProject::with_files("[environments.staging]\ndata = \"ftp://host/x\"\n", &[]);
     assert_one_problem(
         &p,
         "sluice.toml",
         2,
         8,
-        "environment `staging`: `s3://bucket/sales`: `s3://` stores are not supported yet",
+        "environment `staging`: `ftp://` is not a supported store (use a folder, file://, s3://, gs://, az:// or memory://)",
     );
 }
 

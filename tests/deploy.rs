@@ -7,7 +7,7 @@ use std::path::Path;
 use sluice_engine::deploy::DeploymentState;
 use sluice_engine::fixtures::GenOptions;
 
-use crate::common::TestProject;
+use crate::common::{TestProject, block_on};
 
 fn example() -> TestProject {
     TestProject::example_undeployed(GenOptions {
@@ -34,12 +34,15 @@ fn ok(p: &TestProject, args: &[&str]) -> String {
 
 fn live(p: &TestProject, env: &str) -> Vec<(String, String)> {
     let project = p.project();
-    DeploymentState::open(project.environment(env).unwrap())
-        .live()
-        .unwrap()
-        .into_iter()
-        .map(|(k, v)| (k, v.version))
-        .collect()
+    block_on(
+        DeploymentState::open(project.environment(env).unwrap())
+            .unwrap()
+            .live(),
+    )
+    .unwrap()
+    .into_iter()
+    .map(|(k, v)| (k, v.version))
+    .collect()
 }
 
 /// Every file under the store's `_sluice/` with its content, to show nothing changed.
@@ -406,9 +409,12 @@ fn concurrent_promotions_do_not_both_win() {
         );
     }
     let project = p.project();
-    let history = DeploymentState::open(project.environment("production").unwrap())
-        .history(None)
-        .unwrap();
+    let history = block_on(
+        DeploymentState::open(project.environment("production").unwrap())
+            .unwrap()
+            .history(None),
+    )
+    .unwrap();
     assert_eq!(history.len(), 3, "{history:?}");
 }
 

@@ -9,4 +9,5 @@ mod deploy;
 mod params;
 mod quality;
 mod sampling;
+mod stores;
 mod tpch;

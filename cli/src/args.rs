@@ -70,6 +70,14 @@ pub enum Command {
     Status,
     /// Compare a pipe's output: two environments, or two versions on the same data
     Diff(crate::deploy::DiffArgs),
+    /// Run a pipe and write its output as a dataset of the environment's store
+    Materialize(MaterializeArgs),
+    /// Append CSV, NDJSON or Parquet files to a source, checked against its schema
+    Ingest(IngestArgs),
+    /// Sample builds: fill staging's store from production's data
+    Sample(SampleCmdArgs),
+    /// Branch environments over another environment's store
+    Branch(BranchArgs),
     /// Run pipes repeatedly on one warm session: latency, scan throughput, peak memory
     Bench(crate::bench::BenchArgs),
     /// Generate benchmark data (TPC-H) into an environment's store
@@ -222,4 +230,113 @@ pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
         return Err(format!("`{s}` has no parameter name"));
     }
     Ok((k.to_string(), v.to_string()))
+}
+
+#[derive(Debug, Args)]
+pub struct MaterializeArgs {
+    /// The pipe (it must have `materialize = { to = "NAME" }`)
+    pub pipe: String,
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// A parameter value: --param name=value (repeatable)
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Run the version deployed in the environment (always so in a protected one)
+    #[arg(long)]
+    pub deployed: bool,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// Who is writing (default: the OS user)
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// The source to append to
+    pub source: String,
+    /// CSV, NDJSON (.ndjson/.jsonl/.json) or Parquet files
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Refuse the whole batch if any row does not fit the source's schema
+    #[arg(long)]
+    pub strict: bool,
+    /// Who is writing (default: the OS user)
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SampleCmdArgs {
+    #[command(subcommand)]
+    pub command: SampleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SampleCommand {
+    /// Fill an environment's store with a key sample of another's data
+    Build(SampleBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SampleBuildArgs {
+    /// The environment whose data is sampled
+    #[arg(long, value_name = "ENV", default_value = "production")]
+    pub from: String,
+    /// The environment whose store is filled (never a protected one)
+    #[arg(long, value_name = "ENV", default_value = "staging")]
+    pub to: String,
+    /// Fraction of key values kept (default: the target's sample fraction, else 0.1)
+    #[arg(long)]
+    pub fraction: Option<f64>,
+    /// Key column (default: each source's sample_key)
+    #[arg(long, value_name = "COLUMN")]
+    pub key: Option<String>,
+    /// Seed of the sample (default: the target's sample seed, else 0)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Who is writing (default: the OS user)
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BranchArgs {
+    #[command(subcommand)]
+    pub command: BranchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BranchCommand {
+    /// Create an environment that reads its parent's store without copying it
+    Create(BranchCreateArgs),
+    /// Delete a branch and what it wrote (never its parent's data)
+    Delete(BranchDeleteArgs),
+    /// List the branches
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct BranchCreateArgs {
+    /// The branch's name
+    pub name: String,
+    /// The environment it branches from
+    #[arg(long, value_name = "ENV", default_value = "production")]
+    pub from: String,
+    /// Where its own store goes (default: .sluice/branches/NAME/data in the project)
+    #[arg(long, value_name = "PATH_OR_URL")]
+    pub data: Option<String>,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// Who is creating it (default: the OS user)
+    #[arg(long)]
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BranchDeleteArgs {
+    /// The branch to delete
+    pub name: String,
 }

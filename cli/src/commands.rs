@@ -41,7 +41,7 @@ pub fn load_project(dir: Option<&Path>) -> Result<Arc<Project>, SluiceError> {
     Ok(Arc::new(project))
 }
 
-fn open(
+pub(crate) fn open(
     project: Arc<Project>,
     env: &EnvArg,
     sample: &SampleArgs,
@@ -124,7 +124,7 @@ fn print_output(out: &RunOutput, args: &OutputArgs, verbose: u8) -> Result<()> {
 pub async fn run(project: Option<&Path>, args: RunArgs, verbose: u8) -> Result<()> {
     let project = load_project(project)?;
     let session = open(project, &args.env, &args.sample)?;
-    let pipe = session.resolve_pipe(&args.pipe, args.deployed)?;
+    let pipe = session.resolve_pipe(&args.pipe, args.deployed).await?;
     let out = session
         .run_pipe_def(
             &pipe,
@@ -154,7 +154,7 @@ pub async fn query(project: Option<&Path>, args: QueryArgs, verbose: u8) -> Resu
 pub async fn explain(project: Option<&Path>, args: ExplainArgs) -> Result<()> {
     let project = load_project(project)?;
     let session = open(project, &args.env, &args.sample)?;
-    let pipe = session.resolve_pipe(&args.pipe, args.deployed)?;
+    let pipe = session.resolve_pipe(&args.pipe, args.deployed).await?;
     let text = session
         .explain_pipe(&pipe, &args.params, args.analyze)
         .await?;
@@ -187,9 +187,13 @@ pub fn envs(project: Option<&Path>) -> Result<()> {
             if let Some(n) = e.settings.memory_limit {
                 settings.push(format!("memory_limit={}", human_bytes(n)));
             }
+            let data = match &e.parent {
+                Some(p) => format!("{} (branch over {})", e.data, p.name),
+                None => e.data.clone(),
+            };
             vec![
                 e.name.clone(),
-                e.data.clone(),
+                data,
                 e.sample
                     .as_ref()
                     .map(|p| p.to_string())
@@ -213,7 +217,7 @@ pub async fn sources(project: Option<&Path>, args: SourcesArgs) -> Result<()> {
     let project = load_project(project)?;
     let session = open(project.clone(), &args.env, &SampleArgs::default())?;
     let names = if args.sources.is_empty() {
-        session.source_names()
+        session.source_names().await?
     } else {
         args.sources.clone()
     };
@@ -221,7 +225,7 @@ pub async fn sources(project: Option<&Path>, args: SourcesArgs) -> Result<()> {
     let mut schemas = Vec::new();
     for name in &names {
         let listing = session.list_source(name).await?;
-        let def = session.source_def(name).expect("listed");
+        let def = session.source_def(name).await?.expect("listed");
         let sampling = match project.source_sampling(&def, session.policy()) {
             sluice_engine::SourceSampling::Full => "full".to_string(),
             sluice_engine::SourceSampling::Sampled(p) => p.to_string(),
@@ -266,7 +270,7 @@ pub async fn sources(project: Option<&Path>, args: SourcesArgs) -> Result<()> {
     outln!(
         "environment {} ({})",
         session.environment().name,
-        session.store().root().display()
+        session.store().location()
     );
     print_table(
         &[
@@ -342,14 +346,18 @@ fn init_project(args: &InitArgs, default_dir: &str) -> Result<PathBuf> {
     };
     let project = Project::load(&dir)?;
     for env in project.environments.values() {
-        let summary = generate_sales_calls(&env.data_dir, &options)?;
+        let dir = env
+            .location
+            .local_dir()
+            .expect("the example project's stores are local folders");
+        let summary = generate_sales_calls(dir, &options)?;
         eprintln!(
             "{}: wrote {} calls, {} accounts, {} reps into {}",
             env.name,
             human_count(summary.calls),
             human_count(summary.accounts),
             human_count(summary.reps),
-            env.data_dir.display()
+            dir.display()
         );
     }
     // The pipe tests' fixture store: tiny and fixed, whatever --scale and --seed say.
@@ -370,7 +378,7 @@ async fn deploy_example(dir: &Path) -> Result<()> {
     use sluice_engine::deploy::{PromoteOptions, deploy, promote};
     let project = Arc::new(Project::load(dir)?);
     let actor = "sluice init".to_string();
-    deploy(&project, "staging", &[], &actor)?;
+    deploy(&project, "staging", &[], &actor).await?;
     let report = promote(
         project,
         "staging",

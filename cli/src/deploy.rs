@@ -114,14 +114,14 @@ fn confirm(env: &str, protected: bool, yes: bool, what: &str) -> Result<()> {
     }
 }
 
-pub fn deploy_cmd(project: Option<&Path>, args: DeployArgs) -> Result<()> {
+pub async fn deploy_cmd(project: Option<&Path>, args: DeployArgs) -> Result<()> {
     let project = load_project(project)?;
     let env = project
         .select_environment(args.env.as_deref())?
         .name
         .clone();
     let actor = args.actor.unwrap_or_else(default_actor);
-    let outcomes = deploy(&project, &env, &args.pipes, &actor)?;
+    let outcomes = deploy(&project, &env, &args.pipes, &actor).await?;
     for o in outcomes {
         match (&o.previous, o.changed) {
             (_, false) => outln!("unchanged {} {} in {env}", o.pipe, o.version),
@@ -251,12 +251,12 @@ pub async fn promote_cmd(project: Option<&Path>, args: PromoteArgs) -> Result<()
     Ok(())
 }
 
-pub fn rollback_cmd(project: Option<&Path>, args: RollbackArgs) -> Result<()> {
+pub async fn rollback_cmd(project: Option<&Path>, args: RollbackArgs) -> Result<()> {
     let project = load_project(project)?;
     let env = project.environment(&args.env)?;
     confirm(&args.env, env.protected, args.yes, "roll back")?;
     let actor = args.actor.unwrap_or_else(default_actor);
-    let event = rollback(&project, &args.env, &args.pipe, args.to.as_deref(), &actor)?;
+    let event = rollback(&project, &args.env, &args.pipe, args.to.as_deref(), &actor).await?;
     outln!(
         "rolled back {} in {}: {} -> {}",
         event.pipe,
@@ -267,10 +267,12 @@ pub fn rollback_cmd(project: Option<&Path>, args: RollbackArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn history_cmd(project: Option<&Path>, args: HistoryArgs) -> Result<()> {
+pub async fn history_cmd(project: Option<&Path>, args: HistoryArgs) -> Result<()> {
     let project = load_project(project)?;
     let env = project.select_environment(args.env.as_deref())?;
-    let events = DeploymentState::open(env).history(args.pipe.as_deref())?;
+    let events = DeploymentState::open(env)?
+        .history(args.pipe.as_deref())
+        .await?;
     let rows: Vec<Vec<String>> = events
         .iter()
         .map(|e| {
@@ -301,9 +303,9 @@ pub fn history_cmd(project: Option<&Path>, args: HistoryArgs) -> Result<()> {
     )
 }
 
-pub fn status_cmd(project: Option<&Path>) -> Result<()> {
+pub async fn status_cmd(project: Option<&Path>) -> Result<()> {
     let project = load_project(project)?;
-    let statuses = status(&project)?;
+    let statuses = status(&project).await?;
     let envs: Vec<String> = project.environments.keys().cloned().collect();
     let mut headers = vec!["pipe", "working copy"];
     headers.extend(envs.iter().map(|s| s.as_str()));
@@ -365,17 +367,16 @@ pub enum DiffFormat {
 }
 
 /// Resolves `live`, `working` or a version id of `pipe` in `session`'s environment.
-fn version_def(
+async fn version_def(
     session: &sluice_engine::EnvSession,
     pipe: &str,
     spec: &str,
 ) -> Result<sluice_engine::Pipe> {
     Ok(match spec {
         "working" => session.project().pipe(pipe)?.clone(),
-        "live" => session.resolve_pipe(pipe, true)?,
+        "live" => session.resolve_pipe(pipe, true).await?,
         v => {
-            let state = DeploymentState::open(session.environment());
-            let text = state.version_text(pipe, v)?;
+            let text = session.deployments().version_text(pipe, v).await?;
             let path = std::path::PathBuf::from(format!(
                 "{}:_sluice/versions/{pipe}/{v}.toml",
                 session.environment().name
@@ -400,8 +401,8 @@ pub async fn diff_cmd(project: Option<&Path>, args: DiffArgs) -> Result<()> {
             .expect("clap requires --env with --versions");
         let session = EnvSession::open(project.clone(), &env, &SampleOverride::default())?;
         let (old, new) = (
-            version_def(&session, &args.pipe, a)?,
-            version_def(&session, &args.pipe, b)?,
+            version_def(&session, &args.pipe, a).await?,
+            version_def(&session, &args.pipe, b).await?,
         );
         let base = session.run_pipe_def(&old, &args.params, &options).await?;
         let head = session.run_pipe_def(&new, &args.params, &options).await?;

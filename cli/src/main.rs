@@ -9,6 +9,7 @@ mod deploy;
 mod fixtures;
 mod print;
 mod quality;
+mod stores;
 
 use std::process::ExitCode;
 
@@ -63,13 +64,17 @@ fn main() -> ExitCode {
             Command::Validate(a) => commands::validate(project, a).await,
             Command::Test(a) => quality::test(project, a).await,
             Command::Check(a) => quality::check(project, a).await,
-            Command::Deploy(a) => deploy::deploy_cmd(project, a),
+            Command::Deploy(a) => deploy::deploy_cmd(project, a).await,
             Command::Plan(a) => deploy::plan_cmd(project, a).await,
             Command::Promote(a) => deploy::promote_cmd(project, a).await,
-            Command::Rollback(a) => deploy::rollback_cmd(project, a),
-            Command::History(a) => deploy::history_cmd(project, a),
-            Command::Status => deploy::status_cmd(project),
+            Command::Rollback(a) => deploy::rollback_cmd(project, a).await,
+            Command::History(a) => deploy::history_cmd(project, a).await,
+            Command::Status => deploy::status_cmd(project).await,
             Command::Diff(a) => deploy::diff_cmd(project, a).await,
+            Command::Materialize(a) => stores::materialize_cmd(project, a, verbose).await,
+            Command::Ingest(a) => stores::ingest_cmd(project, a).await,
+            Command::Sample(a) => stores::sample_cmd(project, a).await,
+            Command::Branch(a) => stores::branch_cmd(project, a).await,
             Command::Bench(a) => bench::bench(project, a).await,
             Command::Fixtures(a) => fixtures::fixtures(project, a).await,
         }

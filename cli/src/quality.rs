@@ -7,7 +7,6 @@ use anyhow::Result;
 use clap::Args;
 use sluice_engine::EnvSession;
 use sluice_engine::checks::{CheckResult, run_pipe_checks, run_sql_checks};
-use sluice_engine::deploy::DeploymentState;
 use sluice_engine::pipe_tests::run_pipe_tests;
 
 use crate::args::{EnvArg, SampleArgs};
@@ -78,16 +77,13 @@ pub async fn check(project: Option<&Path>, args: CheckArgs) -> Result<()> {
     let names: Vec<String> = if !args.pipes.is_empty() {
         args.pipes.clone()
     } else if protected {
-        DeploymentState::open(session.environment())
-            .live()?
-            .into_keys()
-            .collect()
+        session.deployments().live().await?.into_keys().collect()
     } else {
         project.pipes.keys().cloned().collect()
     };
     let mut pipes = Vec::new();
     for name in &names {
-        pipes.push(session.resolve_pipe(name, false)?);
+        pipes.push(session.resolve_pipe(name, false).await?);
     }
     let sample = match session.policy() {
         Some(p) => format!("sample {p}"),

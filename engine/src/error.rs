@@ -126,6 +126,30 @@ pub enum SluiceError {
     #[error("{message}")]
     Blocked { message: String },
 
+    /// A store could not be read or written: unreachable, refused, missing bucket.
+    #[error("environment `{env}`: store {url}: {message}")]
+    Storage {
+        env: String,
+        url: String,
+        message: String,
+    },
+
+    /// A store's settings are wrong or incomplete (a credential variable not set, say).
+    #[error("environment `{env}`: store {url}: {message}")]
+    StorageConfig {
+        env: String,
+        url: String,
+        message: String,
+    },
+
+    #[error("environment `{env}`: dataset `{dataset}` is being written by {holder} (lock {path})")]
+    DatasetLocked {
+        env: String,
+        dataset: String,
+        holder: String,
+        path: String,
+    },
+
     #[error("{0}")]
     Usage(String),
 
@@ -143,6 +167,7 @@ impl SluiceError {
             | SluiceError::UnknownPipe { .. }
             | SluiceError::Param { .. }
             | SluiceError::SampleOverride(_)
+            | SluiceError::StorageConfig { .. }
             | SluiceError::Usage(_) => ErrorClass::Usage,
             SluiceError::Node { class, .. } | SluiceError::Query { class, .. } => *class,
             SluiceError::MissingSource { .. }
@@ -152,6 +177,8 @@ impl SluiceError {
             | SluiceError::State { .. }
             | SluiceError::Locked { .. }
             | SluiceError::Blocked { .. }
+            | SluiceError::Storage { .. }
+            | SluiceError::DatasetLocked { .. }
             | SluiceError::DataFusion(_) => ErrorClass::Run,
         }
     }
@@ -170,6 +197,18 @@ impl SluiceError {
             path: path.into(),
             source,
         }
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for SluiceError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        SluiceError::DataFusion(e.into())
+    }
+}
+
+impl From<datafusion::parquet::errors::ParquetError> for SluiceError {
+    fn from(e: datafusion::parquet::errors::ParquetError) -> Self {
+        SluiceError::DataFusion(e.into())
     }
 }
 

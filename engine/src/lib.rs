@@ -17,16 +17,20 @@
 //! ```
 
 pub mod bench;
+pub mod branch;
 pub mod checks;
 pub mod deploy;
 pub mod error;
 pub mod fixtures;
+pub mod ingest;
+pub mod materialize;
 pub mod params;
 pub mod parquet_reader;
 pub mod pipe_tests;
 pub mod project;
 pub mod report;
 pub mod sample;
+pub mod sample_build;
 pub mod sampling;
 pub mod session;
 pub mod store;

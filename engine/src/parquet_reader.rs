@@ -20,6 +20,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 
+use crate::store::snapshot::ScanSnapshot;
+
 /// Parquet footers by (location, size, last modified): a rewritten file is a new entry.
 #[derive(Debug, Default)]
 pub struct FooterCache {
@@ -57,16 +59,16 @@ impl FooterCache {
     }
 }
 
-/// Creates readers that take footers from a `FooterCache`.
+/// Creates readers of a run's snapshot files: bytes from the store that owns each file,
+/// footers from that store's `FooterCache`.
 #[derive(Debug)]
 pub struct CachedFooterReaderFactory {
-    store: Arc<dyn ObjectStore>,
-    footers: Arc<FooterCache>,
+    snapshot: Arc<ScanSnapshot>,
 }
 
 impl CachedFooterReaderFactory {
-    pub fn new(store: Arc<dyn ObjectStore>, footers: Arc<FooterCache>) -> Self {
-        CachedFooterReaderFactory { store, footers }
+    pub fn new(snapshot: Arc<ScanSnapshot>) -> Self {
+        CachedFooterReaderFactory { snapshot }
     }
 }
 
@@ -80,10 +82,19 @@ impl ParquetFileReaderFactory for CachedFooterReaderFactory {
     ) -> datafusion::error::Result<Box<dyn AsyncFileReader + Send>> {
         let metrics =
             ParquetFileMetrics::new(partition_index, file.object_meta.location.as_ref(), metrics);
+        let (store, footers, meta) = self
+            .snapshot
+            .resolve(&file.object_meta.location)
+            .ok_or_else(|| {
+                datafusion::error::DataFusionError::Internal(format!(
+                    "{} is not a file of this run's snapshot",
+                    file.object_meta.location
+                ))
+            })?;
         Ok(Box::new(CachedFooterReader {
-            store: self.store.clone(),
-            footers: self.footers.clone(),
-            meta: file.object_meta,
+            store,
+            footers,
+            meta,
             metrics,
         }))
     }

@@ -109,10 +109,12 @@ pub fn test_environment(project: &Project) -> Environment {
     Environment {
         name: TEST_ENV.to_string(),
         data: TEST_DATA_DIR.to_string(),
-        data_dir: project.root.join(TEST_DATA_DIR),
+        location: crate::store::StoreLocation::Local(project.root.join(TEST_DATA_DIR)),
+        storage: Default::default(),
         sample: None,
         protected: false,
         settings: EngineSettings::default(),
+        parent: None,
     }
 }
 

@@ -21,7 +21,9 @@ use crate::project::{Environment, Pipe, Project, SourceDef};
 use crate::report::{RunReport, source_reports};
 use crate::sample::{SampleOverride, SamplePolicy};
 use crate::sampling::{SourceScan, register_source};
+use crate::store::snapshot::{SNAPSHOT_URL, ScanSnapshot};
 use crate::store::{SourceListing, Store};
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 
 /// The result of a run: its rows and what it read.
 #[derive(Debug)]
@@ -29,6 +31,40 @@ pub struct RunOutput {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub report: RunReport,
+}
+
+/// A pipe's output as it is computed (see `EnvSession::stream_pipe_def`).
+pub struct PipeStream {
+    pub stream: datafusion::execution::SendableRecordBatchStream,
+    plan: Arc<dyn ExecutionPlan>,
+    scans: Vec<SourceScan>,
+    started: Instant,
+    env: String,
+    pipe: String,
+    sample: Option<SamplePolicy>,
+}
+
+impl PipeStream {
+    /// The run's report, once the stream is consumed.
+    pub fn report(&self, rows_out: u64) -> RunReport {
+        RunReport {
+            env: self.env.clone(),
+            pipe: Some(self.pipe.clone()),
+            sample: self.sample.clone(),
+            rows_out,
+            elapsed: self.started.elapsed(),
+            sources: source_reports(&self.plan, &self.scans),
+        }
+    }
+
+    /// Turns a failure while reading the stream into the run's error.
+    pub fn error(&self, e: DataFusionError) -> SluiceError {
+        SluiceError::Query {
+            env: self.env.clone(),
+            message: format!("pipe `{}`: {}", self.pipe, df_message(&e)),
+            class: classify(&e),
+        }
+    }
 }
 
 /// Options of one run.
@@ -73,7 +109,7 @@ impl EnvSession {
         let policy = sample
             .apply(env.sample.as_ref())
             .map_err(SluiceError::SampleOverride)?;
-        let store = Arc::new(Store::open(&env));
+        let store = Arc::new(Store::open(&env)?);
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(limit) = env.settings.memory_limit {
             runtime = runtime.with_memory_limit(limit as usize, 1.0);
@@ -109,41 +145,57 @@ impl EnvSession {
         crate::tuning::session_config(&self.env.settings).with_information_schema(true)
     }
 
-    fn context(&self) -> SessionContext {
-        SessionContext::new_with_config_rt(self.config(), self.runtime.clone())
+    /// A context for one run: the environment's memory pool and spill folder, and the
+    /// snapshot of the files the run's sources read (see `store::snapshot`).
+    fn context(&self) -> Result<(SessionContext, Arc<ScanSnapshot>)> {
+        let snapshot = Arc::new(ScanSnapshot::default());
+        let mut builder = RuntimeEnvBuilder::new()
+            .with_memory_pool(self.runtime.memory_pool.clone())
+            // The snapshot is the listing: DataFusion must not cache one of its own.
+            .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0));
+        builder.disk_manager = Some(self.runtime.disk_manager.clone());
+        let runtime = builder.build_arc()?;
+        let url = url::Url::parse(SNAPSHOT_URL).expect("snapshot URL");
+        runtime.register_object_store(&url, snapshot.clone());
+        Ok((
+            SessionContext::new_with_config_rt(self.config(), runtime),
+            snapshot,
+        ))
     }
 
     /// The definition of a source: declared in `sluice.toml`, or a folder of the store
     /// that is not declared (read in full, with default settings).
-    pub fn source_def(&self, name: &str) -> Option<SourceDef> {
+    pub async fn source_def(&self, name: &str) -> Result<Option<SourceDef>> {
         if let Some(def) = self.project.sources.get(name) {
-            return Some(def.clone());
+            return Ok(Some(def.clone()));
         }
-        let dir = self.store.root().join(name);
-        (!name.starts_with(['_', '.']) && dir.is_dir()).then(|| SourceDef {
+        if name.starts_with(['_', '.']) || !self.store.folders().await?.iter().any(|f| f == name) {
+            return Ok(None);
+        }
+        Ok(Some(SourceDef {
             name: name.to_string(),
             path: name.to_string(),
             sample_key: None,
             sample: None,
             sort: Vec::new(),
-        })
+        }))
     }
 
     /// Every source: declared ones, then undeclared folders of the store.
-    pub fn source_names(&self) -> Vec<String> {
+    pub async fn source_names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = self.project.sources.keys().cloned().collect();
-        for folder in self.store.folders() {
+        for folder in self.store.folders().await? {
             if !self.project.sources.values().any(|s| s.path == folder) && !names.contains(&folder)
             {
                 names.push(folder);
             }
         }
-        names
+        Ok(names)
     }
 
     /// Lists a source's files in this environment's store.
     pub async fn list_source(&self, name: &str) -> Result<SourceListing> {
-        let def = self.source_def(name).ok_or_else(|| {
+        let def = self.source_def(name).await?.ok_or_else(|| {
             SluiceError::Usage(format!(
                 "unknown source `{name}` in environment `{}`",
                 self.env.name
@@ -152,16 +204,41 @@ impl EnvSession {
         self.store.list_source(&def).await
     }
 
+    /// A source of this environment read in full, as a DataFrame to build on (sample
+    /// builds, exports).
+    pub async fn source_frame(&self, name: &str) -> Result<(DataFrame, SourceListing)> {
+        let def = self.source_def(name).await?.ok_or_else(|| {
+            SluiceError::Usage(format!(
+                "unknown source `{name}` in environment `{}`",
+                self.env.name
+            ))
+        })?;
+        let listing = self.store.list_source(&def).await?;
+        let (ctx, snapshot) = self.context()?;
+        register_source(
+            &ctx,
+            &self.env.name,
+            &def,
+            &listing,
+            crate::sample::SourceSampling::Full,
+            &snapshot,
+        )
+        .await?;
+        let df = ctx.table(def.name.as_str()).await?;
+        Ok((df, listing))
+    }
+
     /// Registers the sources among `names` (other names are nodes or unknown tables,
     /// which DataFusion reports when planning).
     async fn register_sources(
         &self,
         ctx: &SessionContext,
+        snapshot: &Arc<ScanSnapshot>,
         names: &BTreeSet<String>,
     ) -> Result<Vec<SourceScan>> {
         let mut scans = Vec::new();
         for name in names {
-            let Some(def) = self.source_def(name) else {
+            let Some(def) = self.source_def(name).await? else {
                 continue;
             };
             let listing = self.store.list_source(&def).await?;
@@ -175,15 +252,7 @@ impl EnvSession {
                 "registering source"
             );
             scans.push(
-                register_source(
-                    ctx,
-                    &self.env.name,
-                    &def,
-                    &listing,
-                    sampling,
-                    self.store.reader_factory(),
-                )
-                .await?,
+                register_source(ctx, &self.env.name, &def, &listing, sampling, snapshot).await?,
             );
         }
         Ok(scans)
@@ -207,7 +276,7 @@ impl EnvSession {
         values: &HashMap<String, ParamValue>,
         physical_check: bool,
     ) -> Result<(SessionContext, DataFrame, Vec<SourceScan>)> {
-        let ctx = self.context();
+        let (ctx, snapshot) = self.context()?;
         let node_names: BTreeSet<String> = pipe
             .nodes
             .iter()
@@ -221,7 +290,7 @@ impl EnvSession {
                 }
             }
         }
-        let scans = self.register_sources(&ctx, &reads).await?;
+        let scans = self.register_sources(&ctx, &snapshot, &reads).await?;
         let param_values = ParamValues::Map(
             values
                 .iter()
@@ -267,12 +336,12 @@ impl EnvSession {
     /// The definition of a pipe this environment runs: in a protected environment (or
     /// with `deployed`) the version deployed there, else the project's working copy.
     /// Production never runs an edit that was not promoted.
-    pub fn resolve_pipe(&self, name: &str, deployed: bool) -> Result<Pipe> {
+    pub async fn resolve_pipe(&self, name: &str, deployed: bool) -> Result<Pipe> {
         if !(deployed || self.env.protected) {
             return Ok(self.project.pipe(name)?.clone());
         }
-        let state = crate::deploy::DeploymentState::open(&self.env);
-        let version = state.live_version(name)?.ok_or_else(|| {
+        let state = self.deployments();
+        let version = state.live_version(name).await?.ok_or_else(|| {
             let hint = if self.env.protected {
                 format!(
                     "it runs promoted versions only: sluice promote {name} --from staging --to {}",
@@ -289,7 +358,12 @@ impl EnvSession {
                 self.env.name
             ))
         })?;
-        crate::deploy::deployed_pipe(&self.project, &state, name, &version)
+        crate::deploy::deployed_pipe(&self.project, &state, name, &version).await
+    }
+
+    /// The deployments of this environment, in its store.
+    pub fn deployments(&self) -> crate::deploy::DeploymentState {
+        crate::deploy::DeploymentState::in_store(self.store.clone())
     }
 
     /// Runs a pipe as this environment runs it (see `resolve_pipe`), with parameters
@@ -300,7 +374,7 @@ impl EnvSession {
         given: &[(String, String)],
         options: &RunOptions,
     ) -> Result<RunOutput> {
-        let pipe = self.resolve_pipe(name, false)?;
+        let pipe = self.resolve_pipe(name, false).await?;
         self.run_pipe_def(&pipe, given, options).await
     }
 
@@ -326,9 +400,9 @@ impl EnvSession {
             message: m,
             class: ErrorClass::Usage,
         })?;
-        let ctx = self.context();
+        let (ctx, snapshot) = self.context()?;
         let scans = self
-            .register_sources(&ctx, &reads.into_iter().collect())
+            .register_sources(&ctx, &snapshot, &reads.into_iter().collect())
             .await?;
         let df = ctx.sql(sql).await.map_err(|e| self.query_error(&e))?;
         self.execute(&ctx, df, scans, None, options, started).await
@@ -379,6 +453,35 @@ impl EnvSession {
             schema,
             batches,
             report,
+        })
+    }
+
+    /// Starts a run of the given definition of a pipe and returns its output as a
+    /// stream of batches, for writers that must not hold the whole output in memory.
+    pub async fn stream_pipe_def(
+        &self,
+        pipe: &Pipe,
+        given: &[(String, String)],
+    ) -> Result<PipeStream> {
+        let values = self.resolve_params(pipe, given)?;
+        let started = Instant::now();
+        let (ctx, df, scans) = self.plan_pipe(pipe, &values, false).await?;
+        let fail = |e: DataFusionError| SluiceError::Query {
+            env: self.env.name.clone(),
+            message: format!("pipe `{}`: {}", pipe.name, df_message(&e)),
+            class: classify(&e),
+        };
+        let plan = df.create_physical_plan().await.map_err(fail)?;
+        let stream = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())
+            .map_err(fail)?;
+        Ok(PipeStream {
+            stream,
+            plan,
+            scans,
+            started,
+            env: self.env.name.clone(),
+            pipe: pipe.name.clone(),
+            sample: self.policy.clone(),
         })
     }
 

@@ -59,7 +59,7 @@ mod tests {
             "DATAFUSION_EXECUTION_TARGET_PARTITIONS" => Some("not a number".into()),
             _ => None,
         });
-        assert_eq!(options.execution.batch_size, 1234);
+        assert_eq!(options.execution.batch_size.get(), 1234);
         assert_eq!(
             options.execution.target_partitions,
             ConfigOptions::default().execution.target_partitions

@@ -16,6 +16,7 @@ pub use ops::{
 pub use state::{
     Change, DeploymentState, EnvLock, GateResult, HistoryEvent, LiveEntry, default_actor,
 };
+pub(crate) use state::{now, write_atomic};
 
 use sha2::{Digest, Sha256};
 

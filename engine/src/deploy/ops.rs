@@ -21,13 +21,13 @@ fn working_version(pipe: &Pipe) -> Result<String> {
 }
 
 /// Loads a deployed version of a pipe from an environment's store.
-pub(crate) fn deployed_pipe(
+pub(crate) async fn deployed_pipe(
     project: &Project,
     state: &DeploymentState,
     pipe: &str,
     version: &str,
 ) -> Result<Pipe> {
-    let text = state.version_text(pipe, version)?;
+    let text = state.version_text(pipe, version).await?;
     let path = PathBuf::from(format!(
         "{}:_sluice/versions/{pipe}/{version}.toml",
         state.env()
@@ -54,7 +54,7 @@ pub struct DeployOutcome {
 
 /// Records the working copy of `pipes` (all when empty) as the live versions in `env`.
 /// A protected environment only receives promoted versions.
-pub fn deploy(
+pub async fn deploy(
     project: &Project,
     env: &str,
     pipes: &[String],
@@ -72,9 +72,9 @@ pub fn deploy(
             "the project has no pipes to deploy".into(),
         ));
     }
-    let state = DeploymentState::open(environment);
-    let lock = state.lock(actor)?;
-    let live = state.live()?;
+    let state = DeploymentState::open(environment)?;
+    let lock = state.lock(actor).await?;
+    let live = state.live().await?;
     let mut outcomes = Vec::new();
     let mut changes = Vec::new();
     for name in &names {
@@ -101,7 +101,7 @@ pub fn deploy(
         });
     }
     if !changes.is_empty() {
-        state.commit(&lock, changes)?;
+        state.commit(&lock, changes).await?;
     }
     Ok(outcomes)
 }
@@ -145,15 +145,15 @@ pub struct PromotionPlan {
 
 /// What promoting every pipe deployed in `from` to `to` would change.
 pub async fn plan(project: Arc<Project>, from: &str, to: &str) -> Result<PromotionPlan> {
-    let source = DeploymentState::open(project.environment(from)?);
-    let target = DeploymentState::open(project.environment(to)?);
-    let source_live = source.live()?;
-    let target_live = target.live()?;
+    let source = DeploymentState::open(project.environment(from)?)?;
+    let target = DeploymentState::open(project.environment(to)?)?;
+    let source_live = source.live().await?;
+    let target_live = target.live().await?;
     let session = EnvSession::open(project.clone(), to, &SampleOverride::default())?;
     let mut items = Vec::new();
     for (pipe, entry) in &source_live {
         let to_version = target_live.get(pipe).map(|e| e.version.clone());
-        let new = deployed_pipe(&project, &source, pipe, &entry.version)?;
+        let new = deployed_pipe(&project, &source, pipe, &entry.version).await?;
         let kind = match &to_version {
             None => PlanKind::Added,
             Some(v) if *v == entry.version => PlanKind::Unchanged,
@@ -173,7 +173,7 @@ pub async fn plan(project: Arc<Project>, from: &str, to: &str) -> Result<Promoti
             continue;
         }
         let old = match &to_version {
-            Some(v) => Some(deployed_pipe(&project, &target, pipe, v)?),
+            Some(v) => Some(deployed_pipe(&project, &target, pipe, v).await?),
             None => None,
         };
         let old_text = old.as_ref().map(|p| p.text.as_str()).unwrap_or("");
@@ -294,9 +294,9 @@ pub async fn promote(
             "cannot promote from `{from}` to itself"
         )));
     }
-    let source = DeploymentState::open(project.environment(from)?);
-    let target = DeploymentState::open(project.environment(to)?);
-    let source_live = source.live()?;
+    let source = DeploymentState::open(project.environment(from)?)?;
+    let target = DeploymentState::open(project.environment(to)?)?;
+    let source_live = source.live().await?;
     let names = select_pipes(source_live.keys().cloned(), pipes);
     if names.is_empty() {
         return Err(SluiceError::Usage(format!(
@@ -308,9 +308,9 @@ pub async fn promote(
     let lock = if options.dry_run {
         None
     } else {
-        Some(target.lock(&options.actor)?)
+        Some(target.lock(&options.actor).await?)
     };
-    let target_live = target.live()?;
+    let target_live = target.live().await?;
     let mut report = PromotionReport {
         from: from.to_string(),
         to: to.to_string(),
@@ -333,7 +333,7 @@ pub async fn promote(
                 }
             }
         })?;
-        let candidate = deployed_pipe(&project, &source, name, &entry.version)?;
+        let candidate = deployed_pipe(&project, &source, name, &entry.version).await?;
         let previous = target_live.get(name).map(|e| e.version.clone());
         if previous.as_deref() == Some(entry.version.as_str()) {
             report.pipes.push(PromotedPipe {
@@ -346,7 +346,7 @@ pub async fn promote(
             continue;
         }
         let live = match &previous {
-            Some(v) => Some(deployed_pipe(&project, &target, name, v)?),
+            Some(v) => Some(deployed_pipe(&project, &target, name, v).await?),
             None => None,
         };
         let gates = run_gates(
@@ -378,22 +378,24 @@ pub async fn promote(
     if report.blocked() || options.dry_run || changes.is_empty() {
         return Ok(report);
     }
-    target.commit(lock.as_ref().expect("locked unless dry run"), changes)?;
+    target
+        .commit(lock.as_ref().expect("locked unless dry run"), changes)
+        .await?;
     report.applied = true;
     Ok(report)
 }
 
 /// Makes the version live before the current one (or `to`) live again in `env`.
-pub fn rollback(
+pub async fn rollback(
     project: &Project,
     env: &str,
     pipe: &str,
     to: Option<&str>,
     actor: &str,
 ) -> Result<HistoryEvent> {
-    let state = DeploymentState::open(project.environment(env)?);
-    let lock = state.lock(actor)?;
-    let live = state.live()?;
+    let state = DeploymentState::open(project.environment(env)?)?;
+    let lock = state.lock(actor).await?;
+    let live = state.live().await?;
     let current = live.get(pipe).ok_or_else(|| {
         SluiceError::Usage(format!(
             "pipe `{pipe}` has no deployed version in `{env}`: nothing to roll back"
@@ -401,7 +403,7 @@ pub fn rollback(
     })?;
     let target = match to {
         Some(v) => {
-            if !state.has_version(pipe, v) {
+            if !state.has_version(pipe, v).await? {
                 return Err(SluiceError::Usage(format!(
                     "environment `{env}` has no version `{v}` of pipe `{pipe}` (see sluice history {pipe} --env {env})"
                 )));
@@ -414,7 +416,7 @@ pub fn rollback(
             v.to_string()
         }
         None => {
-            let history = state.history(Some(pipe))?;
+            let history = state.history(Some(pipe)).await?;
             let event = history
                 .iter()
                 .find(|e| e.seq == current.seq)
@@ -433,19 +435,21 @@ pub fn rollback(
             })?
         }
     };
-    let text = state.version_text(pipe, &target)?;
-    let mut events = state.commit(
-        &lock,
-        vec![Change {
-            pipe: pipe.to_string(),
-            version: target,
-            text,
-            action: "rollback".into(),
-            actor: actor.to_string(),
-            from_env: None,
-            gates: Vec::new(),
-        }],
-    )?;
+    let text = state.version_text(pipe, &target).await?;
+    let mut events = state
+        .commit(
+            &lock,
+            vec![Change {
+                pipe: pipe.to_string(),
+                version: target,
+                text,
+                action: "rollback".into(),
+                actor: actor.to_string(),
+                from_env: None,
+                gates: Vec::new(),
+            }],
+        )
+        .await?;
     Ok(events.remove(0))
 }
 
@@ -459,10 +463,10 @@ pub struct PipeStatus {
 }
 
 /// Like `git status`: the working copy against every environment's live versions.
-pub fn status(project: &Project) -> Result<Vec<PipeStatus>> {
+pub async fn status(project: &Project) -> Result<Vec<PipeStatus>> {
     let mut lives = BTreeMap::new();
     for (name, env) in &project.environments {
-        lives.insert(name.clone(), DeploymentState::open(env).live()?);
+        lives.insert(name.clone(), DeploymentState::open(env)?.live().await?);
     }
     let mut names: Vec<String> = project.pipes.keys().cloned().collect();
     for live in lives.values() {

@@ -7,20 +7,24 @@
 //! _sluice/lock                             held while a change is made
 //! ```
 //!
-//! `live.json` is replaced by an atomic rename and is the commit point: a change killed
-//! before it leaves the previous live versions in place; one killed after it has its
-//! history event completed from `live.json` by the next change.
+//! `live.json` is replaced in one put (an atomic rename locally, a single PUT on object
+//! stores) and is the commit point: a change killed before it leaves the previous live
+//! versions in place; one killed after it has its history event completed from
+//! `live.json` by the next change. The lock is an object created only if absent.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SluiceError};
 use crate::project::Environment;
-use crate::store::STATE_DIR;
+use crate::store::lock::StoreLock;
+use crate::store::{STATE_DIR, Store};
 
 /// The result of one gate for one pipe, as recorded in history.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -67,14 +71,20 @@ struct LiveFile {
 #[derive(Debug, Clone)]
 pub struct DeploymentState {
     env: String,
-    dir: PathBuf,
+    store: Arc<Store>,
 }
 
 impl DeploymentState {
-    pub fn open(env: &Environment) -> DeploymentState {
+    /// The deployment state in an environment's store.
+    pub fn open(env: &Environment) -> Result<DeploymentState> {
+        Ok(Self::in_store(Arc::new(Store::open(env)?)))
+    }
+
+    /// The deployment state in an opened store.
+    pub fn in_store(store: Arc<Store>) -> DeploymentState {
         DeploymentState {
-            env: env.name.clone(),
-            dir: env.data_dir.join(STATE_DIR),
+            env: store.env().to_string(),
+            store,
         }
     }
 
@@ -82,71 +92,71 @@ impl DeploymentState {
         &self.env
     }
 
-    fn corrupt(&self, path: &Path, what: impl std::fmt::Display) -> SluiceError {
+    fn corrupt(&self, relative: &str, what: impl std::fmt::Display) -> SluiceError {
         SluiceError::State {
             env: self.env.clone(),
             message: format!(
                 "{} is corrupted: {what}; restore it from a backup or remove it to start over",
-                path.display()
+                self.store.describe(relative)
             ),
         }
     }
 
-    fn live_path(&self) -> PathBuf {
-        self.dir.join("live.json")
+    fn live_path() -> String {
+        format!("{STATE_DIR}/live.json")
     }
 
-    fn version_path(&self, pipe: &str, version: &str) -> PathBuf {
-        self.dir
-            .join("versions")
-            .join(pipe)
-            .join(format!("{version}.toml"))
+    fn version_path(pipe: &str, version: &str) -> String {
+        format!("{STATE_DIR}/versions/{pipe}/{version}.toml")
     }
 
-    fn read_live(&self) -> Result<LiveFile> {
-        let path = self.live_path();
-        match fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| self.corrupt(&path, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(LiveFile::default()),
-            Err(e) => Err(SluiceError::io(&path, e)),
+    async fn read_live(&self) -> Result<LiveFile> {
+        let path = Self::live_path();
+        match self.store.get(&path).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&path, e)),
+            None => Ok(LiveFile::default()),
         }
     }
 
     /// The live version of each deployed pipe.
-    pub fn live(&self) -> Result<BTreeMap<String, LiveEntry>> {
-        Ok(self.read_live()?.pipes)
+    pub async fn live(&self) -> Result<BTreeMap<String, LiveEntry>> {
+        Ok(self.read_live().await?.pipes)
     }
 
-    pub fn live_version(&self, pipe: &str) -> Result<Option<String>> {
-        Ok(self.live()?.get(pipe).map(|e| e.version.clone()))
+    pub async fn live_version(&self, pipe: &str) -> Result<Option<String>> {
+        Ok(self.live().await?.get(pipe).map(|e| e.version.clone()))
     }
 
     /// The definition of a deployed version, as TOML text.
-    pub fn version_text(&self, pipe: &str, version: &str) -> Result<String> {
-        let path = self.version_path(pipe, version);
-        let text = fs::read_to_string(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SluiceError::Usage(format!(
+    pub async fn version_text(&self, pipe: &str, version: &str) -> Result<String> {
+        let path = Self::version_path(pipe, version);
+        let bytes = self.store.get(&path).await?.ok_or_else(|| {
+            SluiceError::Usage(format!(
                 "environment `{}` has no version `{version}` of pipe `{pipe}`",
                 self.env
-            )),
-            _ => SluiceError::io(&path, e),
+            ))
         })?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|e| self.corrupt(&path, e))?;
         if super::version_of(&text).ok().as_deref() != Some(version) {
             return Err(self.corrupt(&path, "its content does not match its version"));
         }
         Ok(text)
     }
 
-    pub fn has_version(&self, pipe: &str, version: &str) -> bool {
-        self.version_path(pipe, version).is_file()
+    pub async fn has_version(&self, pipe: &str, version: &str) -> Result<bool> {
+        Ok(self
+            .store
+            .get(&Self::version_path(pipe, version))
+            .await?
+            .is_some())
     }
 
     /// Every recorded change, oldest first (of one pipe, or all).
-    pub fn history(&self, pipe: Option<&str>) -> Result<Vec<HistoryEvent>> {
-        let mut events = self.history_files()?;
+    pub async fn history(&self, pipe: Option<&str>) -> Result<Vec<HistoryEvent>> {
+        let mut events = self.history_files().await?;
         // A change whose history file was not written yet (killed right after its
         // commit) is still in live.json.
-        let live = self.read_live()?;
+        let live = self.read_live().await?;
         for e in live.last_events {
             if !events.iter().any(|x| x.seq == e.seq) {
                 events.push(e);
@@ -159,22 +169,20 @@ impl DeploymentState {
             .collect())
     }
 
-    fn history_files(&self) -> Result<Vec<HistoryEvent>> {
-        let dir = self.dir.join("history");
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(SluiceError::io(&dir, e)),
-        };
+    async fn history_files(&self) -> Result<Vec<HistoryEvent>> {
+        let dir = format!("{STATE_DIR}/history");
         let mut events = Vec::new();
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.extension().is_none_or(|x| x != "json") {
+        for (rel, _) in self.store.list(&dir).await? {
+            if !rel.ends_with(".json") || rel.contains('/') || rel.starts_with('.') {
                 continue;
             }
-            let text = fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
+            let path = format!("{dir}/{rel}");
+            let Some(bytes) = self.store.get(&path).await? else {
+                continue;
+            };
             events.push(
-                serde_json::from_str::<HistoryEvent>(&text).map_err(|e| self.corrupt(&path, e))?,
+                serde_json::from_slice::<HistoryEvent>(&bytes)
+                    .map_err(|e| self.corrupt(&path, e))?,
             );
         }
         Ok(events)
@@ -182,73 +190,30 @@ impl DeploymentState {
 
     /// Takes the environment's lock, or fails at once naming who holds it. A lock left by
     /// a process that no longer runs on this machine is taken over.
-    pub fn lock(&self, actor: &str) -> Result<EnvLock> {
-        fs::create_dir_all(&self.dir).map_err(|e| SluiceError::io(&self.dir, e))?;
-        let path = self.dir.join("lock");
-        let host = hostname();
-        match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut f) => {
-                let body = serde_json::json!({
-                    "pid": std::process::id(),
-                    "host": host,
-                    "actor": actor,
-                    "at": now(),
-                });
-                f.write_all(body.to_string().as_bytes())
-                    .and_then(|_| f.sync_all())
-                    .map_err(|e| SluiceError::io(&path, e))?;
-                Ok(EnvLock {
-                    path,
-                    stale_taken_over: None,
-                })
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let text = fs::read_to_string(&path).unwrap_or_default();
-                let holder: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                let pid = holder["pid"].as_u64();
-                let alive = match pid {
-                    Some(pid) if holder["host"].as_str() == Some(host.as_str()) => {
-                        Path::new(&format!("/proc/{pid}")).exists()
-                    }
-                    // Another machine's lock, or one we cannot read: assume it is held.
-                    _ => true,
-                };
-                if alive {
-                    return Err(SluiceError::Locked {
-                        env: self.env.clone(),
-                        holder: format!(
-                            "{} (pid {} on {}, since {})",
-                            holder["actor"].as_str().unwrap_or("?"),
-                            pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
-                            holder["host"].as_str().unwrap_or("?"),
-                            holder["at"].as_str().unwrap_or("?"),
-                        ),
-                        path: path.display().to_string(),
-                    });
-                }
-                tracing::warn!(env = %self.env, "taking over a stale lock left by pid {pid:?}");
-                fs::remove_file(&path).map_err(|e| SluiceError::io(&path, e))?;
-                let mut lock = self.lock(actor)?;
-                lock.stale_taken_over = pid;
-                Ok(lock)
-            }
-            Err(e) => Err(SluiceError::io(&path, e)),
+    pub async fn lock(&self, actor: &str) -> Result<EnvLock> {
+        let path = format!("{STATE_DIR}/lock");
+        match StoreLock::acquire(&self.store, &path, actor).await? {
+            Ok(lock) => Ok(EnvLock {
+                stale_taken_over: lock.stale_taken_over,
+                _lock: lock,
+            }),
+            Err(holder) => Err(SluiceError::Locked {
+                env: self.env.clone(),
+                holder: holder.description,
+                path: holder.location,
+            }),
         }
     }
 
     /// Applies changes of live versions as one atomic step, under the lock: writes the
     /// versions, commits `live.json`, then the history events.
-    pub fn commit(&self, _lock: &EnvLock, changes: Vec<Change>) -> Result<Vec<HistoryEvent>> {
-        let mut live = self.read_live()?;
+    pub async fn commit(&self, _lock: &EnvLock, changes: Vec<Change>) -> Result<Vec<HistoryEvent>> {
+        let mut live = self.read_live().await?;
         // Complete the history of a change killed right after its commit.
-        let existing = self.history_files()?;
+        let existing = self.history_files().await?;
         for e in &live.last_events {
             if !existing.iter().any(|x| x.seq == e.seq) {
-                self.write_event(e)?;
+                self.write_event(e).await?;
             }
         }
         let mut next_seq = existing
@@ -260,9 +225,13 @@ impl DeploymentState {
             + 1;
         let mut events = Vec::new();
         for change in changes {
-            let path = self.version_path(&change.pipe, &change.version);
-            if !path.is_file() {
-                write_atomic(&path, change.text.as_bytes())?;
+            if !self.has_version(&change.pipe, &change.version).await? {
+                self.store
+                    .put(
+                        &Self::version_path(&change.pipe, &change.version),
+                        Bytes::from(change.text.clone()),
+                    )
+                    .await?;
             }
             failpoint("commit:after_versions");
             let previous = live.pipes.get(&change.pipe).map(|e| e.version.clone());
@@ -289,20 +258,24 @@ impl DeploymentState {
         }
         live.last_events = events.clone();
         let body = serde_json::to_vec_pretty(&live).expect("live state serializes");
-        write_atomic(&self.live_path(), &body)?;
+        self.store
+            .put(&Self::live_path(), Bytes::from(body))
+            .await?;
         failpoint("commit:after_live");
         for e in &events {
-            self.write_event(e)?;
+            self.write_event(e).await?;
         }
         Ok(events)
     }
 
-    fn write_event(&self, e: &HistoryEvent) -> Result<()> {
-        let path = self.dir.join("history").join(format!("{:08}.json", e.seq));
-        write_atomic(
-            &path,
-            &serde_json::to_vec_pretty(e).expect("event serializes"),
-        )
+    async fn write_event(&self, e: &HistoryEvent) -> Result<()> {
+        let path = format!("{STATE_DIR}/history/{:08}.json", e.seq);
+        self.store
+            .put(
+                &path,
+                Bytes::from(serde_json::to_vec_pretty(e).expect("event serializes")),
+            )
+            .await
     }
 }
 
@@ -322,15 +295,9 @@ pub struct Change {
 /// The held lock of an environment; released when dropped.
 #[derive(Debug)]
 pub struct EnvLock {
-    path: PathBuf,
+    _lock: StoreLock,
     /// The pid of a dead process whose lock was taken over.
     pub stale_taken_over: Option<u64>,
-}
-
-impl Drop for EnvLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
 }
 
 /// Writes a file through a temporary file in the same folder, synced and renamed into
@@ -368,13 +335,6 @@ fn failpoint(name: &str) {
 
 pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
-fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .or_else(|_| std::env::var("HOSTNAME"))
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Who is acting: `--actor`, else the OS user.

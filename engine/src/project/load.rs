@@ -9,11 +9,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::sql::{node_references, placeholders, query_references};
-use super::{EngineSettings, Environment, Node, Pipe, Project, SortKey, SourceDef};
+use super::{EngineSettings, Environment, Materialize, Node, Pipe, Project, SortKey, SourceDef};
 use crate::checks::{CheckKind, CheckValue, DataCheck, SqlCheck};
 use crate::error::{Problem, Result, SluiceError};
 use crate::params::{Param, ParamType, TYPES};
 use crate::sample::{SamplePolicy, SourceSampling};
+use crate::store::dataset::WriteMode;
+use crate::store::location::validate_settings;
+use crate::store::{StorageSettings, StoreLocation};
 
 pub const PROJECT_FILE: &str = "sluice.toml";
 
@@ -56,6 +59,7 @@ struct RawEnvironment {
     target_partitions: Option<Spanned<i64>>,
     batch_size: Option<Spanned<i64>>,
     memory_limit: Option<Spanned<toml::Value>>,
+    storage: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -78,8 +82,19 @@ struct RawPipe {
     node: Vec<Spanned<RawNode>>,
     #[serde(default)]
     endpoint: bool,
+    materialize: Option<Spanned<RawMaterialize>>,
     #[serde(default)]
     check: Vec<Spanned<RawCheck>>,
+}
+
+/// `materialize = { to = "NAME", mode = "replace" | "append", partition_by = [...] }`
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaterialize {
+    to: Spanned<String>,
+    mode: Option<Spanned<String>>,
+    #[serde(default)]
+    partition_by: Vec<Spanned<String>>,
 }
 
 /// A `[[check]]`: exactly one kind, and an optional name.
@@ -200,7 +215,7 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
             ));
             continue;
         };
-        let data_dir = match resolve_data_root(&root, data.get_ref()) {
+        let location = match StoreLocation::parse(data.get_ref(), &root) {
             Ok(d) => d,
             Err(msg) => {
                 problems.push(file.problem(
@@ -252,15 +267,32 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
                 )),
             }
         }
+        let storage = match &raw_env.storage {
+            None => StorageSettings::default(),
+            Some(table) => match parse_storage(table.get_ref())
+                .and_then(|st| validate_settings(&location, &st).map(|()| st))
+            {
+                Ok(st) => st,
+                Err(msg) => {
+                    problems.push(file.problem(
+                        table.span().start,
+                        format!("environment `{env_name}`: {msg}"),
+                    ));
+                    StorageSettings::default()
+                }
+            },
+        };
         environments.insert(
             env_name.clone(),
             Environment {
                 name: env_name,
                 data: data.into_inner(),
-                data_dir,
+                location,
+                storage,
                 sample,
                 protected: raw_env.protected,
                 settings,
+                parent: None,
             },
         );
     }
@@ -320,6 +352,9 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
         );
     }
 
+    for branch in crate::branch::load_branches(&root, &environments, &mut problems) {
+        environments.insert(branch.name.clone(), branch);
+    }
     let pipes = load_pipes(&root, &sources, &mut problems)?;
     let sql_checks = load_sql_checks(&root, &sources, &pipes, &mut problems)?;
 
@@ -661,6 +696,47 @@ fn load_pipe(
         }
     }
 
+    let materialize = raw.materialize.and_then(|m| {
+        let m = m.into_inner();
+        let mut ok = true;
+        let to = m.to.get_ref().clone();
+        if !is_identifier(&to) || to.contains('-') {
+            problems.push(file.problem(
+                m.to.span().start,
+                format!("pipe `{name}`: materialize `to = \"{to}\"` must be a dataset name: letters, digits or `_`"),
+            ));
+            ok = false;
+        }
+        let mode = match m.mode.as_ref().map(|v| v.get_ref().as_str()) {
+            None | Some("replace") => WriteMode::Replace,
+            Some("append") => WriteMode::Append,
+            Some(other) => {
+                problems.push(file.problem(
+                    m.mode.as_ref().expect("given").span().start,
+                    format!("pipe `{name}`: materialize mode `{other}` must be \"replace\" or \"append\""),
+                ));
+                ok = false;
+                WriteMode::Replace
+            }
+        };
+        let mut partition_by = Vec::new();
+        for p in &m.partition_by {
+            if p.get_ref().trim().is_empty() || partition_by.contains(p.get_ref()) {
+                problems.push(file.problem(
+                    p.span().start,
+                    format!("pipe `{name}`: materialize partition_by has an empty or repeated column"),
+                ));
+                ok = false;
+            }
+            partition_by.push(p.get_ref().clone());
+        }
+        ok.then_some(Materialize {
+            to,
+            mode,
+            partition_by,
+        })
+    });
+
     if problems.len() > before {
         return None;
     }
@@ -671,6 +747,7 @@ fn load_pipe(
         params,
         nodes,
         endpoint: raw.endpoint,
+        materialize,
         checks,
         text: file.text.to_string(),
     })
@@ -854,7 +931,7 @@ fn load_check(
     Some(DataCheck { name, kind })
 }
 
-fn is_identifier(s: &str) -> bool {
+pub(crate) fn is_identifier(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .next()
@@ -865,34 +942,43 @@ fn is_identifier(s: &str) -> bool {
 
 /// Resolves an environment's `data` to a local folder. Object-store URLs are refused
 /// until object stores are supported.
-fn resolve_data_root(root: &Path, data: &str) -> Result<PathBuf, String> {
-    let data = data.trim();
-    if data.is_empty() {
-        return Err("`data` is empty".into());
-    }
-    if let Some(rest) = data.strip_prefix("file://") {
-        if !rest.starts_with('/') {
-            return Err(format!(
-                "`{data}`: a file:// URL needs an absolute path (file:///…)"
-            ));
+/// `[environments.NAME.storage]`: object-store settings, and `from_env`, the variables
+/// secrets are read from.
+fn parse_storage(table: &toml::Table) -> Result<StorageSettings, String> {
+    let mut settings = StorageSettings::default();
+    for (key, value) in table {
+        if key == "from_env" {
+            let toml::Value::Table(vars) = value else {
+                return Err("storage `from_env` must be a table of setting = \"VARIABLE\"".into());
+            };
+            for (k, v) in vars {
+                let toml::Value::String(var) = v else {
+                    return Err(format!(
+                        "storage `from_env.{k}` must name an environment variable (a string)"
+                    ));
+                };
+                settings.from_env.insert(k.clone(), var.clone());
+            }
+            continue;
         }
-        return Ok(PathBuf::from(rest));
+        let text = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            _ => {
+                return Err(format!(
+                    "storage setting `{key}` must be a string, number or boolean"
+                ));
+            }
+        };
+        settings.options.insert(key.clone(), text);
     }
-    if let Some((scheme, _)) = data.split_once("://") {
-        return Err(format!(
-            "`{data}`: `{scheme}://` stores are not supported yet; use a local folder or a file:// URL"
-        ));
-    }
-    let p = Path::new(data);
-    Ok(if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        root.join(p)
-    })
+    Ok(settings)
 }
 
 /// Parses a `sample` value: the string `"full"` (no sampling) or a policy table.
-fn parse_policy(value: &toml::Value) -> Result<Option<SamplePolicy>, String> {
+pub(crate) fn parse_policy(value: &toml::Value) -> Result<Option<SamplePolicy>, String> {
     let table = match value {
         toml::Value::String(s) if s == "full" => return Ok(None),
         toml::Value::String(s) => {
@@ -1024,15 +1110,5 @@ mod tests {
         let k = parse_sort_key("started_at desc").unwrap();
         assert!(k.descending && k.nulls_first);
         assert!(parse_sort_key("a sideways").is_err());
-    }
-
-    #[test]
-    fn object_store_urls_are_refused_for_now() {
-        let err = resolve_data_root(Path::new("/p"), "s3://bucket/x").unwrap_err();
-        assert!(err.contains("not supported yet"), "{err}");
-        assert_eq!(
-            resolve_data_root(Path::new("/p"), "data/x").unwrap(),
-            PathBuf::from("/p/data/x")
-        );
     }
 }

@@ -11,9 +11,10 @@ use crate::checks::{DataCheck, SqlCheck};
 use crate::error::{Result, SluiceError};
 use crate::params::Param;
 use crate::sample::{SamplePolicy, SourceSampling};
+use crate::store::{StorageSettings, StoreLocation};
 
 pub use load::{PROJECT_FILE, find_project_root};
-pub(crate) use load::{SourceText, files_with_extension};
+pub(crate) use load::{SourceText, files_with_extension, is_identifier, parse_policy};
 
 /// The environment used when none is named.
 pub const DEFAULT_ENV: &str = "staging";
@@ -36,11 +37,21 @@ pub struct Environment {
     pub name: String,
     /// The data root as written in `sluice.toml`.
     pub data: String,
-    /// The data root resolved to an absolute local folder.
-    pub data_dir: PathBuf,
+    /// Where the store is: a local folder or an object-store URL.
+    pub location: StoreLocation,
+    /// Credentials and endpoint of the store (`[environments.NAME.storage]`).
+    pub storage: StorageSettings,
     pub sample: Option<SamplePolicy>,
     pub protected: bool,
     pub settings: EngineSettings,
+    /// For a branch: the environment whose store it overlays.
+    pub parent: Option<Box<Environment>>,
+}
+
+impl Environment {
+    pub fn is_branch(&self) -> bool {
+        self.parent.is_some()
+    }
 }
 
 /// DataFusion settings of one environment; `None` keeps DataFusion's default.
@@ -82,10 +93,22 @@ pub struct Pipe {
     pub params: BTreeMap<String, Param>,
     pub nodes: Vec<Node>,
     pub endpoint: bool,
+    /// Where `sluice materialize` writes the output, if the pipe says.
+    pub materialize: Option<Materialize>,
     /// The `[[check]]`s of the pipe's output, in file order.
     pub checks: Vec<DataCheck>,
     /// The TOML text the pipe was loaded from: what a deployment records.
     pub text: String,
+}
+
+/// A pipe's output written as a dataset of the store it runs in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Materialize {
+    /// The dataset (a source folder) written.
+    pub to: String,
+    pub mode: crate::store::dataset::WriteMode,
+    /// Columns whose values become `k=v/` folders.
+    pub partition_by: Vec<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -133,13 +133,22 @@ impl ScalarUDFImpl for KeySample {
 }
 
 fn keep_mask(keys: &ArrayRef, seed: u64, fraction: f64) -> Result<BooleanArray> {
+    Ok(key_hashes(keys, seed)?
+        .into_iter()
+        .map(|h| Some(unit_interval(h) < fraction))
+        .collect())
+}
+
+/// The hash each key value is sampled by: integers of any width alike, other types as
+/// their text.
+fn key_hashes(keys: &ArrayRef, seed: u64) -> Result<Vec<u64>> {
     let dt = keys.data_type();
     if dt.is_integer() {
         let ints = cast(keys, &DataType::Int64)?;
         let ints = ints.as_primitive::<Int64Type>();
         return Ok(ints
             .iter()
-            .map(|v| Some(keep_int(seed, fraction, v)))
+            .map(|v| v.map_or_else(|| null_hash(seed), |v| hash_i64(seed, v)))
             .collect());
     }
     let strings = match dt {
@@ -149,8 +158,53 @@ fn keep_mask(keys: &ArrayRef, seed: u64, fraction: f64) -> Result<BooleanArray> 
     let strings = strings.as_string::<i32>();
     Ok(strings
         .iter()
-        .map(|v| Some(keep_str(seed, fraction, v)))
+        .map(|v| v.map_or_else(|| null_hash(seed), |v| hash_bytes(seed, v.as_bytes())))
         .collect())
+}
+
+/// `sluice_key_hash(key, seed) -> UInt64`: the hash a key sample decides by. Sample
+/// builds sort by it, so rows of one key sit together and a later `system` read of the
+/// build picks whole keys.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct KeyHash {
+    signature: Signature,
+}
+
+impl KeyHash {
+    pub fn expr(key: Expr, seed: u64) -> Expr {
+        let udf = Arc::new(ScalarUDF::new_from_impl(KeyHash {
+            signature: Signature::any(2, Volatility::Immutable),
+        }));
+        udf.call(vec![key, lit(ScalarValue::UInt64(Some(seed)))])
+    }
+}
+
+impl ScalarUDFImpl for KeyHash {
+    fn name(&self) -> &str {
+        "sluice_key_hash"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::UInt64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [key, seed] = args.args.as_slice() else {
+            return exec_err!("sluice_key_hash takes (key, seed)");
+        };
+        let ColumnarValue::Scalar(ScalarValue::UInt64(Some(seed))) = seed else {
+            return exec_err!("sluice_key_hash: the seed must be an integer literal");
+        };
+        let keys = key.to_array(args.number_rows)?;
+        let hashes = key_hashes(&keys, *seed)?;
+        Ok(ColumnarValue::Array(Arc::new(
+            datafusion::arrow::array::UInt64Array::from(hashes),
+        )))
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,9 @@ use datafusion::catalog::Session;
 use datafusion::common::Statistics;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
@@ -37,6 +39,7 @@ use crate::parquet_reader::CachedFooterReaderFactory;
 use crate::project::SourceDef;
 use crate::sample::{SamplePolicy, SourceSampling};
 use crate::store::SourceListing;
+use crate::store::snapshot::{SNAPSHOT_URL, ScanSnapshot};
 use access::FileLayout;
 use key::{KeySample, KeySampleCounters};
 
@@ -95,9 +98,12 @@ pub async fn register_source(
     def: &SourceDef,
     listing: &SourceListing,
     sampling: SourceSampling,
-    reader: Arc<CachedFooterReaderFactory>,
+    snapshot: &Arc<ScanSnapshot>,
 ) -> Result<SourceScan> {
-    let location_prefix = listing.url.prefix().as_ref().to_string();
+    let (folder, seen) = snapshot.add(&listing.files);
+    let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
+    let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
+    let location_prefix = folder.clone();
     let rows_total = listing.rows();
     let schema = listing.table_schema();
     let err = |message: String| SluiceError::Source {
@@ -120,7 +126,7 @@ pub async fn register_source(
             if def.sample == Some(SourceSampling::Full) {
                 scan.full_reason = Some("source setting".into());
             }
-            let table = source_table(def, listing, &schema, reader.clone(), None)
+            let table = source_table(def, &url, listing, &schema, reader.clone(), None)
                 .map_err(|e| err(e.to_string()))?;
             ctx.register_table(def.name.as_str(), table)?;
             return Ok(scan);
@@ -145,7 +151,7 @@ pub async fn register_source(
                 Some(k) => format!("no `{k}` column and no sample_key"),
                 None => "no sample_key".into(),
             });
-            let table = source_table(def, listing, &schema, reader.clone(), None)
+            let table = source_table(def, &url, listing, &schema, reader.clone(), None)
                 .map_err(|e| err(e.to_string()))?;
             ctx.register_table(def.name.as_str(), table)?;
             return Ok(scan);
@@ -156,7 +162,7 @@ pub async fn register_source(
             )));
         }
         let counters = Arc::new(KeySampleCounters::default());
-        let table = source_table(def, listing, &schema, reader.clone(), None)
+        let table = source_table(def, &url, listing, &schema, reader.clone(), None)
             .map_err(|e| err(e.to_string()))?;
         let plan = LogicalPlanBuilder::scan(def.name.as_str(), provider_as_source(table), None)?
             .filter(KeySample::predicate(
@@ -211,9 +217,10 @@ pub async fn register_source(
         .files
         .iter()
         .zip(plan.files)
-        .map(|(f, p)| (f.meta.location.to_string(), Arc::new(p)))
+        .zip(&seen)
+        .map(|((_, p), seen)| (seen.clone(), Arc::new(p)))
         .collect();
-    let table = source_table(def, listing, &schema, reader, Some(Arc::new(plans)))
+    let table = source_table(def, &url, listing, &schema, reader, Some(Arc::new(plans)))
         .map_err(|e| err(e.to_string()))?;
     ctx.register_table(def.name.as_str(), table)?;
     Ok(scan)
@@ -224,6 +231,7 @@ pub async fn register_source(
 /// access-plan sample, only the planned row groups and rows.
 fn source_table(
     def: &SourceDef,
+    url: &ListingTableUrl,
     listing: &SourceListing,
     table_schema: &SchemaRef,
     reader: Arc<CachedFooterReaderFactory>,
@@ -254,7 +262,7 @@ fn source_table(
             .collect();
         options = options.with_file_sort_order(vec![order]);
     }
-    let config = ListingTableConfig::new(listing.url.clone())
+    let config = ListingTableConfig::new(url.clone())
         .with_listing_options(options)
         .with_schema(listing.file_schema.clone());
     Ok(Arc::new(SourceTable {
