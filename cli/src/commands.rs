@@ -187,6 +187,9 @@ pub fn envs(project: Option<&Path>) -> Result<()> {
             if let Some(n) = e.settings.memory_limit {
                 settings.push(format!("memory_limit={}", human_bytes(n)));
             }
+            if e.engine != sluice_engine::RunEngine::Embedded {
+                settings.push(format!("engine={}", e.engine.describe()));
+            }
             let data = match &e.parent {
                 Some(p) => format!("{} (branch over {})", e.data, p.name),
                 None => e.data.clone(),

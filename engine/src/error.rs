@@ -150,6 +150,16 @@ pub enum SluiceError {
         path: String,
     },
 
+    /// The environment's engine (a Ballista cluster) is unreachable, lost, or cannot
+    /// run what was asked.
+    #[error("environment `{env}`: engine {url}: {message}")]
+    Engine {
+        env: String,
+        url: String,
+        message: String,
+        class: ErrorClass,
+    },
+
     #[error("{0}")]
     Usage(String),
 
@@ -169,7 +179,9 @@ impl SluiceError {
             | SluiceError::SampleOverride(_)
             | SluiceError::StorageConfig { .. }
             | SluiceError::Usage(_) => ErrorClass::Usage,
-            SluiceError::Node { class, .. } | SluiceError::Query { class, .. } => *class,
+            SluiceError::Node { class, .. }
+            | SluiceError::Query { class, .. }
+            | SluiceError::Engine { class, .. } => *class,
             SluiceError::MissingSource { .. }
             | SluiceError::InvalidParquet { .. }
             | SluiceError::Source { .. }

@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "ballista")]
+pub mod ballista;
 pub mod bench;
 pub mod branch;
 pub mod checks;
@@ -40,7 +42,7 @@ pub use checks::{CheckKind, CheckResult, DataCheck, SqlCheck};
 pub use error::{ErrorClass, Problem, Result, SluiceError};
 pub use params::{Param, ParamType, ParamValue};
 pub use pipe_tests::CaseResult;
-pub use project::{Environment, Pipe, Project, SourceDef};
+pub use project::{BallistaEngine, Environment, Pipe, Project, RunEngine, SourceDef};
 pub use report::{RunReport, SourceReport};
 pub use sample::{SampleOverride, SamplePolicy, SourceSampling};
 pub use session::{EnvSession, PlanFailure, RunOptions, RunOutput};

@@ -114,6 +114,8 @@ pub fn test_environment(project: &Project) -> Environment {
         sample: None,
         protected: false,
         settings: EngineSettings::default(),
+        // Fixture data lives in the project folder: pipe tests always run embedded.
+        engine: Default::default(),
         parent: None,
     }
 }

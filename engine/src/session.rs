@@ -17,7 +17,7 @@ use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
 
 use crate::error::{ErrorClass, Result, SluiceError, classify, df_message};
 use crate::params::{self, ParamValue};
-use crate::project::{Environment, Pipe, Project, SourceDef};
+use crate::project::{Environment, Pipe, Project, RunEngine, SourceDef};
 use crate::report::{RunReport, source_reports};
 use crate::sample::{SampleOverride, SamplePolicy};
 use crate::sampling::{SourceScan, register_source};
@@ -109,6 +109,13 @@ impl EnvSession {
         let policy = sample
             .apply(env.sample.as_ref())
             .map_err(SluiceError::SampleOverride)?;
+        #[cfg(not(feature = "ballista"))]
+        if let RunEngine::Ballista(b) = &env.engine {
+            return Err(SluiceError::Usage(format!(
+                "environment `{}` runs on the Ballista cluster {}, but this build has no Ballista support: rebuild with `--features ballista`",
+                env.name, b.url
+            )));
+        }
         let store = Arc::new(Store::open(&env)?);
         let mut runtime = RuntimeEnvBuilder::new();
         if let Some(limit) = env.settings.memory_limit {
@@ -145,9 +152,35 @@ impl EnvSession {
         crate::tuning::session_config(&self.env.settings).with_information_schema(true)
     }
 
-    /// A context for one run: the environment's memory pool and spill folder, and the
-    /// snapshot of the files the run's sources read (see `store::snapshot`).
-    fn context(&self) -> Result<(SessionContext, Arc<ScanSnapshot>)> {
+    /// Where this environment's runs execute: `embedded`, or `ballista df://host:port`.
+    pub fn engine(&self) -> &RunEngine {
+        &self.env.engine
+    }
+
+    /// The Ballista cluster runs go to, if the environment names one.
+    #[cfg(feature = "ballista")]
+    fn remote(&self) -> Option<&crate::project::BallistaEngine> {
+        match &self.env.engine {
+            RunEngine::Ballista(b) => Some(b),
+            RunEngine::Embedded => None,
+        }
+    }
+
+    /// A context for one run on the environment's engine: embedded (see
+    /// `local_context`), or a Ballista client session (see `crate::ballista`).
+    async fn context(&self) -> Result<(SessionContext, Arc<ScanSnapshot>)> {
+        #[cfg(feature = "ballista")]
+        if let Some(engine) = self.remote() {
+            let ctx = crate::ballista::remote_context(&self.env, engine, self.config()).await?;
+            return Ok((ctx, Arc::new(ScanSnapshot::default())));
+        }
+        self.local_context()
+    }
+
+    /// A context for one run in this process: the environment's memory pool and spill
+    /// folder, and the snapshot of the files the run's sources read (see
+    /// `store::snapshot`).
+    fn local_context(&self) -> Result<(SessionContext, Arc<ScanSnapshot>)> {
         let snapshot = Arc::new(ScanSnapshot::default());
         let mut builder = RuntimeEnvBuilder::new()
             .with_memory_pool(self.runtime.memory_pool.clone())
@@ -214,7 +247,8 @@ impl EnvSession {
             ))
         })?;
         let listing = self.store.list_source(&def).await?;
-        let (ctx, snapshot) = self.context()?;
+        // Sample builds and exports write through this process: read here too.
+        let (ctx, snapshot) = self.local_context()?;
         register_source(
             &ctx,
             &self.env.name,
@@ -251,6 +285,13 @@ impl EnvSession {
                 ?sampling,
                 "registering source"
             );
+            #[cfg(feature = "ballista")]
+            if let Some(engine) = self.remote() {
+                scans.push(crate::ballista::register_source(
+                    ctx, &self.env, engine, &def, &listing, sampling,
+                )?);
+                continue;
+            }
             scans.push(
                 register_source(ctx, &self.env.name, &def, &listing, sampling, snapshot).await?,
             );
@@ -276,7 +317,7 @@ impl EnvSession {
         values: &HashMap<String, ParamValue>,
         physical_check: bool,
     ) -> Result<(SessionContext, DataFrame, Vec<SourceScan>)> {
-        let (ctx, snapshot) = self.context()?;
+        let (ctx, snapshot) = self.context().await?;
         let node_names: BTreeSet<String> = pipe
             .nodes
             .iter()
@@ -400,7 +441,7 @@ impl EnvSession {
             message: m,
             class: ErrorClass::Usage,
         })?;
-        let (ctx, snapshot) = self.context()?;
+        let (ctx, snapshot) = self.context().await?;
         let scans = self
             .register_sources(&ctx, &snapshot, &reads.into_iter().collect())
             .await?;
@@ -438,7 +479,7 @@ impl EnvSession {
         }
         let plan = df.create_physical_plan().await.map_err(fail)?;
         let schema = plan.schema();
-        let batches = collect(plan.clone(), ctx.task_ctx()).await.map_err(fail)?;
+        let batches = self.collect(plan.clone(), ctx).await.map_err(fail)?;
         let rows_out = batches.iter().map(|b| b.num_rows() as u64).sum();
         tracing::debug!(env = %self.env.name, rows_out, elapsed = ?started.elapsed(), "run finished");
         let report = RunReport {
@@ -454,6 +495,36 @@ impl EnvSession {
             batches,
             report,
         })
+    }
+
+    /// Runs a plan to completion on the environment's engine (on a Ballista cluster,
+    /// within the engine's job timeout).
+    async fn collect(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        ctx: &SessionContext,
+    ) -> std::result::Result<Vec<RecordBatch>, DataFusionError> {
+        #[cfg(feature = "ballista")]
+        if self.remote().is_some() {
+            use futures::TryStreamExt;
+            return self.execute_stream(plan, ctx)?.try_collect().await;
+        }
+        collect(plan, ctx.task_ctx()).await
+    }
+
+    /// Starts a plan on the environment's engine and returns its output stream.
+    fn execute_stream(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        ctx: &SessionContext,
+    ) -> std::result::Result<datafusion::execution::SendableRecordBatchStream, DataFusionError>
+    {
+        let stream = datafusion::physical_plan::execute_stream(plan, ctx.task_ctx())?;
+        #[cfg(feature = "ballista")]
+        if let Some(engine) = self.remote() {
+            return Ok(crate::ballista::bounded_stream(engine, stream));
+        }
+        Ok(stream)
     }
 
     /// Starts a run of the given definition of a pipe and returns its output as a
@@ -472,8 +543,7 @@ impl EnvSession {
             class: classify(&e),
         };
         let plan = df.create_physical_plan().await.map_err(fail)?;
-        let stream = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())
-            .map_err(fail)?;
+        let stream = self.execute_stream(plan.clone(), &ctx).map_err(fail)?;
         Ok(PipeStream {
             stream,
             plan,
@@ -508,7 +578,7 @@ impl EnvSession {
         out.push_str(&optimized.display_indent().to_string());
         out.push_str("\n\n");
         if analyze {
-            collect(plan.clone(), ctx.task_ctx()).await.map_err(fail)?;
+            self.collect(plan.clone(), &ctx).await.map_err(fail)?;
             out.push_str("== Executed plan (with metrics) ==\n");
             out.push_str(
                 &DisplayableExecutionPlan::with_metrics(plan.as_ref())

@@ -9,7 +9,10 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::sql::{node_references, placeholders, query_references};
-use super::{EngineSettings, Environment, Materialize, Node, Pipe, Project, SortKey, SourceDef};
+use super::{
+    BallistaEngine, EngineSettings, Environment, Materialize, Node, Pipe, Project, RunEngine,
+    SortKey, SourceDef,
+};
 use crate::checks::{CheckKind, CheckValue, DataCheck, SqlCheck};
 use crate::error::{Problem, Result, SluiceError};
 use crate::params::{Param, ParamType, TYPES};
@@ -60,6 +63,7 @@ struct RawEnvironment {
     batch_size: Option<Spanned<i64>>,
     memory_limit: Option<Spanned<toml::Value>>,
     storage: Option<Spanned<toml::Table>>,
+    engine: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -282,6 +286,18 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
                 }
             },
         };
+        let engine = match &raw_env.engine {
+            None => RunEngine::Embedded,
+            Some(v) => match parse_engine(v.get_ref(), &location) {
+                Ok(e) => e,
+                Err(msg) => {
+                    problems.push(
+                        file.problem(v.span().start, format!("environment `{env_name}`: {msg}")),
+                    );
+                    RunEngine::Embedded
+                }
+            },
+        };
         environments.insert(
             env_name.clone(),
             Environment {
@@ -292,6 +308,7 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
                 sample,
                 protected: raw_env.protected,
                 settings,
+                engine,
                 parent: None,
             },
         );
@@ -977,6 +994,127 @@ fn parse_storage(table: &toml::Table) -> Result<StorageSettings, String> {
     Ok(settings)
 }
 
+/// Parses `engine`: `"embedded"`, `{ kind = "embedded" }` or
+/// `{ kind = "ballista", url = "df://host:port", connect_timeout = "5s", timeout = "30m" }`.
+fn parse_engine(value: &toml::Value, store: &StoreLocation) -> Result<RunEngine, String> {
+    const SHAPE: &str =
+        "expected `engine = { kind = \"ballista\", url = \"df://host:50050\" }` or \"embedded\"";
+    let table = match value {
+        toml::Value::String(s) if s == "embedded" => return Ok(RunEngine::Embedded),
+        toml::Value::Table(t) => t,
+        other => return Err(format!("`engine = {other}`: {SHAPE}")),
+    };
+    let mut kind = None;
+    let mut url = None;
+    let mut connect_timeout = std::time::Duration::from_secs(5);
+    let mut job_timeout = std::time::Duration::from_secs(30 * 60);
+    for (k, v) in table {
+        match (k.as_str(), v) {
+            ("kind", toml::Value::String(s)) => kind = Some(s.as_str()),
+            ("url", toml::Value::String(s)) => url = Some(s.as_str()),
+            ("connect_timeout", toml::Value::String(s)) => {
+                connect_timeout = parse_duration(s).map_err(|e| format!("engine `{k}`: {e}"))?
+            }
+            ("timeout", toml::Value::String(s)) => {
+                job_timeout = parse_duration(s).map_err(|e| format!("engine `{k}`: {e}"))?
+            }
+            ("kind" | "url", _) => return Err(format!("engine `{k}` must be a string")),
+            ("connect_timeout" | "timeout", _) => {
+                return Err(format!("engine `{k}` must be a duration like \"30s\""));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown key `{other}` in engine (expected kind, url, connect_timeout, timeout)"
+                ));
+            }
+        }
+    }
+    match kind {
+        Some("embedded") => {
+            if table.len() > 1 {
+                return Err("an `embedded` engine takes no other keys".into());
+            }
+            Ok(RunEngine::Embedded)
+        }
+        Some("ballista") => {
+            let url =
+                url.ok_or("a `ballista` engine needs `url = \"df://host:50050\"` (its scheduler)")?;
+            let (host, port) = parse_scheduler_url(url)?;
+            match store {
+                StoreLocation::Local(_) => {}
+                StoreLocation::Url(u) if matches!(u.scheme(), "s3" | "s3a") => {}
+                StoreLocation::Url(u) => {
+                    return Err(format!(
+                        "a `ballista` engine reads local or shared folders (file://) and s3:// stores, the object stores Ballista's scheduler and executors have; `{}://` is not one of them",
+                        u.scheme()
+                    ));
+                }
+            }
+            if !cfg!(feature = "ballista") {
+                return Err(
+                    "`engine.kind = \"ballista\"` needs a sluice built with Ballista support: rebuild with `--features ballista` (e.g. `cargo install --path cli --features ballista`)"
+                        .into(),
+                );
+            }
+            Ok(RunEngine::Ballista(BallistaEngine {
+                url: url.to_string(),
+                host,
+                port,
+                connect_timeout,
+                job_timeout,
+            }))
+        }
+        Some(other) => Err(format!(
+            "unknown engine kind `{other}` (expected `embedded` or `ballista`)"
+        )),
+        None => Err(format!("engine has no `kind`: {SHAPE}")),
+    }
+}
+
+/// `df://host[:port]`: a Ballista scheduler (port 50050 unless given).
+fn parse_scheduler_url(url: &str) -> Result<(String, u16), String> {
+    let bad = |why: &str| format!("engine `url = \"{url}\"`: {why} (expected df://host:50050)");
+    let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if parsed.scheme() != "df" {
+        return Err(bad(&format!(
+            "`{}://` is not a Ballista scheduler URL",
+            parsed.scheme()
+        )));
+    }
+    let host = parsed
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| bad("no host"))?;
+    if !(parsed.path().is_empty() || parsed.path() == "/") || parsed.query().is_some() {
+        return Err(bad("a scheduler URL has no path or query"));
+    }
+    Ok((host.to_string(), parsed.port().unwrap_or(50050)))
+}
+
+/// Parses `"500ms"`, `"30s"`, `"10m"` or `"1h"`.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like \"30s\""))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "" => return Err(format!("`{s}`: give a unit (ms, s, m or h)")),
+        other => return Err(format!("`{s}`: unknown unit `{other}` (use ms, s, m or h)")),
+    };
+    if secs <= 0.0 {
+        return Err(format!("`{s}` must be more than 0"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 /// Parses a `sample` value: the string `"full"` (no sampling) or a policy table.
 pub(crate) fn parse_policy(value: &toml::Value) -> Result<Option<SamplePolicy>, String> {
     let table = match value {
@@ -1103,6 +1241,21 @@ mod tests {
         assert_eq!(parse_byte_size("4GiB").unwrap(), 4 << 30);
         assert_eq!(parse_byte_size("512 MB").unwrap(), 512 << 20);
         assert!(parse_byte_size("4 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations_and_scheduler_urls() {
+        assert_eq!(parse_duration("500ms").unwrap().as_millis(), 500);
+        assert_eq!(parse_duration("10m").unwrap().as_secs(), 600);
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("3 fortnights").is_err());
+        assert_eq!(
+            parse_scheduler_url("df://sched:50051").unwrap(),
+            ("sched".to_string(), 50051)
+        );
+        assert_eq!(parse_scheduler_url("df://sched").unwrap().1, 50050);
+        assert!(parse_scheduler_url("http://sched:50050").is_err());
+        assert!(parse_scheduler_url("df://sched:50050/x").is_err());
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct Environment {
     pub sample: Option<SamplePolicy>,
     pub protected: bool,
     pub settings: EngineSettings,
+    /// Where the environment's runs plan and execute (`engine = { kind = … }`).
+    pub engine: RunEngine,
     /// For a branch: the environment whose store it overlays.
     pub parent: Option<Box<Environment>>,
 }
@@ -61,6 +63,40 @@ pub struct EngineSettings {
     pub batch_size: Option<usize>,
     /// Bytes the environment's queries may hold in memory before spilling or failing.
     pub memory_limit: Option<u64>,
+}
+
+/// Where an environment's runs plan and execute.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum RunEngine {
+    /// DataFusion inside this process (the default).
+    #[default]
+    Embedded,
+    /// An Apache DataFusion Ballista cluster, through its scheduler (`--features ballista`).
+    Ballista(BallistaEngine),
+}
+
+impl RunEngine {
+    /// How `sluice envs` shows it: `embedded` or `ballista df://host:port`.
+    pub fn describe(&self) -> String {
+        match self {
+            RunEngine::Embedded => "embedded".into(),
+            RunEngine::Ballista(b) => format!("ballista {}", b.url),
+        }
+    }
+}
+
+/// `engine = { kind = "ballista", url = "df://host:50050", … }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BallistaEngine {
+    /// The scheduler, as written: `df://host[:port]` (port 50050 by default).
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// How long reaching the scheduler may take before a run fails (default 5 s).
+    pub connect_timeout: std::time::Duration,
+    /// How long one run's job may take on the cluster before it fails (default 30 min):
+    /// the bound on a run whose executors were lost or never come.
+    pub job_timeout: std::time::Duration,
 }
 
 /// A named table: a folder of Parquet files under each store.

@@ -173,6 +173,25 @@ fn memory_stores() -> &'static Mutex<HashMap<String, Arc<InMemory>>> {
     STORES.get_or_init(Default::default)
 }
 
+/// The settings' values, secrets read from the variables `from_env` names (which must
+/// be set).
+pub(crate) fn resolved_settings(
+    settings: &StorageSettings,
+) -> Result<Vec<(String, String)>, String> {
+    let mut values: Vec<(String, String)> = settings
+        .options
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (key, var) in &settings.from_env {
+        let value = std::env::var(var).map_err(|_| {
+            format!("storage setting `{key}` is read from the environment variable `{var}`, which is not set")
+        })?;
+        values.push((key.clone(), value));
+    }
+    Ok(values)
+}
+
 /// Opens a location with its settings. Secrets named in `from_env` must be set.
 pub fn open(location: &StoreLocation, settings: &StorageSettings) -> Result<OpenedStore, String> {
     let url = match location {
@@ -188,17 +207,7 @@ pub fn open(location: &StoreLocation, settings: &StorageSettings) -> Result<Open
     };
     let root =
         ObjectPath::parse(url.path().trim_matches('/')).map_err(|e| format!("{location}: {e}"))?;
-    let mut values: Vec<(String, String)> = settings
-        .options
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    for (key, var) in &settings.from_env {
-        let value = std::env::var(var).map_err(|_| {
-            format!("storage setting `{key}` is read from the environment variable `{var}`, which is not set")
-        })?;
-        values.push((key.clone(), value));
-    }
+    let values = resolved_settings(settings)?;
     let client = ClientOptions::new()
         .with_timeout(DEFAULT_TIMEOUT)
         .with_connect_timeout(DEFAULT_CONNECT_TIMEOUT);
