@@ -134,6 +134,10 @@ pub fn sluice_bin() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
         build.args(["build", "--quiet", "-p", "sluice-cli", "--bin", "sluice"]);
+        // The binary has the features these tests were built with.
+        if cfg!(feature = "ballista") {
+            build.args(["--features", "sluice-cli/ballista"]);
+        }
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }

@@ -411,3 +411,111 @@ sample = { method = \"nope\", fraction = 0.1 }
         "the good pipe is not reported:\n{stderr}"
     );
 }
+
+/// `engine = …` of an environment: each mistake is a `sluice.toml:line:col` problem
+/// naming the environment.
+#[test]
+fn engine_mistakes_name_the_environment() {
+    let p = TestProject::with_files(
+        concat!(
+            "[environments.a]\ndata = \"data/a\"\nengine = { kind = \"spark\" }\n",
+            "[environments.b]\ndata = \"data/b\"\nengine = { kind = \"ballista\", url = \"http://sched:50050\" }\n",
+            "[environments.c]\ndata = \"gs://bucket/c\"\nengine = { kind = \"ballista\", url = \"df://sched\" }\n",
+            "[environments.d]\ndata = \"data/d\"\nengine = { kind = \"ballista\" }\n",
+            "[environments.e]\ndata = \"data/e\"\nengine = { kind = \"ballista\", url = \"df://s\", timeout = \"soon\" }\n",
+        ),
+        &[],
+    );
+    let problems = load_problems(&p);
+    assert_eq!(problems.len(), 5, "{problems:#?}");
+    assert_problem(
+        &p,
+        &problems[0],
+        "sluice.toml",
+        3,
+        10,
+        "environment `a`: unknown engine kind `spark`",
+    );
+    assert_problem(
+        &p,
+        &problems[1],
+        "sluice.toml",
+        6,
+        10,
+        "environment `b`: engine `url = \"http://sched:50050\"`",
+    );
+    assert_problem(
+        &p,
+        &problems[2],
+        "sluice.toml",
+        9,
+        10,
+        "environment `c`: a `ballista` engine reads",
+    );
+    assert!(problems[2].message.contains("`gs://`"), "{}", problems[2]);
+    assert_problem(
+        &p,
+        &problems[3],
+        "sluice.toml",
+        12,
+        10,
+        "environment `d`: a `ballista` engine needs `url",
+    );
+    assert_problem(
+        &p,
+        &problems[4],
+        "sluice.toml",
+        15,
+        10,
+        "environment `e`: engine `timeout`",
+    );
+    assert_cli_reports(&p, &[("sluice.toml", 3, 10, "unknown engine kind")]);
+}
+
+/// Without the `ballista` feature, an environment on a Ballista cluster is a
+/// configuration error saying how to rebuild — never a silent embedded run.
+#[cfg(not(feature = "ballista"))]
+#[test]
+fn a_ballista_engine_needs_the_feature() {
+    let p = TestProject::with_files(
+        concat!(
+            "[environments.staging]\ndata = \"data/staging\"\n",
+            "[environments.production]\ndata = \"data/production\"\nengine = { kind = \"ballista\", url = \"df://sched:50050\" }\n",
+        ),
+        &[("p", GOOD_PIPE)],
+    );
+    assert_one_problem(
+        &p,
+        "sluice.toml",
+        5,
+        10,
+        "environment `production`: `engine.kind = \"ballista\"` needs a sluice built with Ballista support: rebuild with `--features ballista`",
+    );
+}
+
+/// With the feature, the engine loads with its defaults (port 50050, 5 s to connect,
+/// 30 min per job); `embedded` is the default and may be written out.
+#[cfg(feature = "ballista")]
+#[test]
+fn a_ballista_engine_loads() {
+    use sluice_engine::RunEngine;
+    let p = TestProject::with_files(
+        concat!(
+            "[environments.staging]\ndata = \"data/staging\"\nengine = \"embedded\"\n",
+            "[environments.production]\ndata = \"data/production\"\n",
+            "engine = { kind = \"ballista\", url = \"df://sched\", connect_timeout = \"2s\" }\n",
+        ),
+        &[],
+    );
+    let project = Project::load(p.path()).expect("loads");
+    assert_eq!(project.environments["staging"].engine, RunEngine::Embedded);
+    let RunEngine::Ballista(b) = &project.environments["production"].engine else {
+        panic!(
+            "not ballista: {:?}",
+            project.environments["production"].engine
+        );
+    };
+    assert_eq!((b.host.as_str(), b.port), ("sched", 50050));
+    assert_eq!(b.connect_timeout.as_secs(), 2);
+    assert_eq!(b.job_timeout.as_secs(), 30 * 60);
+}

@@ -3,6 +3,8 @@
 
 mod common;
 
+#[cfg(feature = "ballista")]
+mod ballista;
 mod cli;
 mod config;
 mod deploy;

@@ -17,14 +17,14 @@ use sluice_engine::{EnvSession, Project, RunOptions, SampleOverride};
 use crate::common::{block_on, sluice};
 
 /// The scale factor of the checked-in answers.
-const SF: f64 = 0.1;
+pub(crate) const SF: f64 = 0.1;
 
 fn answers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tpch/answers")
 }
 
 /// Rows of a batch list as display strings (NULL as `null`).
-fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+pub(crate) fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default().with_null("null");
     let mut rows = Vec::new();
     for b in batches {
@@ -41,7 +41,7 @@ fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<String>> {
 }
 
 /// A reference answer: its header and rows, every cell as text.
-fn read_answer(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
+pub(crate) fn read_answer(name: &str) -> (Vec<String>, Vec<Vec<String>>) {
     let path = answers_dir().join(format!("{name}.csv"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
     let header: Vec<String> = text
@@ -99,7 +99,7 @@ fn cell_matches(expected: &str, actual: &str) -> bool {
 }
 
 /// The first difference between expected and actual rows, if any.
-fn first_difference(
+pub(crate) fn first_difference(
     expected: &[Vec<String>],
     actual: &[Vec<String>],
     ordered: bool,
