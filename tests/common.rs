@@ -133,7 +133,10 @@ pub fn sluice_bin() -> &'static Path {
         let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "sluice-cli", "--bin", "sluice"]);
+        // The same targets and features as `cargo test --workspace`: a build with another
+        // feature set would replace the shared dependencies' artifacts (same file names)
+        // and make every later test run rebuild DataFusion.
+        build.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }

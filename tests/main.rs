@@ -9,5 +9,6 @@ mod deploy;
 mod params;
 mod quality;
 mod sampling;
+mod serve;
 mod stores;
 mod tpch;

@@ -92,7 +92,7 @@ pub fn summary_line(report: &RunReport) -> String {
     )
 }
 
-fn print_output(out: &RunOutput, args: &OutputArgs, verbose: u8) -> Result<()> {
+pub(crate) fn print_output(out: &RunOutput, args: &OutputArgs, verbose: u8) -> Result<()> {
     emit(
         args.output.as_deref(),
         args.format,
@@ -126,12 +126,13 @@ pub async fn run(project: Option<&Path>, args: RunArgs, verbose: u8) -> Result<(
     let session = open(project, &args.env, &args.sample)?;
     let pipe = session.resolve_pipe(&args.pipe, args.deployed).await?;
     let out = session
-        .run_pipe_def(
+        .run_pipe_recorded(
             &pipe,
             &args.params,
             &RunOptions {
                 limit: args.output.limit,
             },
+            "cli",
         )
         .await?;
     print_output(&out, &args.output, verbose)

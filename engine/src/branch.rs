@@ -130,6 +130,7 @@ fn branch_environment(
         sample,
         protected: false,
         settings: parent.settings.clone(),
+        serve: parent.serve.clone(),
         parent: Some(Box::new(parent.clone())),
     }
 }

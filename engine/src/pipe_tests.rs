@@ -114,6 +114,7 @@ pub fn test_environment(project: &Project) -> Environment {
         sample: None,
         protected: false,
         settings: EngineSettings::default(),
+        serve: Default::default(),
         parent: None,
     }
 }

@@ -13,7 +13,7 @@ use crate::params::Param;
 use crate::sample::{SamplePolicy, SourceSampling};
 use crate::store::{StorageSettings, StoreLocation};
 
-pub use load::{PROJECT_FILE, find_project_root};
+pub use load::{PROJECT_FILE, find_project_root, parse_byte_size, parse_duration};
 pub(crate) use load::{SourceText, files_with_extension, is_identifier, parse_policy};
 
 /// The environment used when none is named.
@@ -44,6 +44,8 @@ pub struct Environment {
     pub sample: Option<SamplePolicy>,
     pub protected: bool,
     pub settings: EngineSettings,
+    /// How `sluice serve` serves this environment (`[environments.NAME.serve]`).
+    pub serve: ServeSettings,
     /// For a branch: the environment whose store it overlays.
     pub parent: Option<Box<Environment>>,
 }
@@ -61,6 +63,36 @@ pub struct EngineSettings {
     pub batch_size: Option<usize>,
     /// Bytes the environment's queries may hold in memory before spilling or failing.
     pub memory_limit: Option<u64>,
+}
+
+/// Limits and access of an environment's HTTP endpoints (`[environments.NAME.serve]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeSettings {
+    /// Requests without a token may call the endpoints (`anonymous = true`).
+    pub anonymous: bool,
+    /// A request still running after this is cancelled (408).
+    pub timeout: std::time::Duration,
+    /// Results with more rows are refused (400): add a `limit` parameter to the pipe.
+    pub max_rows: u64,
+    /// Encoded results larger than this are refused (400).
+    pub max_bytes: u64,
+    /// Queries running at once; one more is refused at once (429), never queued.
+    pub max_concurrent: usize,
+    /// `/v0/sql` (read-only, admin tokens only) is served.
+    pub sql: bool,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            anonymous: false,
+            timeout: std::time::Duration::from_secs(30),
+            max_rows: 100_000,
+            max_bytes: 100 << 20,
+            max_concurrent: 8,
+            sql: false,
+        }
+    }
 }
 
 /// A named table: a folder of Parquet files under each store.
