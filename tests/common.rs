@@ -137,6 +137,29 @@ pub fn sluice_bin() -> &'static Path {
         // feature set would replace the shared dependencies' artifacts (same file names)
         // and make every later test run rebuild DataFusion.
         build.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
+        // `cargo test` gives this process the variables of the crate under test; build
+        // scripts that track one of them (ring tracks CARGO_MANIFEST_DIR) would see it
+        // change and rebuild everything above them. The child cargo gets the user's own.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_crate = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "RUST_RECURSION_COUNT",
+                ]
+                .contains(&key.as_ref());
+            if per_crate {
+                build.env_remove(key.as_ref());
+            }
+        }
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");
         }

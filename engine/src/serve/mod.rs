@@ -312,6 +312,22 @@ impl AppState {
         Ok(pipes)
     }
 
+    /// The endpoints the caller's token may call (all of them for anonymous reads).
+    async fn visible_endpoints(
+        &self,
+        headers: &HeaderMap,
+        raw_query: Option<&str>,
+    ) -> Result<Vec<Pipe>, ApiError> {
+        let (_, token) = query_pairs(raw_query);
+        let caller = self.authenticate(headers, token).await?;
+        Ok(self
+            .endpoints()
+            .await?
+            .into_iter()
+            .filter(|p| caller.as_ref().is_none_or(|t| t.may_call(&p.name)))
+            .collect())
+    }
+
     /// Runs under the environment's timeout and row limit.
     async fn run_limited<F>(&self, what: &str, run: F) -> Result<RunOutput, ApiError>
     where
@@ -394,13 +410,10 @@ async fn list_pipes(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let (_, token) = query_pairs(raw.as_deref());
-        let caller = st.authenticate(&headers, token).await?;
         let pipes: Vec<serde_json::Value> = st
-            .endpoints()
+            .visible_endpoints(&headers, raw.as_deref())
             .await?
             .into_iter()
-            .filter(|p| caller.as_ref().is_none_or(|t| t.may_call(&p.name)))
             .map(|p| {
                 let params: Vec<serde_json::Value> = p
                     .params
@@ -410,7 +423,7 @@ async fn list_pipes(
                             "name": param.name,
                             "type": param.ty.name(),
                             "required": param.required && param.default.is_none(),
-                            "default": param.default.as_ref().map(|d| d.to_string()),
+                            "default": param.default.as_ref().map(openapi::value_json),
                             "description": param.description,
                         })
                     })
@@ -437,14 +450,7 @@ async fn openapi_doc(
     headers: HeaderMap,
 ) -> Response {
     let result = async {
-        let (_, token) = query_pairs(raw.as_deref());
-        let caller = st.authenticate(&headers, token).await?;
-        let pipes: Vec<Pipe> = st
-            .endpoints()
-            .await?
-            .into_iter()
-            .filter(|p| caller.as_ref().is_none_or(|t| t.may_call(&p.name)))
-            .collect();
+        let pipes = st.visible_endpoints(&headers, raw.as_deref()).await?;
         Ok::<_, ApiError>(
             axum::Json(openapi::document(&st.project.name, st.env(), &pipes)).into_response(),
         )

@@ -9,13 +9,16 @@ use crate::project::Pipe;
 
 use super::FORMATS;
 
-fn value_json(v: &ParamValue) -> Value {
+pub(crate) fn value_json(v: &ParamValue) -> Value {
     match v {
         ParamValue::Int(i) => json!(i),
         ParamValue::Float(f) => json!(f),
         ParamValue::Bool(b) => json!(b),
         ParamValue::Null(_) => Value::Null,
-        other => json!(other.to_string()),
+        // The values themselves, not their SQL spelling (Display quotes strings).
+        ParamValue::String(s) => json!(s),
+        ParamValue::Date(d) => json!(d.format("%Y-%m-%d").to_string()),
+        ParamValue::Timestamp(t) => json!(t.format("%Y-%m-%dT%H:%M:%S%.f").to_string()),
     }
 }
 
