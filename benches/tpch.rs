@@ -2,7 +2,8 @@
 //! planning and parameter binding of a pipe on a warm session, and Sluice against raw
 //! DataFusion running the same SQL on the same files with the same settings.
 //!
-//! `cargo bench --bench tpch` (SLUICE_BENCH_SF sets the scale factor; default 0.1).
+//! `cargo bench --bench tpch` (SLUICE_BENCH_SF sets the scale factor, default 0.1;
+//! SLUICE_BENCH_QUERIES the end-to-end queries, comma-separated, default q01,q06,q03,q05).
 //! The data is generated once into a temporary project's production store.
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use sluice_engine::fixtures::tpch::{TABLES, generate_tpch, write_tpch_project};
 use sluice_engine::{EnvSession, Pipe, Project, RunOptions, SampleOverride};
 
-const QUERIES: &[&str] = &["q01", "q06", "q03", "q05"];
+const QUERIES: &str = "q01,q06,q03,q05";
 
 /// Raw DataFusion on the same files: one context for the whole bench (tables
 /// registered once), the environment's session configuration and memory limit.
@@ -72,9 +73,10 @@ fn bench_tpch(c: &mut Criterion) {
 
     // Each query end to end: Sluice's run of the pipe (bind, plan, list sources from
     // the footer cache, run, collect) against DataFusion planning and running its SQL.
+    let queries = std::env::var("SLUICE_BENCH_QUERIES").unwrap_or_else(|_| QUERIES.into());
     let mut group = c.benchmark_group("tpch");
     group.sample_size(10);
-    for name in QUERIES {
+    for name in queries.split(',').map(str::trim).filter(|q| !q.is_empty()) {
         let pipe = project.pipe(name).expect("pipe").clone();
         assert_eq!(pipe.nodes.len(), 1, "one-node pipes compare directly");
         let sql = pipe.output().sql.clone();

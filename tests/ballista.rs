@@ -235,6 +235,7 @@ fn sampling_that_needs_sluice_scans_is_refused() {
 #[test]
 fn an_unreachable_scheduler_fails_fast() {
     let p = example_on_cluster();
+    crate::common::sluice_bin(); // built before the clock starts
     let started = Instant::now();
     let (_, stderr) = p.expect_exit(&["run", "top_reps", "--env", "down"], 1);
     assert!(

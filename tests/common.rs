@@ -122,6 +122,9 @@ impl TestProject {
     }
 }
 
+/// The features of a Ballista test run: `cargo test --workspace --features …`.
+pub const BALLISTA_FEATURES: &str = "sluice-suite/ballista,sluice-cli/ballista";
+
 /// The `sluice` binary of this workspace. It lives in another package (`cli/`), which
 /// cargo does not build for this package's tests, so the first test to need it builds it
 /// (cargo releases its lock before running tests, and the build is a no-op when fresh).
@@ -133,10 +136,36 @@ pub fn sluice_bin() -> &'static Path {
         let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut build = std::process::Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "sluice-cli", "--bin", "sluice"]);
-        // The binary has the features these tests were built with.
+        // The same targets and features as `cargo test --workspace`: a build with another
+        // feature set would replace the shared dependencies' artifacts (same file names)
+        // and make every later test run rebuild DataFusion.
+        build.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
+        // With Ballista, the feature set `.ci/run` tests it with (README, "Scale-out").
         if cfg!(feature = "ballista") {
-            build.args(["--features", "sluice-cli/ballista"]);
+            build.args(["--features", BALLISTA_FEATURES]);
+        }
+        // `cargo test` gives this process the variables of the crate under test; build
+        // scripts that track one of them (ring tracks CARGO_MANIFEST_DIR) would see it
+        // change and rebuild everything above them. The child cargo gets the user's own.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let per_crate = [
+                "CARGO_MANIFEST_",
+                "CARGO_PKG_",
+                "CARGO_BIN_",
+                "CARGO_CRATE_",
+            ]
+            .iter()
+            .any(|p| key.starts_with(p))
+                || [
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "RUST_RECURSION_COUNT",
+                ]
+                .contains(&key.as_ref());
+            if per_crate {
+                build.env_remove(key.as_ref());
+            }
         }
         if profile_dir.file_name().is_some_and(|n| n == "release") {
             build.arg("--release");

@@ -11,5 +11,6 @@ mod deploy;
 mod params;
 mod quality;
 mod sampling;
+mod serve;
 mod stores;
 mod tpch;

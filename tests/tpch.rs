@@ -250,6 +250,34 @@ fn fixtures_and_bench_end_to_end() {
     assert!(q06["rows_scanned"].as_u64().unwrap() > 50_000);
     assert!(q06["min_ms"].as_f64().unwrap() <= q06["p95_ms"].as_f64().unwrap());
 
+    // The session's Parquet options reach Sluice's scans (set here the way `tuning.rs`
+    // reads any DataFusion setting): with the page index turned off, q06's scan prunes
+    // no page; with it on (the default), its predicate is checked against every page.
+    let explain = |page_index: Option<&str>| {
+        let mut cmd = sluice();
+        cmd.current_dir(&project_dir)
+            .args(["explain", "q06", "--env", "production", "--analyze"]);
+        if let Some(v) = page_index {
+            cmd.env("DATAFUSION_EXECUTION_PARQUET_ENABLE_PAGE_INDEX", v);
+        }
+        let out = cmd.output().expect("run sluice");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let pages: u64 = text
+            .split("page_index_pages_pruned=")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no page index metric in:\n{text}"));
+        pages
+    };
+    assert!(explain(None) > 0);
+    assert_eq!(explain(Some("false")), 0);
+
     // The table form, in staging on its 1% sample.
     let (stdout, _) = run(&["bench", "q01", "-n", "1"], 0);
     assert!(

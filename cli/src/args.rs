@@ -82,6 +82,91 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Generate benchmark data (TPC-H) into an environment's store
     Fixtures(crate::fixtures::FixturesArgs),
+    /// Serve an environment's endpoint pipes over HTTP (/v0/pipes/NAME.json, …)
+    Serve(ServeArgs),
+    /// Access tokens of an environment's endpoints: create, list, revoke
+    Token(TokenArgs),
+    /// Run statistics of an environment: calls, errors, latency, read throughput per pipe
+    Stats(StatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// The address to listen on (port 0: any free port, printed at start)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub bind: std::net::SocketAddr,
+    /// Serve /v0/sql (read-only queries, admin tokens only) even if the environment
+    /// does not enable it
+    #[arg(long)]
+    pub sql: bool,
+    /// Serve the deployed versions even in an environment that is not protected
+    #[arg(long)]
+    pub deployed: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub command: TokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token (printed once; the store keeps only its hash)
+    Create(TokenCreateArgs),
+    /// List an environment's tokens (names, scopes, pipes; never the tokens)
+    List(EnvArg),
+    /// Revoke a token by name
+    Revoke(TokenRevokeArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TokenScope {
+    /// Call endpoint pipes
+    Read,
+    /// Call every pipe and /v0/sql
+    Admin,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// The token's name (shown in run statistics)
+    pub name: String,
+    #[command(flatten)]
+    pub env: EnvArg,
+    #[arg(long, value_enum, default_value_t = TokenScope::Read)]
+    pub scope: TokenScope,
+    /// Only these endpoint pipes (comma-separated; default: all)
+    #[arg(long, value_delimiter = ',', value_name = "PIPE,…")]
+    pub pipes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// The token's name
+    pub name: String,
+    #[command(flatten)]
+    pub env: EnvArg,
+}
+
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Only this pipe
+    #[arg(long)]
+    pub pipe: Option<String>,
+    /// Only runs started within this long ago: 30m, 1h, 7d
+    #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+    pub since: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+fn parse_since(s: &str) -> Result<std::time::Duration, String> {
+    sluice_engine::project::parse_duration(s)
 }
 
 #[derive(Debug, Args)]

@@ -92,7 +92,7 @@ pub fn summary_line(report: &RunReport) -> String {
     )
 }
 
-fn print_output(out: &RunOutput, args: &OutputArgs, verbose: u8) -> Result<()> {
+pub(crate) fn print_output(out: &RunOutput, args: &OutputArgs, verbose: u8) -> Result<()> {
     emit(
         args.output.as_deref(),
         args.format,
@@ -126,12 +126,13 @@ pub async fn run(project: Option<&Path>, args: RunArgs, verbose: u8) -> Result<(
     let session = open(project, &args.env, &args.sample)?;
     let pipe = session.resolve_pipe(&args.pipe, args.deployed).await?;
     let out = session
-        .run_pipe_def(
+        .run_pipe_recorded(
             &pipe,
             &args.params,
             &RunOptions {
                 limit: args.output.limit,
             },
+            "cli",
         )
         .await?;
     print_output(&out, &args.output, verbose)
@@ -378,17 +379,26 @@ fn init_project(args: &InitArgs, default_dir: &str) -> Result<PathBuf> {
 /// Deploys the example's pipes to staging and promotes them to production, so both
 /// environments run them on day one (and the history shows how they got there).
 async fn deploy_example(dir: &Path) -> Result<()> {
-    use sluice_engine::deploy::{PromoteOptions, deploy, promote};
     let project = Arc::new(Project::load(dir)?);
-    let actor = "sluice init".to_string();
-    deploy(&project, "staging", &[], &actor).await?;
+    deploy_and_promote(project, "sluice init", "the example pipes").await
+}
+
+/// Deploys every pipe to staging and promotes them all to production as `actor`; a
+/// blocked promotion is an error listing the failed gates. `what` names the pipes.
+pub(crate) async fn deploy_and_promote(
+    project: Arc<Project>,
+    actor: &str,
+    what: &str,
+) -> Result<()> {
+    use sluice_engine::deploy::{PromoteOptions, deploy, promote};
+    deploy(&project, "staging", &[], actor).await?;
     let report = promote(
         project,
         "staging",
         "production",
         &[],
         &PromoteOptions {
-            actor,
+            actor: actor.to_string(),
             ..PromoteOptions::default()
         },
     )
@@ -405,11 +415,11 @@ async fn deploy_example(dir: &Path) -> Result<()> {
             })
             .collect();
         anyhow::bail!(
-            "the example's promotion to production was blocked: {}",
+            "the promotion of {what} to production was blocked: {}",
             failed.join("; ")
         );
     }
-    eprintln!("deployed the example pipes to staging and promoted them to production");
+    eprintln!("deployed {what} to staging and promoted them to production");
     Ok(())
 }
 

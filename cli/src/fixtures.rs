@@ -79,7 +79,12 @@ async fn tpch(project_dir: Option<&Path>, args: TpchArgs) -> Result<()> {
     }
     if let Some(dir) = &args.init {
         if envs.len() == project.environments.len() {
-            deploy_and_promote(project.clone()).await?;
+            crate::commands::deploy_and_promote(
+                project.clone(),
+                "sluice fixtures tpch",
+                "the tpch pipes",
+            )
+            .await?;
         } else {
             eprintln!(
                 "not deployed: generate the other environments' data, then `sluice deploy --all` and `sluice promote --all`"
@@ -91,42 +96,5 @@ async fn tpch(project_dir: Option<&Path>, args: TpchArgs) -> Result<()> {
             dir.display()
         );
     }
-    Ok(())
-}
-
-/// Deploys the project's pipes to staging and promotes them to production, so the
-/// protected production environment runs them.
-async fn deploy_and_promote(project: Arc<Project>) -> Result<()> {
-    use sluice_engine::deploy::{PromoteOptions, deploy, promote};
-    let actor = "sluice fixtures tpch".to_string();
-    deploy(&project, "staging", &[], &actor).await?;
-    let report = promote(
-        project,
-        "staging",
-        "production",
-        &[],
-        &PromoteOptions {
-            actor,
-            ..PromoteOptions::default()
-        },
-    )
-    .await?;
-    if report.blocked() {
-        let failed: Vec<String> = report
-            .pipes
-            .iter()
-            .flat_map(|p| {
-                p.gates
-                    .iter()
-                    .filter(|g| !g.passed)
-                    .map(move |g| format!("{}: {}: {}", p.pipe, g.gate, g.detail))
-            })
-            .collect();
-        anyhow::bail!(
-            "the promotion of the tpch pipes to production was blocked: {}",
-            failed.join("; ")
-        );
-    }
-    eprintln!("deployed the tpch pipes to staging and promoted them to production");
     Ok(())
 }

@@ -9,6 +9,7 @@ mod deploy;
 mod fixtures;
 mod print;
 mod quality;
+mod serve;
 mod stores;
 
 use std::process::ExitCode;
@@ -77,6 +78,9 @@ fn main() -> ExitCode {
             Command::Branch(a) => stores::branch_cmd(project, a).await,
             Command::Bench(a) => bench::bench(project, a).await,
             Command::Fixtures(a) => fixtures::fixtures(project, a).await,
+            Command::Serve(a) => serve::serve_cmd(project, a).await,
+            Command::Token(a) => serve::token_cmd(project, a).await,
+            Command::Stats(a) => serve::stats_cmd(project, a, verbose).await,
         }
     });
     match result {

@@ -131,6 +131,7 @@ fn branch_environment(
         protected: false,
         settings: parent.settings.clone(),
         engine: parent.engine.clone(),
+        serve: parent.serve.clone(),
         parent: Some(Box::new(parent.clone())),
     }
 }

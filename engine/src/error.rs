@@ -35,6 +35,9 @@ impl fmt::Display for Problem {
 pub enum ErrorClass {
     Usage,
     Run,
+    /// The run needed more memory than the environment's pool allows: a run failure
+    /// on the command line, "over capacity" (503) when serving.
+    Exhausted,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +203,31 @@ impl SluiceError {
     pub fn exit_code(&self) -> i32 {
         match self.class() {
             ErrorClass::Usage => 2,
-            ErrorClass::Run => 1,
+            ErrorClass::Run | ErrorClass::Exhausted => 1,
+        }
+    }
+
+    /// The HTTP status this error stands for when a request caused it: 400 for a bad
+    /// parameter or query, 404 for an unknown pipe, 503 when the store or the memory
+    /// pool cannot serve it now, 500 for real faults.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            SluiceError::UnknownPipe { .. } => 404,
+            SluiceError::Storage { .. } | SluiceError::Locked { .. } => 503,
+            SluiceError::Node { class, .. } | SluiceError::Query { class, .. } => match class {
+                ErrorClass::Usage => 400,
+                ErrorClass::Exhausted => 503,
+                ErrorClass::Run => 500,
+            },
+            SluiceError::DataFusion(e) => match classify(e) {
+                ErrorClass::Usage => 400,
+                ErrorClass::Exhausted => 503,
+                ErrorClass::Run => 500,
+            },
+            other => match other.class() {
+                ErrorClass::Usage => 400,
+                _ => 500,
+            },
         }
     }
 
@@ -246,6 +273,7 @@ pub(crate) fn classify(err: &DataFusionError) -> ErrorClass {
         | DataFusionError::SQL(_, _)
         | DataFusionError::SchemaError(_, _)
         | DataFusionError::NotImplemented(_) => ErrorClass::Usage,
+        DataFusionError::ResourcesExhausted(_) => ErrorClass::Exhausted,
         _ => ErrorClass::Run,
     }
 }

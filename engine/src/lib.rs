@@ -34,7 +34,9 @@ pub mod report;
 pub mod sample;
 pub mod sample_build;
 pub mod sampling;
+pub mod serve;
 pub mod session;
+pub mod stats;
 pub mod store;
 pub mod tuning;
 

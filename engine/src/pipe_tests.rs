@@ -116,6 +116,7 @@ pub fn test_environment(project: &Project) -> Environment {
         settings: EngineSettings::default(),
         // Fixture data lives in the project folder: pipe tests always run embedded.
         engine: Default::default(),
+        serve: Default::default(),
         parent: None,
     }
 }

@@ -94,7 +94,12 @@ pub(crate) fn source_reports(
         };
         touched[i] = true;
         if let Some(m) = node.metrics() {
-            rows[i] += m.output_rows().unwrap_or(0) as u64;
+            // Rows the scan read: those it returned and, with filter pushdown, those its
+            // row filter dropped while decoding.
+            rows[i] += m.output_rows().unwrap_or(0) as u64
+                + m.sum_by_name("pushdown_rows_pruned")
+                    .map(|v| v.as_usize())
+                    .unwrap_or(0) as u64;
             bytes[i] += m
                 .sum_by_name("bytes_scanned")
                 .map(|v| v.as_usize())

@@ -272,6 +272,12 @@ impl EnvSession {
     ) -> Result<Vec<SourceScan>> {
         let mut scans = Vec::new();
         for name in names {
+            if let Some(table) = name.strip_prefix(&format!("{}.", crate::stats::STATS_SCHEMA)) {
+                if table == crate::stats::STATS_TABLE {
+                    scans.extend(self.register_stats(ctx, snapshot).await?);
+                }
+                continue;
+            }
             let Some(def) = self.source_def(name).await? else {
                 continue;
             };
@@ -297,6 +303,52 @@ impl EnvSession {
             );
         }
         Ok(scans)
+    }
+
+    /// Registers `sluice.pipe_stats`: the run records in this environment's own store
+    /// (an empty table before the first run).
+    async fn register_stats(
+        &self,
+        ctx: &SessionContext,
+        snapshot: &Arc<ScanSnapshot>,
+    ) -> Result<Option<SourceScan>> {
+        use crate::stats::{STATS_DIR, STATS_SCHEMA, STATS_TABLE, stats_schema};
+        let catalog_name = ctx.state().config_options().catalog.default_catalog.clone();
+        let catalog = ctx.catalog(&catalog_name).ok_or_else(|| {
+            SluiceError::Usage(format!("no catalog `{catalog_name}` in the session"))
+        })?;
+        if catalog.schema(STATS_SCHEMA).is_none() {
+            catalog.register_schema(
+                STATS_SCHEMA,
+                Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+            )?;
+        }
+        let name = format!("{STATS_SCHEMA}.{STATS_TABLE}");
+        // A branch's statistics are its own: never the parent's.
+        let own = self.store.list(STATS_DIR).await?;
+        if !own.iter().any(|(rel, _)| rel.ends_with(".parquet")) {
+            let empty = datafusion::datasource::MemTable::try_new(stats_schema(), vec![vec![]])?;
+            ctx.register_table(name.as_str(), Arc::new(empty))?;
+            return Ok(None);
+        }
+        let def = SourceDef {
+            name,
+            path: STATS_DIR.to_string(),
+            sample_key: None,
+            sample: None,
+            sort: Vec::new(),
+        };
+        let listing = self.store.list_source(&def).await?;
+        let scan = register_source(
+            ctx,
+            &self.env.name,
+            &def,
+            &listing,
+            crate::sample::SourceSampling::Full,
+            snapshot,
+        )
+        .await?;
+        Ok(Some(scan))
     }
 
     fn node_error(&self, pipe: &Pipe, node: &str, err: &DataFusionError) -> SluiceError {
@@ -431,6 +483,38 @@ impl EnvSession {
         let (ctx, df, scans) = self.plan_pipe(pipe, &values, false).await?;
         self.execute(&ctx, df, scans, Some(pipe), options, started)
             .await
+    }
+
+    /// Runs a pipe like `run_pipe_def` and appends its run record (finished or failed)
+    /// to the environment's `_sluice/stats/`. A record that cannot be written is
+    /// logged; it never fails the run.
+    pub async fn run_pipe_recorded(
+        &self,
+        pipe: &Pipe,
+        given: &[(String, String)],
+        options: &RunOptions,
+        origin: &'static str,
+    ) -> Result<RunOutput> {
+        use crate::stats::{RunRecord, pipe_version, write_records};
+        let started_at = std::time::SystemTime::now();
+        let result = self.run_pipe_def(pipe, given, options).await;
+        let record = match &result {
+            Ok(out) => RunRecord::finished(pipe, origin, started_at, given, &out.report),
+            Err(e) => RunRecord::failed(
+                &self.env.name,
+                &pipe.name,
+                Some(pipe_version(pipe)),
+                origin,
+                started_at,
+                given,
+                "error",
+                e.to_string(),
+            ),
+        };
+        if let Err(e) = write_records(&self.store, &[record]).await {
+            tracing::warn!(env = %self.env.name, pipe = %pipe.name, "run statistics not written: {e}");
+        }
+        result
     }
 
     /// Runs one SQL query against the environment's sources.

@@ -11,7 +11,7 @@ use toml::Spanned;
 use super::sql::{node_references, placeholders, query_references};
 use super::{
     BallistaEngine, EngineSettings, Environment, Materialize, Node, Pipe, Project, RunEngine,
-    SortKey, SourceDef,
+    ServeSettings, SortKey, SourceDef,
 };
 use crate::checks::{CheckKind, CheckValue, DataCheck, SqlCheck};
 use crate::error::{Problem, Result, SluiceError};
@@ -64,6 +64,18 @@ struct RawEnvironment {
     memory_limit: Option<Spanned<toml::Value>>,
     storage: Option<Spanned<toml::Table>>,
     engine: Option<Spanned<toml::Value>>,
+    serve: Option<Spanned<RawServe>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServe {
+    anonymous: Option<bool>,
+    timeout: Option<Spanned<String>>,
+    max_rows: Option<Spanned<i64>>,
+    max_bytes: Option<Spanned<toml::Value>>,
+    max_concurrent: Option<Spanned<i64>>,
+    sql: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -298,6 +310,43 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
                 }
             },
         };
+        let mut serve = ServeSettings::default();
+        if let Some(raw_serve) = &raw_env.serve {
+            let raw_serve = raw_serve.get_ref();
+            let mut problem = |offset: usize, msg: String| {
+                problems
+                    .push(file.problem(offset, format!("environment `{env_name}`: `serve.{msg}")))
+            };
+            serve.anonymous = raw_serve.anonymous.unwrap_or(false);
+            serve.sql = raw_serve.sql.unwrap_or(false);
+            if let Some(t) = &raw_serve.timeout {
+                match parse_duration(t.get_ref()) {
+                    Ok(d) if !d.is_zero() => serve.timeout = d,
+                    Ok(_) => problem(t.span().start, "timeout`: must be more than 0".into()),
+                    Err(m) => problem(t.span().start, format!("timeout`: {m}")),
+                }
+            }
+            if let Some(v) = &raw_serve.max_rows {
+                if *v.get_ref() < 1 {
+                    problem(v.span().start, "max_rows`: must be at least 1".into());
+                } else {
+                    serve.max_rows = *v.get_ref() as u64;
+                }
+            }
+            if let Some(v) = &raw_serve.max_concurrent {
+                if *v.get_ref() < 1 {
+                    problem(v.span().start, "max_concurrent`: must be at least 1".into());
+                } else {
+                    serve.max_concurrent = *v.get_ref() as usize;
+                }
+            }
+            if let Some(v) = &raw_serve.max_bytes {
+                match parse_bytes(v.get_ref()) {
+                    Ok(b) => serve.max_bytes = b,
+                    Err(m) => problem(v.span().start, format!("max_bytes`: {m}")),
+                }
+            }
+        }
         environments.insert(
             env_name.clone(),
             Environment {
@@ -309,6 +358,7 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
                 protected: raw_env.protected,
                 settings,
                 engine,
+                serve,
                 parent: None,
             },
         );
@@ -1167,6 +1217,32 @@ pub(crate) fn parse_bytes(value: &toml::Value) -> Result<u64, String> {
         toml::Value::String(s) => parse_byte_size(s),
         other => Err(format!("expected a size like \"4GiB\", got {other}")),
     }
+}
+
+/// Parses `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"` (a number and a unit).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like \"30s\", \"5m\" or \"1h\""))?;
+    let secs = match unit.trim() {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        "d" => n * 86400.0,
+        "" => return Err(format!("`{s}`: give a unit (ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "`{s}`: unknown unit `{other}` (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Ok(std::time::Duration::from_secs_f64(secs))
 }
 
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {

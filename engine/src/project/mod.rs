@@ -13,7 +13,7 @@ use crate::params::Param;
 use crate::sample::{SamplePolicy, SourceSampling};
 use crate::store::{StorageSettings, StoreLocation};
 
-pub use load::{PROJECT_FILE, find_project_root};
+pub use load::{PROJECT_FILE, find_project_root, parse_byte_size, parse_duration};
 pub(crate) use load::{SourceText, files_with_extension, is_identifier, parse_policy};
 
 /// The environment used when none is named.
@@ -46,6 +46,8 @@ pub struct Environment {
     pub settings: EngineSettings,
     /// Where the environment's runs plan and execute (`engine = { kind = … }`).
     pub engine: RunEngine,
+    /// How `sluice serve` serves this environment (`[environments.NAME.serve]`).
+    pub serve: ServeSettings,
     /// For a branch: the environment whose store it overlays.
     pub parent: Option<Box<Environment>>,
 }
@@ -81,6 +83,36 @@ impl RunEngine {
         match self {
             RunEngine::Embedded => "embedded".into(),
             RunEngine::Ballista(b) => format!("ballista {}", b.url),
+        }
+    }
+}
+
+/// Limits and access of an environment's HTTP endpoints (`[environments.NAME.serve]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeSettings {
+    /// Requests without a token may call the endpoints (`anonymous = true`).
+    pub anonymous: bool,
+    /// A request still running after this is cancelled (408).
+    pub timeout: std::time::Duration,
+    /// Results with more rows are refused (400): add a `limit` parameter to the pipe.
+    pub max_rows: u64,
+    /// Encoded results larger than this are refused (400).
+    pub max_bytes: u64,
+    /// Queries running at once; one more is refused at once (429), never queued.
+    pub max_concurrent: usize,
+    /// `/v0/sql` (read-only, admin tokens only) is served.
+    pub sql: bool,
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        ServeSettings {
+            anonymous: false,
+            timeout: std::time::Duration::from_secs(30),
+            max_rows: 100_000,
+            max_bytes: 100 << 20,
+            max_concurrent: 8,
+            sql: false,
         }
     }
 }

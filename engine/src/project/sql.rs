@@ -35,10 +35,19 @@ fn tables_read(statement: &Statement) -> Result<Vec<String>, String> {
             e.strip_backtrace()
         )
     })?;
+    // Unqualified names are sources or nodes; `sluice.*` are Sluice's own tables
+    // (`sluice.pipe_stats`), kept qualified.
     Ok(tables
         .into_iter()
-        .filter(|t| t.schema().is_none())
-        .map(|t| t.table().to_ascii_lowercase())
+        .filter_map(|t| match t.schema() {
+            None => Some(t.table().to_ascii_lowercase()),
+            Some(s) if s.eq_ignore_ascii_case(crate::stats::STATS_SCHEMA) => Some(format!(
+                "{}.{}",
+                crate::stats::STATS_SCHEMA,
+                t.table().to_ascii_lowercase()
+            )),
+            Some(_) => None,
+        })
         .collect())
 }
 

@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::Session;
 use datafusion::common::Statistics;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -30,6 +31,7 @@ use datafusion::datasource::physical_plan::{
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::error::Result as DfResult;
+use datafusion::execution::cache::cache_manager::FileStatisticsCache;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, col};
@@ -103,6 +105,7 @@ pub async fn register_source(
     let (folder, seen) = snapshot.add(&listing.files);
     let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
     let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
+    let scan_options = ScanOptions::of(ctx);
     let location_prefix = folder.clone();
     let rows_total = listing.rows();
     let schema = listing.table_schema();
@@ -126,8 +129,16 @@ pub async fn register_source(
             if def.sample == Some(SourceSampling::Full) {
                 scan.full_reason = Some("source setting".into());
             }
-            let table = source_table(def, &url, listing, &schema, reader.clone(), None)
-                .map_err(|e| err(e.to_string()))?;
+            let table = source_table(
+                def,
+                &url,
+                listing,
+                &schema,
+                &scan_options,
+                reader.clone(),
+                None,
+            )
+            .map_err(|e| err(e.to_string()))?;
             ctx.register_table(def.name.as_str(), table)?;
             return Ok(scan);
         }
@@ -151,8 +162,16 @@ pub async fn register_source(
                 Some(k) => format!("no `{k}` column and no sample_key"),
                 None => "no sample_key".into(),
             });
-            let table = source_table(def, &url, listing, &schema, reader.clone(), None)
-                .map_err(|e| err(e.to_string()))?;
+            let table = source_table(
+                def,
+                &url,
+                listing,
+                &schema,
+                &scan_options,
+                reader.clone(),
+                None,
+            )
+            .map_err(|e| err(e.to_string()))?;
             ctx.register_table(def.name.as_str(), table)?;
             return Ok(scan);
         };
@@ -162,8 +181,16 @@ pub async fn register_source(
             )));
         }
         let counters = Arc::new(KeySampleCounters::default());
-        let table = source_table(def, &url, listing, &schema, reader.clone(), None)
-            .map_err(|e| err(e.to_string()))?;
+        let table = source_table(
+            def,
+            &url,
+            listing,
+            &schema,
+            &scan_options,
+            reader.clone(),
+            None,
+        )
+        .map_err(|e| err(e.to_string()))?;
         let plan = LogicalPlanBuilder::scan(def.name.as_str(), provider_as_source(table), None)?
             .filter(KeySample::predicate(
                 col(format!("\"{column}\"")),
@@ -220,10 +247,35 @@ pub async fn register_source(
         .zip(&seen)
         .map(|((_, p), seen)| (seen.clone(), Arc::new(p)))
         .collect();
-    let table = source_table(def, &url, listing, &schema, reader, Some(Arc::new(plans)))
-        .map_err(|e| err(e.to_string()))?;
+    let table = source_table(
+        def,
+        &url,
+        listing,
+        &schema,
+        &scan_options,
+        reader,
+        Some(Arc::new(plans)),
+    )
+    .map_err(|e| err(e.to_string()))?;
     ctx.register_table(def.name.as_str(), table)?;
     Ok(scan)
+}
+
+/// What a session's scans take from its configuration, as DataFusion's own
+/// `register_parquet` takes it: the Parquet reading options (`datafusion.execution.parquet.*`:
+/// filter pushdown, page index, bloom filters…) and the session's file statistics cache.
+struct ScanOptions {
+    parquet: TableParquetOptions,
+    statistics_cache: Option<Arc<FileStatisticsCache>>,
+}
+
+impl ScanOptions {
+    fn of(ctx: &SessionContext) -> ScanOptions {
+        ScanOptions {
+            parquet: ctx.copied_table_options().parquet,
+            statistics_cache: ctx.runtime_env().cache_manager.get_file_statistic_cache(),
+        }
+    }
 }
 
 /// The table a session scans for a source: DataFusion's listing table (pruning, file
@@ -234,10 +286,12 @@ fn source_table(
     url: &ListingTableUrl,
     listing: &SourceListing,
     table_schema: &SchemaRef,
+    scan_options: &ScanOptions,
     reader: Arc<CachedFooterReaderFactory>,
     plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
 ) -> DfResult<Arc<dyn TableProvider>> {
-    let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+    let format = ParquetFormat::default().with_options(scan_options.parquet.clone());
+    let mut options = ListingOptions::new(Arc::new(format))
         .with_file_extension(".parquet")
         .with_table_partition_cols(
             listing
@@ -266,7 +320,9 @@ fn source_table(
         .with_listing_options(options)
         .with_schema(listing.file_schema.clone());
     Ok(Arc::new(SourceTable {
-        inner: Arc::new(ListingTable::try_new(config)?),
+        inner: Arc::new(
+            ListingTable::try_new(config)?.with_cache(scan_options.statistics_cache.clone()),
+        ),
         reader,
         plans,
     }))

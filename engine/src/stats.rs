@@ -1,0 +1,395 @@
+//! Run statistics: one record per run of a pipe (from the command line or over HTTP),
+//! written in batches as Parquet files under the environment's own store
+//! (`_sluice/stats/`), and readable in any query of that environment as the table
+//! `sluice.pipe_stats`.
+//!
+//! Recording never blocks a run: records go through a bounded channel to a background
+//! writer that flushes every few seconds or every few thousand records; when the
+//! channel is full a record is dropped and counted, rather than slowing the request.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use datafusion::arrow::array::{
+    ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::parquet::arrow::ArrowWriter;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::error::Result;
+use crate::report::RunReport;
+use crate::store::Store;
+
+/// The folder of the store holding the records.
+pub const STATS_DIR: &str = "_sluice/stats";
+/// The schema and table name the records are read under.
+pub const STATS_SCHEMA: &str = "sluice";
+pub const STATS_TABLE: &str = "pipe_stats";
+
+/// One run of a pipe.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub started_at: SystemTime,
+    pub env: String,
+    pub pipe: String,
+    /// The content version of the pipe definition that ran.
+    pub version: String,
+    /// `cli` or `http`.
+    pub origin: &'static str,
+    pub duration: Duration,
+    pub rows_read: u64,
+    pub bytes_read: u64,
+    pub rows_out: u64,
+    /// The fraction of the sources' rows the sample kept (1.0: full set).
+    pub sample_fraction: f64,
+    /// `ok`, or the kind of failure (`error`, `timeout`, `rejected`).
+    pub status: String,
+    pub error: Option<String>,
+    /// The name of the token of an HTTP request.
+    pub token: Option<String>,
+    /// SHA-256 of the parameters as given (name=value, sorted), to group calls.
+    pub params_hash: String,
+}
+
+impl RunRecord {
+    /// A record of a run that produced `report`.
+    pub fn finished(
+        pipe: &crate::project::Pipe,
+        origin: &'static str,
+        started_at: SystemTime,
+        given: &[(String, String)],
+        report: &RunReport,
+    ) -> RunRecord {
+        RunRecord {
+            started_at,
+            env: report.env.clone(),
+            pipe: pipe.name.clone(),
+            version: pipe_version(pipe),
+            origin,
+            duration: report.elapsed,
+            rows_read: report.rows_scanned(),
+            bytes_read: report.bytes_scanned(),
+            rows_out: report.rows_out,
+            sample_fraction: report.effective_fraction(),
+            status: "ok".into(),
+            error: None,
+            token: None,
+            params_hash: params_hash(given),
+        }
+    }
+
+    /// A record of a run that failed (or never started: a bad parameter, a timeout).
+    #[allow(clippy::too_many_arguments)]
+    pub fn failed(
+        env: &str,
+        pipe: &str,
+        version: Option<String>,
+        origin: &'static str,
+        started_at: SystemTime,
+        given: &[(String, String)],
+        status: &str,
+        error: String,
+    ) -> RunRecord {
+        RunRecord {
+            started_at,
+            env: env.to_string(),
+            pipe: pipe.to_string(),
+            version: version.unwrap_or_default(),
+            origin,
+            duration: started_at.elapsed().unwrap_or_default(),
+            rows_read: 0,
+            bytes_read: 0,
+            rows_out: 0,
+            sample_fraction: 1.0,
+            status: status.to_string(),
+            error: Some(error),
+            token: None,
+            params_hash: params_hash(given),
+        }
+    }
+
+    pub fn with_token(mut self, token: Option<String>) -> RunRecord {
+        self.token = token;
+        self
+    }
+}
+
+/// The short content version of a pipe definition (as deployments name it).
+pub fn pipe_version(pipe: &crate::project::Pipe) -> String {
+    crate::deploy::version_of(&pipe.text).unwrap_or_default()
+}
+
+/// SHA-256 (hex, 16 characters) of the parameters as given, in name order.
+pub fn params_hash(given: &[(String, String)]) -> String {
+    let mut pairs: Vec<&(String, String)> = given.iter().collect();
+    pairs.sort();
+    let mut h = Sha256::new();
+    for (k, v) in pairs {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The schema of `sluice.pipe_stats`.
+pub fn stats_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new(
+            "started_at",
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("env", DataType::Utf8, false),
+        Field::new("pipe", DataType::Utf8, false),
+        Field::new("version", DataType::Utf8, false),
+        Field::new("origin", DataType::Utf8, false),
+        Field::new("duration_ms", DataType::Float64, false),
+        Field::new("rows_read", DataType::UInt64, false),
+        Field::new("bytes_read", DataType::UInt64, false),
+        Field::new("rows_out", DataType::UInt64, false),
+        Field::new("sample_fraction", DataType::Float64, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+        Field::new("token", DataType::Utf8, true),
+        Field::new("params_hash", DataType::Utf8, false),
+    ]))
+}
+
+fn to_batch(records: &[RunRecord]) -> Result<RecordBatch> {
+    let n = records.len();
+    let mut started = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let s = |f: fn(&RunRecord) -> Option<&str>| {
+        let mut b = StringBuilder::new();
+        for r in records {
+            b.append_option(f(r));
+        }
+        Arc::new(b.finish()) as ArrayRef
+    };
+    let env = s(|r| Some(&r.env));
+    let pipe = s(|r| Some(&r.pipe));
+    let version = s(|r| Some(&r.version));
+    let origin = s(|r| Some(r.origin));
+    let status = s(|r| Some(&r.status));
+    let error = s(|r| r.error.as_deref());
+    let token = s(|r| r.token.as_deref());
+    let params = s(|r| Some(&r.params_hash));
+    let u = |f: fn(&RunRecord) -> u64| {
+        let mut b = UInt64Builder::with_capacity(n);
+        for r in records {
+            b.append_value(f(r));
+        }
+        Arc::new(b.finish()) as ArrayRef
+    };
+    let f = |f: fn(&RunRecord) -> f64| {
+        let mut b = Float64Builder::with_capacity(n);
+        for r in records {
+            b.append_value(f(r));
+        }
+        Arc::new(b.finish()) as ArrayRef
+    };
+    for r in records {
+        let micros = r
+            .started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_micros() as i64;
+        started.append_value(micros);
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(started.finish()),
+        env,
+        pipe,
+        version,
+        origin,
+        f(|r| r.duration.as_secs_f64() * 1000.0),
+        u(|r| r.rows_read),
+        u(|r| r.bytes_read),
+        u(|r| r.rows_out),
+        f(|r| r.sample_fraction),
+        status,
+        error,
+        token,
+        params,
+    ];
+    Ok(RecordBatch::try_new(stats_schema(), columns)?)
+}
+
+static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `records` as one new Parquet file of `_sluice/stats/` (a new name each
+/// time: writers in several processes never overwrite each other).
+pub async fn write_records(store: &Store, records: &[RunRecord]) -> Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let batch = to_batch(records)?;
+    let mut buf = Vec::new();
+    let props = crate::store::dataset::writer_properties(records.len().max(1));
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    let now = chrono::Utc::now();
+    let name = format!(
+        "{STATS_DIR}/{}-{}-{:06}.parquet",
+        now.format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id(),
+        NEXT_FILE.fetch_add(1, Ordering::Relaxed)
+    );
+    store.put(&name, Bytes::from(buf)).await
+}
+
+/// The background writer of one process's records.
+pub struct StatsWriter {
+    tx: mpsc::Sender<Msg>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    dropped: AtomicU64,
+    written: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+enum Msg {
+    Record(Box<RunRecord>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Records buffered before a flush, and the channel's capacity beyond which records
+/// are dropped.
+const FLUSH_RECORDS: usize = 4096;
+const CHANNEL: usize = 16 * 1024;
+
+impl StatsWriter {
+    /// Starts a writer into `store` that flushes at least every `every`.
+    pub fn start(store: Arc<Store>, every: Duration) -> Arc<StatsWriter> {
+        let (tx, mut rx) = mpsc::channel::<Msg>(CHANNEL);
+        let written = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let (w, f) = (written.clone(), failed.clone());
+        let task = tokio::spawn(async move {
+            let mut pending: Vec<RunRecord> = Vec::new();
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let flush = |pending: Vec<RunRecord>| {
+                let (store, w, f) = (store.clone(), w.clone(), f.clone());
+                async move {
+                    match write_records(&store, &pending).await {
+                        Ok(()) => {
+                            w.fetch_add(pending.len() as u64, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            f.fetch_add(pending.len() as u64, Ordering::Relaxed);
+                            tracing::warn!("run statistics not written: {e}");
+                        }
+                    }
+                }
+            };
+            loop {
+                tokio::select! {
+                    msg = rx.recv() => match msg {
+                        Some(Msg::Record(r)) => {
+                            pending.push(*r);
+                            if pending.len() >= FLUSH_RECORDS {
+                                flush(std::mem::take(&mut pending)).await;
+                            }
+                        }
+                        Some(Msg::Flush(done)) => {
+                            flush(std::mem::take(&mut pending)).await;
+                            let _ = done.send(());
+                        }
+                        None => {
+                            flush(std::mem::take(&mut pending)).await;
+                            break;
+                        }
+                    },
+                    _ = tick.tick() => {
+                        if !pending.is_empty() {
+                            flush(std::mem::take(&mut pending)).await;
+                        }
+                    }
+                }
+            }
+        });
+        Arc::new(StatsWriter {
+            tx,
+            task: tokio::sync::Mutex::new(Some(task)),
+            dropped: AtomicU64::new(0),
+            written,
+            failed,
+        })
+    }
+
+    /// Queues a record; never waits.
+    pub fn record(&self, record: RunRecord) {
+        if self.tx.try_send(Msg::Record(Box::new(record))).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes what is queued now.
+    pub async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Records dropped because the writer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records written, and records whose write failed.
+    pub fn written(&self) -> (u64, u64) {
+        (
+            self.written.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Flushes and stops the writer.
+    pub async fn close(&self) {
+        self.flush().await;
+        if let Some(task) = self.task.lock().await.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
+/// The SQL `sluice stats` runs over `sluice.pipe_stats`.
+pub fn summary_sql(pipe: Option<&str>, since: Option<Duration>) -> String {
+    let mut filters = Vec::new();
+    if let Some(p) = pipe {
+        filters.push(format!("pipe = '{}'", p.replace('\'', "''")));
+    }
+    if let Some(d) = since {
+        filters.push(format!(
+            "started_at >= now() - INTERVAL '{} milliseconds'",
+            d.as_millis()
+        ));
+    }
+    let filter = if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    };
+    format!(
+        "SELECT pipe, \
+           count(*) AS calls, \
+           sum(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) AS errors, \
+           round(100.0 * sum(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) / count(*), 2) AS error_pct, \
+           round(approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms), 2) AS p50_ms, \
+           round(approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms), 2) AS p95_ms, \
+           round(approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms), 2) AS p99_ms, \
+           CAST(sum(rows_read) / greatest(sum(duration_ms) / 1000.0, 0.000001) AS BIGINT) AS rows_read_per_s, \
+           CAST(sum(bytes_read) / greatest(sum(duration_ms) / 1000.0, 0.000001) AS BIGINT) AS bytes_read_per_s \
+         FROM {STATS_SCHEMA}.{STATS_TABLE} {filter} GROUP BY pipe ORDER BY pipe"
+    )
+}
