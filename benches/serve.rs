@@ -57,6 +57,8 @@ fn main() {
         )
         .expect("generate");
     }
+    // The pipe tests' fixtures, which the promotion's gates run.
+    sluice_engine::fixtures::generate_example_test_data(dir.path()).expect("test data");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,7 +80,17 @@ fn main() {
         )
         .await
         .expect("promote");
-        assert!(!report.blocked());
+        let failed: Vec<String> = report
+            .pipes
+            .iter()
+            .flat_map(|p| {
+                p.gates
+                    .iter()
+                    .filter(|g| !g.passed)
+                    .map(move |g| format!("{}: {}: {}", p.pipe, g.gate, g.detail))
+            })
+            .collect();
+        assert!(!report.blocked(), "the promotion was blocked: {failed:?}");
         let server = Server::bind(
             project.clone(),
             "production",
