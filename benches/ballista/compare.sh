@@ -19,8 +19,9 @@ SLOTS="${SLOTS:-1}"
 RUNS="${RUNS:-3}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 
-(cd "$ROOT" && cargo build --release -p sluice-cli --bin sluice --features ballista \
-  && cargo build --release --features ballista --example ballista_cluster)
+# One build of both (one feature resolution: one build of DataFusion, not two).
+(cd "$ROOT" && cargo build --release --workspace --bins --example ballista_cluster \
+  --features sluice-suite/ballista,sluice-cli/ballista)
 SLUICE="$TARGET/release/sluice"
 CLUSTER="$TARGET/release/examples/ballista_cluster"
 

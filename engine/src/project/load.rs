@@ -321,8 +321,7 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
             serve.sql = raw_serve.sql.unwrap_or(false);
             if let Some(t) = &raw_serve.timeout {
                 match parse_duration(t.get_ref()) {
-                    Ok(d) if !d.is_zero() => serve.timeout = d,
-                    Ok(_) => problem(t.span().start, "timeout`: must be more than 0".into()),
+                    Ok(d) => serve.timeout = d,
                     Err(m) => problem(t.span().start, format!("timeout`: {m}")),
                 }
             }
@@ -1141,30 +1140,6 @@ fn parse_scheduler_url(url: &str) -> Result<(String, u16), String> {
     Ok((host.to_string(), parsed.port().unwrap_or(50050)))
 }
 
-/// Parses `"500ms"`, `"30s"`, `"10m"` or `"1h"`.
-pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like \"30s\""))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "" => return Err(format!("`{s}`: give a unit (ms, s, m or h)")),
-        other => return Err(format!("`{s}`: unknown unit `{other}` (use ms, s, m or h)")),
-    };
-    if secs <= 0.0 {
-        return Err(format!("`{s}` must be more than 0"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
-}
-
 /// Parses a `sample` value: the string `"full"` (no sampling) or a policy table.
 pub(crate) fn parse_policy(value: &toml::Value) -> Result<Option<SamplePolicy>, String> {
     let table = match value {
@@ -1242,6 +1217,10 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
             ));
         }
     };
+    // Every duration Sluice reads (timeouts, `--since`) is a span of time, never none.
+    if secs <= 0.0 {
+        return Err(format!("`{s}` must be more than 0"));
+    }
     Ok(std::time::Duration::from_secs_f64(secs))
 }
 
