@@ -80,17 +80,11 @@ fn main() {
         )
         .await
         .expect("promote");
-        let failed: Vec<String> = report
-            .pipes
-            .iter()
-            .flat_map(|p| {
-                p.gates
-                    .iter()
-                    .filter(|g| !g.passed)
-                    .map(move |g| format!("{}: {}: {}", p.pipe, g.gate, g.detail))
-            })
-            .collect();
-        assert!(!report.blocked(), "the promotion was blocked: {failed:?}");
+        assert!(
+            !report.blocked(),
+            "the promotion was blocked: {:?}",
+            report.failed_gates()
+        );
         let server = Server::bind(
             project.clone(),
             "production",

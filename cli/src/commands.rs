@@ -404,19 +404,9 @@ pub(crate) async fn deploy_and_promote(
     )
     .await?;
     if report.blocked() {
-        let failed: Vec<String> = report
-            .pipes
-            .iter()
-            .flat_map(|p| {
-                p.gates
-                    .iter()
-                    .filter(|g| !g.passed)
-                    .map(move |g| format!("{}: {}: {}", p.pipe, g.gate, g.detail))
-            })
-            .collect();
         anyhow::bail!(
             "the promotion of {what} to production was blocked: {}",
-            failed.join("; ")
+            report.failed_gates().join("; ")
         );
     }
     eprintln!("deployed {what} to staging and promoted them to production");

@@ -21,17 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
-use datafusion::arrow::datatypes::DataType;
 use datafusion::config::{ConfigEntry, ConfigExtension, ExtensionOptions};
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingTable, ListingTableConfig, ListingTableUrl};
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::prelude::{SessionConfig, SessionContext, col};
+use datafusion::prelude::{SessionConfig, SessionContext};
 use futures::StreamExt;
 
 use crate::error::{ErrorClass, Result, SluiceError, df_message};
@@ -314,32 +311,12 @@ fn listing_table(
     listing: &SourceListing,
     urls: Vec<ListingTableUrl>,
 ) -> DfResult<Arc<ListingTable>> {
-    let table_schema = listing.table_schema();
-    let mut options = ListingOptions::new(Arc::new(ParquetFormat::default()))
-        .with_file_extension(".parquet")
-        .with_table_partition_cols(
-            listing
-                .partitions
-                .iter()
-                .map(|p| (p.clone(), DataType::Utf8))
-                .collect(),
-        );
-    if !def.sort.is_empty() {
-        for k in &def.sort {
-            if table_schema.field_with_name(&k.column).is_err() {
-                return datafusion::common::plan_err!(
-                    "sort column `{}` is not a column of the source",
-                    k.column
-                );
-            }
-        }
-        let order = def
-            .sort
-            .iter()
-            .map(|k| col(format!("\"{}\"", k.column)).sort(!k.descending, k.nulls_first))
-            .collect();
-        options = options.with_file_sort_order(vec![order]);
-    }
+    let options = crate::sampling::listing_options(
+        def,
+        listing,
+        &listing.table_schema(),
+        ParquetFormat::default(),
+    )?;
     let config = ListingTableConfig::new_with_multi_paths(urls)
         .with_listing_options(options)
         .with_schema(listing.file_schema.clone());

@@ -278,6 +278,19 @@ impl PromotionReport {
     pub fn blocked(&self) -> bool {
         self.pipes.iter().any(|p| !p.passed())
     }
+
+    /// Each failed gate as `pipe: gate: detail`.
+    pub fn failed_gates(&self) -> Vec<String> {
+        self.pipes
+            .iter()
+            .flat_map(|p| {
+                p.gates
+                    .iter()
+                    .filter(|g| !g.passed)
+                    .map(move |g| format!("{}: {}: {}", p.pipe, g.gate, g.detail))
+            })
+            .collect()
+    }
 }
 
 /// Promotes the versions deployed in `from` (of `pipes`, all when empty) to `to`, all or

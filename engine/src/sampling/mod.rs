@@ -278,19 +278,14 @@ impl ScanOptions {
     }
 }
 
-/// The table a session scans for a source: DataFusion's listing table (pruning, file
-/// groups, ordering), whose scans read through the store's footer cache and, for an
-/// access-plan sample, only the planned row groups and rows.
-fn source_table(
+/// How DataFusion lists and reads a source's files: Parquet in `format`, its hive
+/// partition columns, and its declared sort order (each sort column checked).
+pub(crate) fn listing_options(
     def: &SourceDef,
-    url: &ListingTableUrl,
     listing: &SourceListing,
     table_schema: &SchemaRef,
-    scan_options: &ScanOptions,
-    reader: Arc<CachedFooterReaderFactory>,
-    plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
-) -> DfResult<Arc<dyn TableProvider>> {
-    let format = ParquetFormat::default().with_options(scan_options.parquet.clone());
+    format: ParquetFormat,
+) -> DfResult<ListingOptions> {
     let mut options = ListingOptions::new(Arc::new(format))
         .with_file_extension(".parquet")
         .with_table_partition_cols(
@@ -316,6 +311,23 @@ fn source_table(
             .collect();
         options = options.with_file_sort_order(vec![order]);
     }
+    Ok(options)
+}
+
+/// The table a session scans for a source: DataFusion's listing table (pruning, file
+/// groups, ordering), whose scans read through the store's footer cache and, for an
+/// access-plan sample, only the planned row groups and rows.
+fn source_table(
+    def: &SourceDef,
+    url: &ListingTableUrl,
+    listing: &SourceListing,
+    table_schema: &SchemaRef,
+    scan_options: &ScanOptions,
+    reader: Arc<CachedFooterReaderFactory>,
+    plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
+) -> DfResult<Arc<dyn TableProvider>> {
+    let format = ParquetFormat::default().with_options(scan_options.parquet.clone());
+    let options = listing_options(def, listing, table_schema, format)?;
     let config = ListingTableConfig::new(url.clone())
         .with_listing_options(options)
         .with_schema(listing.file_schema.clone());
