@@ -13,7 +13,7 @@ use sluice_engine::fixtures::tpch::{generate_tpch, write_tpch_project};
 use sluice_engine::{EnvSession, Project, RunEngine, RunOptions, SampleOverride, SluiceError};
 
 use crate::common::{TestProject, block_on};
-use crate::tpch::{SF, first_difference, read_answer, rows_of};
+use crate::tpch::{SF, first_difference, params_at_sf, read_answer, rows_of};
 
 /// The cluster the tests share: a scheduler and two executors of two task slots each.
 fn cluster() -> &'static LocalCluster {
@@ -334,11 +334,7 @@ fn tpch_matches_the_embedded_engine() {
         generate_tpch(embedded.store(), SF).await.expect("generate");
         let mut failures = Vec::new();
         for (name, pipe) in &project.pipes {
-            let params: Vec<(String, String)> = if name == "q11" {
-                vec![("fraction".into(), (0.0001 / SF).to_string())]
-            } else {
-                Vec::new()
-            };
+            let params = params_at_sf(name);
             let a = embedded
                 .run_pipe_def(pipe, &params, &RunOptions::default())
                 .await

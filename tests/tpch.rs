@@ -23,6 +23,16 @@ fn answers_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tpch/answers")
 }
 
+/// The parameters a TPC-H pipe runs with at `SF`: the defaults, and Q11's FRACTION,
+/// which is 0.0001 / SF.
+pub(crate) fn params_at_sf(name: &str) -> Vec<(String, String)> {
+    if name == "q11" {
+        vec![("fraction".into(), (0.0001 / SF).to_string())]
+    } else {
+        Vec::new()
+    }
+}
+
 /// Rows of a batch list as display strings (NULL as `null`).
 pub(crate) fn rows_of(batches: &[RecordBatch]) -> Vec<Vec<String>> {
     let options = FormatOptions::default().with_null("null");
@@ -134,12 +144,7 @@ fn matches_reference_answers_at_sf_0_1() {
         assert_eq!(summary.rows("lineitem"), 600_572);
         let mut failures = Vec::new();
         for (name, pipe) in &project.pipes {
-            // Q11's FRACTION is 0.0001 / SF.
-            let params: Vec<(String, String)> = if name == "q11" {
-                vec![("fraction".into(), (0.0001 / SF).to_string())]
-            } else {
-                Vec::new()
-            };
+            let params = params_at_sf(name);
             let out = match session
                 .run_pipe_def(pipe, &params, &RunOptions::default())
                 .await
