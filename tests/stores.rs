@@ -52,7 +52,35 @@ fn s3_endpoint() -> Option<&'static str> {
         .as_deref()
 }
 
+/// An S3 server that checks credentials and knows none: every request is refused as a
+/// bad access key. `SLUICE_TEST_S3_AUTH_ENDPOINT`, or a moto server started here with
+/// authentication on.
+fn s3_auth_endpoint() -> Option<&'static str> {
+    static ENDPOINT: OnceLock<Option<String>> = OnceLock::new();
+    ENDPOINT
+        .get_or_init(|| {
+            if let Ok(e) = std::env::var("SLUICE_TEST_S3_AUTH_ENDPOINT") {
+                return Some(e);
+            }
+            match start_moto_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "0")]) {
+                Some(e) => Some(e),
+                None if std::env::var("CI").is_ok() => panic!(
+                    "CI must run the bad-credentials test: set SLUICE_TEST_S3_AUTH_ENDPOINT or put moto_server on PATH"
+                ),
+                None => {
+                    eprintln!("warning: no S3 server that checks credentials: test skipped");
+                    None
+                }
+            }
+        })
+        .as_deref()
+}
+
 fn start_moto() -> Option<String> {
+    start_moto_with(&[])
+}
+
+fn start_moto_with(vars: &[(&str, &str)]) -> Option<String> {
     let port = TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -68,6 +96,7 @@ fn start_moto() -> Option<String> {
             "-p",
             &port.to_string(),
         ])
+        .envs(vars.iter().copied())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -487,6 +516,9 @@ fn ingest_quarantine(case: StoreCase) {
     .unwrap();
     let before = case.snapshot("staging");
     let rows_before = case.rows("calls", "staging");
+    // The quarantine is a table before anything is rejected: an empty one.
+    let errors = "SELECT count(*) FROM sluice.calls_errors";
+    assert_eq!(case.number(errors, "staging", &[]), 0.0);
     // --strict: the whole batch is refused, the store untouched.
     let (_, err) = case.expect(
         &[
@@ -529,6 +561,15 @@ fn ingest_quarantine(case: StoreCase) {
         .filter(|(p, _)| p.starts_with("_sluice/errors/calls/"))
         .count();
     assert!(quarantined >= 2, "manifest and a part");
+    // ... and queryable by name, with file, line and reason.
+    assert_eq!(case.number(errors, "staging", &[]), 3.0);
+    let line = case.number(
+        "SELECT line FROM sluice.calls_errors WHERE file LIKE '%more.ndjson' AND reason LIKE 'not valid JSON%'",
+        "staging",
+        &[],
+    );
+    assert_eq!(line, 2.0);
+    assert!(out.contains("sluice.calls_errors"), "{out}");
     // A header that does not match the source is refused whole, naming the column.
     let bad = case.dir.path().join("bad.csv");
     std::fs::write(&bad, "call_id,acount_id\n1,2\n").unwrap();
@@ -688,6 +729,42 @@ fn bad_stores_are_named() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("SLUICE_TEST_KEY_staging"), "{err}");
+}
+
+/// Credentials the server refuses: an error naming the environment, the URL and the
+/// refusal, exit 1, within a bounded time.
+#[test]
+fn refused_credentials_are_named() {
+    let Some(auth_endpoint) = s3_auth_endpoint() else {
+        return;
+    };
+    let Some(case) = StoreCase::new(Backend::S3) else {
+        return;
+    };
+    let config = std::fs::read_to_string(case.dir.path().join("sluice.toml")).unwrap();
+    std::fs::write(
+        case.dir.path().join("sluice.toml"),
+        config.replace(&case.endpoint, auth_endpoint),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (_, err) = case.expect(&["query", "SELECT count(*) FROM calls"], 1);
+    assert!(err.contains("environment `staging`"), "{err}");
+    assert!(err.contains(&format!("s3://{BUCKET}/")), "{err}");
+    assert!(err.contains("InvalidAccessKeyId"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+    // A write is refused the same way, and leaves nothing behind to clean up.
+    let csv = case.dir.path().join("reps.csv");
+    std::fs::write(&csv, "rep_id,name,team,hired_on\n1,A,B,2024-01-01\n").unwrap();
+    let (_, err) = case.expect(&["ingest", "reps", csv.to_str().unwrap()], 1);
+    assert!(
+        err.contains("environment `staging`") && err.contains("InvalidAccessKeyId"),
+        "{err}"
+    );
 }
 
 /// Storage settings are checked when the project loads, with the line at fault.

@@ -40,8 +40,8 @@ pub async fn materialize_cmd(
         report.mode.as_str(),
         human_count(report.rows_written),
         human_bytes(report.bytes_written),
-        human_count(report.manifest.rows()),
-        report.manifest.files.len(),
+        human_count(report.dataset_rows),
+        report.dataset_files,
         report.manifest.version
     );
     Ok(())
@@ -61,9 +61,10 @@ pub async fn ingest_cmd(project: Option<&Path>, args: IngestArgs) -> Result<()> 
     );
     if report.rows_rejected > 0 {
         outln!(
-            "rejected {} rows: kept in the quarantine {}",
+            "rejected {} rows: kept in the quarantine {} (query it as {})",
             human_count(report.rows_rejected),
-            report.errors_location.as_deref().unwrap_or("")
+            report.errors_location.as_deref().unwrap_or(""),
+            sluice_engine::ingest::errors_table(&report.source)
         );
         for r in &report.rejected_sample {
             outln!("  {}:{}: {}", r.file, r.line, r.reason);

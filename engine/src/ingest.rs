@@ -26,6 +26,29 @@ pub fn errors_dataset(source: &str) -> String {
     format!("{STATE_DIR}/errors/{source}")
 }
 
+/// The suffix of the table a source's quarantine is queried as: `sluice.calls_errors`.
+pub const ERRORS_TABLE_SUFFIX: &str = "_errors";
+
+/// The table a source's quarantine is queried as, in the `sluice` schema.
+pub fn errors_table(source: &str) -> String {
+    format!(
+        "{}.{source}{ERRORS_TABLE_SUFFIX}",
+        crate::stats::STATS_SCHEMA
+    )
+}
+
+/// The columns of a quarantine dataset.
+pub fn errors_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("ingest_id", DataType::Utf8, false),
+        Field::new("ingested_at", DataType::Utf8, false),
+        Field::new("file", DataType::Utf8, false),
+        Field::new("line", DataType::UInt64, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("raw", DataType::Utf8, false),
+    ]))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
     Csv,
@@ -193,14 +216,7 @@ fn describe_files(files: &[PathBuf]) -> String {
 
 /// The quarantine's rows: which ingest, file, line, why, and the row as read.
 fn rejected_batch(write_id: &str, rejected: &[RejectedRow]) -> Result<RecordBatch> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("ingest_id", DataType::Utf8, false),
-        Field::new("ingested_at", DataType::Utf8, false),
-        Field::new("file", DataType::Utf8, false),
-        Field::new("line", DataType::UInt64, false),
-        Field::new("reason", DataType::Utf8, false),
-        Field::new("raw", DataType::Utf8, false),
-    ]));
+    let schema = errors_schema();
     let now = crate::deploy::now();
     let n = rejected.len();
     let columns: Vec<ArrayRef> = vec![

@@ -22,6 +22,10 @@ pub struct MaterializeReport {
     /// Rows and bytes this write added.
     pub rows_written: u64,
     pub bytes_written: u64,
+    /// Rows and files readers now see: the manifest's, plus a branch parent's files an
+    /// append builds on.
+    pub dataset_rows: u64,
+    pub dataset_files: usize,
     pub run: RunReport,
 }
 
@@ -74,7 +78,15 @@ pub async fn materialize(
         .filter(|f| f.path.contains(&write_id))
         .map(|f| f.bytes)
         .sum();
+    let (dataset_rows, dataset_files) = if manifest.include_parent {
+        let listing = session.list_source(&target.to).await?;
+        (listing.rows(), listing.files.len())
+    } else {
+        (manifest.rows(), manifest.files.len())
+    };
     Ok(MaterializeReport {
+        dataset_rows,
+        dataset_files,
         pipe: pipe.to_string(),
         location: store.describe(&target.to),
         dataset: target.to,

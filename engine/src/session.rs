@@ -275,6 +275,10 @@ impl EnvSession {
             if let Some(table) = name.strip_prefix(&format!("{}.", crate::stats::STATS_SCHEMA)) {
                 if table == crate::stats::STATS_TABLE {
                     scans.extend(self.register_stats(ctx, snapshot).await?);
+                } else if let Some(source) = table.strip_suffix(crate::ingest::ERRORS_TABLE_SUFFIX)
+                    && self.source_def(source).await?.is_some()
+                {
+                    scans.extend(self.register_errors(ctx, snapshot, source).await?);
                 }
                 continue;
             }
@@ -313,16 +317,7 @@ impl EnvSession {
         snapshot: &Arc<ScanSnapshot>,
     ) -> Result<Option<SourceScan>> {
         use crate::stats::{STATS_DIR, STATS_SCHEMA, STATS_TABLE, stats_schema};
-        let catalog_name = ctx.state().config_options().catalog.default_catalog.clone();
-        let catalog = ctx.catalog(&catalog_name).ok_or_else(|| {
-            SluiceError::Usage(format!("no catalog `{catalog_name}` in the session"))
-        })?;
-        if catalog.schema(STATS_SCHEMA).is_none() {
-            catalog.register_schema(
-                STATS_SCHEMA,
-                Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
-            )?;
-        }
+        self.ensure_sluice_schema(ctx)?;
         let name = format!("{STATS_SCHEMA}.{STATS_TABLE}");
         // A branch's statistics are its own: never the parent's.
         let own = self.store.list(STATS_DIR).await?;
@@ -349,6 +344,61 @@ impl EnvSession {
         )
         .await?;
         Ok(Some(scan))
+    }
+
+    /// Registers `sluice.SOURCE_errors`: the rows ingestion kept out of a source, from
+    /// this environment's own quarantine (an empty table before the first rejected row;
+    /// a branch's quarantine is its own, never its parent's).
+    async fn register_errors(
+        &self,
+        ctx: &SessionContext,
+        snapshot: &Arc<ScanSnapshot>,
+        source: &str,
+    ) -> Result<Option<SourceScan>> {
+        self.ensure_sluice_schema(ctx)?;
+        let name = crate::ingest::errors_table(source);
+        let path = crate::ingest::errors_dataset(source);
+        if !self.store.owns(&path).await? {
+            let empty = datafusion::datasource::MemTable::try_new(
+                crate::ingest::errors_schema(),
+                vec![vec![]],
+            )?;
+            ctx.register_table(name.as_str(), Arc::new(empty))?;
+            return Ok(None);
+        }
+        let def = SourceDef {
+            name,
+            path,
+            sample_key: None,
+            sample: None,
+            sort: Vec::new(),
+        };
+        let listing = self.store.list_source(&def).await?;
+        let scan = register_source(
+            ctx,
+            &self.env.name,
+            &def,
+            &listing,
+            crate::sample::SourceSampling::Full,
+            snapshot,
+        )
+        .await?;
+        Ok(Some(scan))
+    }
+
+    /// The `sluice` schema of Sluice's own tables (run statistics, quarantines).
+    fn ensure_sluice_schema(&self, ctx: &SessionContext) -> Result<()> {
+        let catalog_name = ctx.state().config_options().catalog.default_catalog.clone();
+        let catalog = ctx.catalog(&catalog_name).ok_or_else(|| {
+            SluiceError::Usage(format!("no catalog `{catalog_name}` in the session"))
+        })?;
+        if catalog.schema(crate::stats::STATS_SCHEMA).is_none() {
+            catalog.register_schema(
+                crate::stats::STATS_SCHEMA,
+                Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+            )?;
+        }
+        Ok(())
     }
 
     fn node_error(&self, pipe: &Pipe, node: &str, err: &DataFusionError) -> SluiceError {

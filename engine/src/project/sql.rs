@@ -36,7 +36,7 @@ fn tables_read(statement: &Statement) -> Result<Vec<String>, String> {
         )
     })?;
     // Unqualified names are sources or nodes; `sluice.*` are Sluice's own tables
-    // (`sluice.pipe_stats`), kept qualified.
+    // (`sluice.pipe_stats`, `sluice.SOURCE_errors`), kept qualified.
     Ok(tables
         .into_iter()
         .filter_map(|t| match t.schema() {
