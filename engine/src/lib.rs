@@ -26,6 +26,7 @@ pub mod error;
 pub mod fixtures;
 pub mod ingest;
 pub mod materialize;
+pub mod optimizer;
 pub mod params;
 pub mod parquet_reader;
 pub mod pipe_tests;

@@ -11,13 +11,11 @@ use crate::project::EngineSettings;
 /// Settings Sluice changes from DataFusion's defaults, each kept because it measured
 /// faster on TPC-H (BENCHMARKS.md has the figures and the settings that did not win).
 ///
-/// - `pushdown_filters`: filters, and above all the dynamic filters a hash join builds
-///   from its smaller side, are applied while the Parquet scan decodes, so rows the join
-///   would drop are never materialized: TPC-H q17, q18, q07, q19 and q20 take 30-45%
-///   less time at SF 1; a few scans with unselective filters (q04, q06, q12) take more;
-///   the suite's total is 4% lower (BENCHMARKS.md, "Levers").
-pub const SLUICE_DEFAULTS: &[(&str, &str)] =
-    &[("datafusion.execution.parquet.pushdown_filters", "true")];
+/// None at the moment: `pushdown_filters` (row-level filtering in the Parquet scan) is
+/// left off here and turned on scan by scan, where a dynamic filter is, by
+/// `optimizer::RowFilterWhereDynamic`; `DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS=true`
+/// turns it on for every scan.
+pub const SLUICE_DEFAULTS: &[(&str, &str)] = &[];
 
 /// The session configuration of an environment with `settings`.
 pub fn session_config(settings: &EngineSettings) -> SessionConfig {
