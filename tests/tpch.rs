@@ -305,6 +305,11 @@ fn fixtures_and_bench_end_to_end() {
     };
     let q19 = rows_pruned("q19");
     assert!(q19.iter().any(|&n| n > 1_000.0), "{q19:?}");
+    // ... and the filter above such a scan no longer repeats what the scan applies:
+    // q13's `o_comment NOT LIKE` is evaluated once, inside the `orders` scan.
+    let (plan, _) = run(&["explain", "q13", "--env", "production"], 0);
+    assert!(plan.contains("o_comment"), "{plan}");
+    assert!(!plan.contains("FilterExec: o_comment"), "{plan}");
     let q06 = rows_pruned("q06");
     assert!(!q06.is_empty() && q06.iter().all(|&n| n == 0.0), "{q06:?}");
 

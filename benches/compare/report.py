@@ -8,14 +8,16 @@ import json
 import sys
 from pathlib import Path
 
-PEERS = [("duckdb", "DuckDB"), ("polars", "Polars"), ("datafusion", "DataFusion-py")]
+ALL_PEERS = [("duckdb", "DuckDB"), ("polars", "Polars"), ("datafusion", "DataFusion-py")]
 
 
 def main():
     d = Path(sys.argv[1])
     bench = json.loads((d / "sluice.json").read_text())
     sluice = {p["pipe"]: p["min_ms"] / 1000 for p in bench["pipes"]}
-    peers = {k: json.loads((d / f"{k}.json").read_text()) for k, _ in PEERS}
+    # The peers of this run (compare.sh's ENGINES): those with a result file.
+    ran_peers = [(k, label) for k, label in ALL_PEERS if (d / f"{k}.json").exists()]
+    peers = {k: json.loads((d / f"{k}.json").read_text()) for k, _ in ran_peers}
     names = sorted(sluice)
 
     def fmt(v):
@@ -24,25 +26,25 @@ def main():
     def ratio(a, b):
         return "n/a" if a is None or b is None or b == 0 else f"{a / b:.2f}"
 
-    head = ["query", "Sluice (s)"] + [f"{label} (s)" for _, label in PEERS]
-    head += [f"Sluice/{label}" for _, label in PEERS]
+    head = ["query", "Sluice (s)"] + [f"{label} (s)" for _, label in ran_peers]
+    head += [f"Sluice/{label}" for _, label in ran_peers]
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
     for n in names:
-        row = [n, fmt(sluice[n])] + [fmt(peers[k].get(n)) for k, _ in PEERS]
-        row += [ratio(sluice[n], peers[k].get(n)) for k, _ in PEERS]
+        row = [n, fmt(sluice[n])] + [fmt(peers[k].get(n)) for k, _ in ran_peers]
+        row += [ratio(sluice[n], peers[k].get(n)) for k, _ in ran_peers]
         print("| " + " | ".join(row) + " |")
     total = sum(sluice.values())
     row = ["**total**", f"**{total:.3f}**"]
     totals = {}
-    for k, _ in PEERS:
+    for k, _ in ran_peers:
         vals = [peers[k].get(n) for n in names]
         totals[k] = None if any(v is None for v in vals) else sum(vals)
         row.append(fmt(totals[k]))
-    row += [ratio(total, totals[k]) for k, _ in PEERS]
+    row += [ratio(total, totals[k]) for k, _ in ran_peers]
     print("| " + " | ".join(row) + " |")
     # Over the queries every engine ran, so a peer's failures don't flatter it.
-    for k, label in PEERS:
+    for k, label in ran_peers:
         ran = [n for n in names if peers[k].get(n) is not None]
         if 0 < len(ran) < len(names):
             s = sum(sluice[n] for n in ran)
@@ -51,6 +53,8 @@ def main():
                 f"\n{label} ran {len(ran)} of {len(names)} queries; over those, "
                 f"Sluice {s:.3f} s vs {label} {p:.3f} s (ratio {s / p:.2f})."
             )
+    if "duckdb" not in peers:
+        return
     dd = [sluice[n] / peers["duckdb"][n] for n in names if peers["duckdb"].get(n)]
     if dd:
         worst = max(zip(dd, [n for n in names if peers["duckdb"].get(n)]))

@@ -19,15 +19,21 @@ use datafusion::datasource::physical_plan::{
 };
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_expr::PhysicalExpr;
-use datafusion::physical_expr::expressions::DynamicFilterPhysicalExpr;
+use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
+use datafusion::physical_expr::utils::{conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
+use datafusion::physical_plan::projection::ProjectionExec;
+use datafusion::physical_plan::repartition::RepartitionExec;
 
 /// Turns on row-level filtering for each Parquet scan whose predicate holds a dynamic
-/// filter. Its static filters stay above the scan as well (DataFusion kept them there,
-/// row-level pushdown being off), so the answer is the same either way. With
-/// `datafusion.execution.parquet.pushdown_filters` on, every scan filters rows already
-/// and the rule changes nothing.
+/// filter. DataFusion, with row-level pushdown off, kept the static filters in a
+/// `FilterExec` above the scan (and gave the scan a copy for pruning only); once the
+/// scan filters rows, the conjuncts it applies are dropped from that filter, so no
+/// predicate is evaluated twice (`LIKE` over every comment of q13's `orders` was).
+/// With `datafusion.execution.parquet.pushdown_filters` on, every scan filters rows
+/// already and the rule changes nothing.
 #[derive(Debug, Default)]
 pub struct RowFilterWhereDynamic;
 
@@ -40,24 +46,23 @@ impl PhysicalOptimizerRule for RowFilterWhereDynamic {
         if config.execution.parquet.pushdown_filters {
             return Ok(plan);
         }
-        // Only the scans are replaced: the join that owns a dynamic filter keeps it
-        // (`with_new_children` keeps it; the scan's predicate shares its state).
+        // Only scans and the filters right above them are replaced: the join that owns
+        // a dynamic filter keeps it (`with_new_children` keeps it; the scan's predicate
+        // shares its state).
         plan.transform_up(|node| {
-            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
-                return Ok(Transformed::no(node));
-            };
-            let Some((config, parquet)) = exec.downcast_to_file_source::<ParquetSource>() else {
-                return Ok(Transformed::no(node));
-            };
-            let dynamic = parquet.filter().is_some_and(|p| holds_dynamic_filter(&p));
-            if !dynamic || parquet.table_parquet_options().global.pushdown_filters {
-                return Ok(Transformed::no(node));
+            if let Some(filter) = node.downcast_ref::<FilterExec>()
+                && let Some(scan) = scan_under(filter.input())
+                && scan_filters_rows(scan)
+            {
+                return Ok(Transformed::yes(without_applied_conjuncts(filter, scan)?));
             }
-            let source = parquet.clone().with_pushdown_filters(true);
-            let config: FileScanConfig = FileScanConfigBuilder::from(config.clone())
-                .with_source(Arc::new(source))
-                .build();
-            Ok(Transformed::yes(DataSourceExec::from_data_source(config)))
+            let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            match with_row_filter(scan) {
+                Some(scan) => Ok(Transformed::yes(scan)),
+                None => Ok(Transformed::no(node)),
+            }
         })
         .map(|t| t.data)
     }
@@ -71,6 +76,112 @@ impl PhysicalOptimizerRule for RowFilterWhereDynamic {
     }
 }
 
+/// The scan, filtering rows, if it is a Parquet scan with a dynamic filter that does not
+/// filter rows yet.
+fn with_row_filter(scan: &DataSourceExec) -> Option<Arc<dyn ExecutionPlan>> {
+    let (config, parquet) = scan.downcast_to_file_source::<ParquetSource>()?;
+    let dynamic = parquet.filter().is_some_and(|p| holds_dynamic_filter(&p));
+    if !dynamic || parquet.table_parquet_options().global.pushdown_filters {
+        return None;
+    }
+    let source = parquet.clone().with_pushdown_filters(true);
+    let config: FileScanConfig = FileScanConfigBuilder::from(config.clone())
+        .with_source(Arc::new(source))
+        .build();
+    Some(DataSourceExec::from_data_source(config))
+}
+
+/// The scan `plan` reads, seen through repartitions (which change neither the rows nor
+/// the schema): DataFusion puts a round-robin one between a filter and a scan of one
+/// file group.
+fn scan_under(plan: &Arc<dyn ExecutionPlan>) -> Option<&DataSourceExec> {
+    if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
+        return Some(scan);
+    }
+    scan_under(plan.downcast_ref::<RepartitionExec>()?.input())
+}
+
+/// Whether a scan (already rewritten by this rule, the plan being visited bottom-up)
+/// applies its predicate to rows.
+fn scan_filters_rows(scan: &DataSourceExec) -> bool {
+    scan.downcast_to_file_source::<ParquetSource>()
+        .is_some_and(|(_, p)| p.table_parquet_options().global.pushdown_filters)
+}
+
+/// `filter` over a scan that filters rows with its own predicate: the conjuncts the
+/// scan applies are dropped; with none left, the filter becomes its projection (or
+/// nothing). A filter with a fetch (a limit) is kept as it is.
+fn without_applied_conjuncts(
+    filter: &FilterExec,
+    scan: &DataSourceExec,
+) -> Result<Arc<dyn ExecutionPlan>> {
+    let keep = || Ok(Arc::new(filter.clone()) as Arc<dyn ExecutionPlan>);
+    let Some(applied) = scan
+        .downcast_to_file_source::<ParquetSource>()
+        .and_then(|(_, p)| p.filter())
+    else {
+        return keep();
+    };
+    if filter.fetch().is_some() {
+        return keep();
+    }
+    // The scan's predicate names columns by their place in the file; the filter's by
+    // their place in the scan's output: compare by name.
+    let applied: Vec<Arc<dyn PhysicalExpr>> = split_conjunction(&applied)
+        .into_iter()
+        .map(|e| by_name(e.clone()))
+        .collect();
+    let remaining: Vec<Arc<dyn PhysicalExpr>> = split_conjunction(filter.predicate())
+        .into_iter()
+        .filter(|c| {
+            let c = by_name((*c).clone());
+            !applied.iter().any(|a| a.as_ref() == c.as_ref())
+        })
+        .cloned()
+        .collect();
+    let input: Arc<dyn ExecutionPlan> = filter.input().clone();
+    let projection = filter.projection().as_ref().map(|p| p.to_vec());
+    if !remaining.is_empty() {
+        if remaining.len() == split_conjunction(filter.predicate()).len() {
+            return keep();
+        }
+        let narrowed = FilterExecBuilder::new(conjunction(remaining), input)
+            .with_default_selectivity(filter.default_selectivity())
+            .with_batch_size(filter.batch_size())
+            .apply_projection(projection)?
+            .build()?;
+        return Ok(Arc::new(narrowed));
+    }
+    let Some(projection) = projection else {
+        return Ok(input);
+    };
+    let schema = input.schema();
+    let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = projection
+        .iter()
+        .map(|&i| {
+            let name = schema.field(i).name().clone();
+            (
+                Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>,
+                name,
+            )
+        })
+        .collect();
+    Ok(Arc::new(ProjectionExec::try_new(exprs, input)?))
+}
+
+/// `expr` with every column's index set to 0, so expressions over different schemas
+/// compare by column name.
+fn by_name(expr: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
+    expr.transform(|e| match e.downcast_ref::<Column>() {
+        Some(c) if c.index() != 0 => Ok(Transformed::yes(
+            Arc::new(Column::new(c.name(), 0)) as Arc<dyn PhysicalExpr>
+        )),
+        _ => Ok(Transformed::no(e)),
+    })
+    .map(|t| t.data)
+    .expect("renumbering columns cannot fail")
+}
+
 fn holds_dynamic_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
     let mut found = false;
     expr.apply(|e| {
@@ -82,4 +193,111 @@ fn holds_dynamic_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
     })
     .expect("the visit cannot fail");
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::session_state::SessionStateBuilder;
+    use datafusion::physical_plan::{collect, displayable};
+    use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+
+    use super::*;
+
+    fn context(rule: bool) -> SessionContext {
+        let config = SessionConfig::new().with_target_partitions(2);
+        let mut state = SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features();
+        if rule {
+            state = state.with_physical_optimizer_rule(Arc::new(RowFilterWhereDynamic));
+        }
+        SessionContext::new_with_state(state.build())
+    }
+
+    /// A join whose probe side has two static filters the scan can apply and one it
+    /// cannot (volatile): the scan filters rows, the filter above keeps only the
+    /// volatile conjunct, and the answer is the one without the rule.
+    #[tokio::test]
+    async fn scans_with_a_dynamic_filter_filter_rows_and_nothing_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = context(false);
+        for (name, sql) in [
+            (
+                "big",
+                "SELECT value AS k, value % 100 AS v, concat('c', value) AS s FROM generate_series(1, 50000)",
+            ),
+            ("small", "SELECT value * 7 AS k FROM generate_series(1, 30)"),
+        ] {
+            let path = dir.path().join(format!("{name}.parquet"));
+            writer
+                .sql(&format!(
+                    "COPY ({sql}) TO '{}' STORED AS PARQUET",
+                    path.display()
+                ))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+        }
+        let sql = "SELECT count(*) AS n, sum(b.v) AS v FROM big b JOIN small s ON b.k = s.k \
+                   WHERE b.v > 5 AND b.s NOT LIKE '%9%' AND random() < 2.0";
+        let mut answers = Vec::new();
+        for rule in [false, true] {
+            let ctx = context(rule);
+            for name in ["big", "small"] {
+                let path = dir.path().join(format!("{name}.parquet"));
+                ctx.register_parquet(name, path.to_str().unwrap(), ParquetReadOptions::default())
+                    .await
+                    .unwrap();
+            }
+            let plan = ctx
+                .sql(sql)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap();
+            let text = displayable(plan.as_ref()).indent(true).to_string();
+            let filters: Vec<&str> = text.lines().filter(|l| l.contains("FilterExec")).collect();
+            let row_filtering = scans(&plan).iter().filter(|s| scan_filters_rows(s)).count();
+            if rule {
+                assert_eq!(row_filtering, 1, "{text}");
+                assert!(
+                    filters
+                        .iter()
+                        .all(|f| !f.contains("NOT LIKE") && !f.contains("v@1 > 5")),
+                    "{text}"
+                );
+                assert!(filters.iter().any(|f| f.contains("random()")), "{text}");
+            } else {
+                assert_eq!(row_filtering, 0, "{text}");
+                assert!(filters.iter().any(|f| f.contains("NOT LIKE")), "{text}");
+            }
+            let batches = collect(plan, ctx.task_ctx()).await.unwrap();
+            answers.push(
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        assert_eq!(answers[0], answers[1]);
+        assert!(
+            !answers[0].contains("| 0 "),
+            "the join keeps rows: {}",
+            answers[0]
+        );
+    }
+
+    fn scans(plan: &Arc<dyn ExecutionPlan>) -> Vec<DataSourceExec> {
+        let mut out = Vec::new();
+        plan.apply(|node| {
+            if let Some(scan) = node.downcast_ref::<DataSourceExec>() {
+                out.push(scan.clone());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        out
+    }
 }
