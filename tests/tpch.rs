@@ -286,8 +286,10 @@ fn fixtures_and_bench_end_to_end() {
     // Rows are filtered inside the scan only where a dynamic filter is: q19's
     // `lineitem` scan (the join's selected parts) drops rows while decoding; q06's
     // static range filter stays a filter after the decode (optimizer.rs).
-    let rows_pruned = |pipe: &str| -> Vec<f64> {
-        let (stdout, _) = run(&["explain", pipe, "--env", "production", "--analyze"], 0);
+    let rows_pruned = |pipe: &str, extra: &[&str]| -> Vec<f64> {
+        let mut args = vec!["explain", pipe, "--env", "production", "--analyze"];
+        args.extend(extra);
+        let (stdout, _) = run(&args, 0);
         stdout
             .split("pushdown_rows_pruned=")
             .skip(1)
@@ -303,15 +305,18 @@ fn fixtures_and_bench_end_to_end() {
             })
             .collect()
     };
-    let q19 = rows_pruned("q19");
+    let q19 = rows_pruned("q19", &[]);
     assert!(q19.iter().any(|&n| n > 1_000.0), "{q19:?}");
     // ... and the filter above such a scan no longer repeats what the scan applies:
     // q13's `o_comment NOT LIKE` is evaluated once, inside the `orders` scan.
     let (plan, _) = run(&["explain", "q13", "--env", "production"], 0);
     assert!(plan.contains("o_comment"), "{plan}");
     assert!(!plan.contains("FilterExec: o_comment"), "{plan}");
-    let q06 = rows_pruned("q06");
+    let q06 = rows_pruned("q06", &[]);
     assert!(!q06.is_empty() && q06.iter().all(|&n| n == 0.0), "{q06:?}");
+    // A `key` sample is selective too: its filter drops rows inside the scan.
+    let q06 = rows_pruned("q06", &["--sample", "0.1", "--sample-method", "key"]);
+    assert!(q06.iter().any(|&n| n > 1_000.0), "{q06:?}");
 
     // The table form, in staging on its 1% sample.
     let (stdout, _) = run(&["bench", "q01", "-n", "1"], 0);

@@ -1,13 +1,15 @@
 //! Sluice's own physical optimizer rules, run after DataFusion's.
 //!
-//! [`RowFilterWhereDynamic`]: Parquet row-level filtering ("pushdown_filters") only on
-//! the scans that carry a dynamic filter. A hash join's build side (or a TopK) pushes a
-//! dynamic filter into its probe-side scan; decoding only the rows that pass it is what
-//! makes TPC-H q07, q17, q18, q19 and q20 30-45% faster. On scans with only static range
-//! filters that keep a large share of the rows (q04, q06, q12, q15), the row filter costs
-//! more than a vectorized filter after a plain decode: 40-60% slower. DataFusion's switch
-//! is all or nothing, so Sluice leaves it off and turns it on scan by scan here
-//! (BENCHMARKS.md, "Row filters only where a dynamic filter is").
+//! [`SelectiveRowFilters`]: Parquet row-level filtering ("pushdown_filters") only on
+//! the scans whose predicate is selective by construction: a dynamic filter, which a
+//! hash join's build side (or a TopK) pushes into its probe-side scan, or the `key`
+//! sample's filter, which keeps the sampled fraction of the keys. Decoding only the rows
+//! that pass them is what makes TPC-H q07, q17, q18, q19 and q20 30-45% faster, and a
+//! `key` sample decode its key column alone for the rows it drops. On scans with only
+//! static range filters (q04, q06, q12, q15), the row filter costs more than a vectorized
+//! filter after a plain decode: 40-60% slower. DataFusion's switch is all or nothing, so
+//! Sluice leaves it off and turns it on scan by scan here (BENCHMARKS.md, "Row filters
+//! only where they pay").
 
 use std::sync::Arc;
 
@@ -18,9 +20,9 @@ use datafusion::datasource::physical_plan::{
     FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
 };
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
+use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
@@ -28,16 +30,16 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 
 /// Turns on row-level filtering for each Parquet scan whose predicate holds a dynamic
-/// filter. DataFusion, with row-level pushdown off, kept the static filters in a
+/// filter or a `key` sample. DataFusion, with row-level pushdown off, kept the static filters in a
 /// `FilterExec` above the scan (and gave the scan a copy for pruning only); once the
 /// scan filters rows, the conjuncts it applies are dropped from that filter, so no
 /// predicate is evaluated twice (`LIKE` over every comment of q13's `orders` was).
 /// With `datafusion.execution.parquet.pushdown_filters` on, every scan filters rows
 /// already and the rule changes nothing.
 #[derive(Debug, Default)]
-pub struct RowFilterWhereDynamic;
+pub struct SelectiveRowFilters;
 
-impl PhysicalOptimizerRule for RowFilterWhereDynamic {
+impl PhysicalOptimizerRule for SelectiveRowFilters {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
@@ -68,7 +70,7 @@ impl PhysicalOptimizerRule for RowFilterWhereDynamic {
     }
 
     fn name(&self) -> &str {
-        "sluice_row_filter_where_dynamic"
+        "sluice_selective_row_filters"
     }
 
     fn schema_check(&self) -> bool {
@@ -76,12 +78,12 @@ impl PhysicalOptimizerRule for RowFilterWhereDynamic {
     }
 }
 
-/// The scan, filtering rows, if it is a Parquet scan with a dynamic filter that does not
-/// filter rows yet.
+/// The scan, filtering rows, if it is a Parquet scan with a selective filter that does
+/// not filter rows yet.
 fn with_row_filter(scan: &DataSourceExec) -> Option<Arc<dyn ExecutionPlan>> {
     let (config, parquet) = scan.downcast_to_file_source::<ParquetSource>()?;
-    let dynamic = parquet.filter().is_some_and(|p| holds_dynamic_filter(&p));
-    if !dynamic || parquet.table_parquet_options().global.pushdown_filters {
+    let selective = parquet.filter().is_some_and(|p| holds_selective_filter(&p));
+    if !selective || parquet.table_parquet_options().global.pushdown_filters {
         return None;
     }
     let source = parquet.clone().with_pushdown_filters(true);
@@ -182,10 +184,14 @@ fn by_name(expr: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
     .expect("renumbering columns cannot fail")
 }
 
-fn holds_dynamic_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
+/// Whether `expr` holds a dynamic filter or the `key` sample's filter.
+fn holds_selective_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
     let mut found = false;
     expr.apply(|e| {
-        if e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some() {
+        let key_sample = e
+            .downcast_ref::<ScalarFunctionExpr>()
+            .is_some_and(|f| f.name() == crate::sampling::key::FUNCTION_NAME);
+        if key_sample || e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some() {
             found = true;
             return Ok(TreeNodeRecursion::Stop);
         }
@@ -209,7 +215,7 @@ mod tests {
             .with_config(config)
             .with_default_features();
         if rule {
-            state = state.with_physical_optimizer_rule(Arc::new(RowFilterWhereDynamic));
+            state = state.with_physical_optimizer_rule(Arc::new(SelectiveRowFilters));
         }
         SessionContext::new_with_state(state.build())
     }

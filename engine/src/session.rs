@@ -195,7 +195,7 @@ impl EnvSession {
             .with_config(self.config())
             .with_runtime_env(runtime)
             .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(crate::optimizer::RowFilterWhereDynamic))
+            .with_physical_optimizer_rule(Arc::new(crate::optimizer::SelectiveRowFilters))
             .build();
         Ok((SessionContext::new_with_state(state), snapshot))
     }
