@@ -82,11 +82,22 @@ impl PhysicalOptimizerRule for SelectiveRowFilters {
 /// not filter rows yet.
 fn with_row_filter(scan: &DataSourceExec) -> Option<Arc<dyn ExecutionPlan>> {
     let (config, parquet) = scan.downcast_to_file_source::<ParquetSource>()?;
-    let selective = parquet.filter().is_some_and(|p| holds_selective_filter(&p));
-    if !selective || parquet.table_parquet_options().global.pushdown_filters {
+    let predicate = parquet.filter()?;
+    if !holds_selective_filter(&predicate)
+        || parquet.table_parquet_options().global.pushdown_filters
+    {
         return None;
     }
-    let source = parquet.clone().with_pushdown_filters(true);
+    // The row filter applies the conjuncts in order, each decoding its columns for the
+    // rows the ones before kept: the selective ones first, so the static ones (q06's
+    // five range checks under a `key` sample) see only the rows those keep.
+    let (selective, other): (Vec<_>, Vec<_>) = split_conjunction(&predicate)
+        .into_iter()
+        .cloned()
+        .partition(holds_selective_filter);
+    let source = parquet
+        .with_predicate(conjunction(selective.into_iter().chain(other)))
+        .with_pushdown_filters(true);
     let config: FileScanConfig = FileScanConfigBuilder::from(config.clone())
         .with_source(Arc::new(source))
         .build();
