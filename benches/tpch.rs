@@ -12,25 +12,32 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use datafusion::common::ParamValues;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use sluice_engine::fixtures::tpch::{TABLES, generate_tpch, write_tpch_project};
+use sluice_engine::optimizer::SelectiveRowFilters;
 use sluice_engine::{EnvSession, Pipe, Project, RunOptions, SampleOverride};
 
 const QUERIES: &str = "q01,q06,q03,q05";
 
 /// Raw DataFusion on the same files: one context for the whole bench (tables
-/// registered once), the environment's session configuration and memory limit.
+/// registered once), the environment's session configuration, memory limit and Sluice's
+/// optimizer rule, so the difference is what Sluice adds around DataFusion (binding,
+/// listing, the run's snapshot, registration, reports), not a different plan.
 fn raw_context(session: &EnvSession) -> SessionContext {
     let env = session.environment();
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = env.settings.memory_limit {
         runtime = runtime.with_memory_limit(limit as usize, 1.0);
     }
-    SessionContext::new_with_config_rt(
-        sluice_engine::tuning::session_config(&env.settings),
-        runtime.build_arc().expect("runtime"),
-    )
+    let state = SessionStateBuilder::new()
+        .with_config(sluice_engine::tuning::session_config(&env.settings))
+        .with_runtime_env(runtime.build_arc().expect("runtime"))
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(SelectiveRowFilters))
+        .build();
+    SessionContext::new_with_state(state)
 }
 
 fn param_values(session: &EnvSession, pipe: &Pipe) -> ParamValues {
