@@ -314,40 +314,26 @@ impl EnvSession {
     }
 
     /// Registers `sluice.pipe_stats`: the run records in this environment's own store
-    /// (an empty table before the first run).
+    /// (an empty table before the first run; a branch's statistics are its own, never
+    /// its parent's).
     async fn register_stats(
         &self,
         ctx: &SessionContext,
         snapshot: &Arc<ScanSnapshot>,
     ) -> Result<Option<SourceScan>> {
         use crate::stats::{STATS_DIR, STATS_SCHEMA, STATS_TABLE, stats_schema};
-        self.ensure_sluice_schema(ctx)?;
-        let name = format!("{STATS_SCHEMA}.{STATS_TABLE}");
-        // A branch's statistics are its own: never the parent's.
         let own = self.store.list(STATS_DIR).await?;
-        if !own.iter().any(|(rel, _)| rel.ends_with(".parquet")) {
-            let empty = datafusion::datasource::MemTable::try_new(stats_schema(), vec![vec![]])?;
-            ctx.register_table(name.as_str(), Arc::new(empty))?;
-            return Ok(None);
-        }
-        let def = SourceDef {
-            name,
-            path: STATS_DIR.to_string(),
-            sample_key: None,
-            sample: None,
-            sort: Vec::new(),
-        };
-        let listing = self.store.list_source(&def).await?;
-        let scan = register_source(
+        let exists = own.iter().any(|(rel, _)| rel.ends_with(".parquet"));
+        let name = format!("{STATS_SCHEMA}.{STATS_TABLE}");
+        self.register_own_table(
             ctx,
-            &self.env.name,
-            &def,
-            &listing,
-            crate::sample::SourceSampling::Full,
             snapshot,
+            name,
+            STATS_DIR.to_string(),
+            stats_schema(),
+            exists,
         )
-        .await?;
-        Ok(Some(scan))
+        .await
     }
 
     /// Registers `sluice.SOURCE_errors`: the rows ingestion kept out of a source, from
@@ -359,14 +345,35 @@ impl EnvSession {
         snapshot: &Arc<ScanSnapshot>,
         source: &str,
     ) -> Result<Option<SourceScan>> {
-        self.ensure_sluice_schema(ctx)?;
-        let name = crate::ingest::errors_table(source);
         let path = crate::ingest::errors_dataset(source);
-        if !self.store.owns(&path).await? {
-            let empty = datafusion::datasource::MemTable::try_new(
-                crate::ingest::errors_schema(),
-                vec![vec![]],
-            )?;
+        let exists = self.store.owns(&path).await?;
+        let name = crate::ingest::errors_table(source);
+        self.register_own_table(
+            ctx,
+            snapshot,
+            name,
+            path,
+            crate::ingest::errors_schema(),
+            exists,
+        )
+        .await
+    }
+
+    /// Registers one of Sluice's own tables (`sluice.NAME`): the dataset at `path` in
+    /// this environment's store, read in full, or an empty table of `schema` when it
+    /// does not exist yet.
+    async fn register_own_table(
+        &self,
+        ctx: &SessionContext,
+        snapshot: &Arc<ScanSnapshot>,
+        name: String,
+        path: String,
+        schema: SchemaRef,
+        exists: bool,
+    ) -> Result<Option<SourceScan>> {
+        self.ensure_sluice_schema(ctx)?;
+        if !exists {
+            let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
             ctx.register_table(name.as_str(), Arc::new(empty))?;
             return Ok(None);
         }
