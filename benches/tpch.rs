@@ -12,11 +12,9 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use datafusion::common::ParamValues;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use sluice_engine::fixtures::tpch::{TABLES, generate_tpch, write_tpch_project};
-use sluice_engine::optimizer::SelectiveRowFilters;
 use sluice_engine::{EnvSession, Pipe, Project, RunOptions, SampleOverride};
 
 const QUERIES: &str = "q01,q06,q03,q05";
@@ -31,13 +29,10 @@ fn raw_context(session: &EnvSession) -> SessionContext {
     if let Some(limit) = env.settings.memory_limit {
         runtime = runtime.with_memory_limit(limit as usize, 1.0);
     }
-    let state = SessionStateBuilder::new()
-        .with_config(sluice_engine::tuning::session_config(&env.settings))
-        .with_runtime_env(runtime.build_arc().expect("runtime"))
-        .with_default_features()
-        .with_physical_optimizer_rule(Arc::new(SelectiveRowFilters))
-        .build();
-    SessionContext::new_with_state(state)
+    SessionContext::new_with_state(sluice_engine::tuning::session_state(
+        sluice_engine::tuning::session_config(&env.settings),
+        runtime.build_arc().expect("runtime"),
+    ))
 }
 
 fn param_values(session: &EnvSession, pipe: &Pipe) -> ParamValues {

@@ -11,7 +11,6 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
-use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect, displayable};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -191,12 +190,7 @@ impl EnvSession {
         let runtime = builder.build_arc()?;
         let url = url::Url::parse(SNAPSHOT_URL).expect("snapshot URL");
         runtime.register_object_store(&url, snapshot.clone());
-        let state = SessionStateBuilder::new()
-            .with_config(self.config())
-            .with_runtime_env(runtime)
-            .with_default_features()
-            .with_physical_optimizer_rule(Arc::new(crate::optimizer::SelectiveRowFilters))
-            .build();
+        let state = crate::tuning::session_state(self.config(), runtime);
         Ok((SessionContext::new_with_state(state), snapshot))
     }
 

@@ -3,7 +3,12 @@
 //! (DataFusion's own names, e.g. `DATAFUSION_EXECUTION_BATCH_SIZE=16384`, to try a
 //! setting without a rebuild), then the environment's own settings from `sluice.toml`.
 
+use std::sync::Arc;
+
 use datafusion::config::ConfigOptions;
+use datafusion::execution::SessionState;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::SessionConfig;
 
 use crate::project::EngineSettings;
@@ -43,6 +48,17 @@ pub fn session_config(settings: &EngineSettings) -> SessionConfig {
         config = config.with_batch_size(n);
     }
     config
+}
+
+/// The session state a local run plans with: `config`, `runtime`, DataFusion's default
+/// features and Sluice's own physical optimizer rules (`optimizer.rs`), after DataFusion's.
+pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
+    SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(crate::optimizer::SelectiveRowFilters))
+        .build()
 }
 
 /// Sets each option whose environment variable (`datafusion.execution.batch_size` →
