@@ -570,6 +570,14 @@ fn ingest_quarantine(case: StoreCase) {
     );
     assert_eq!(line, 2.0);
     assert!(out.contains("sluice.calls_errors"), "{out}");
+    // A file that is not there is a usage error naming it; nothing is written.
+    let before_missing = case.snapshot("staging");
+    let (_, err) = case.expect(
+        &["ingest", "calls", csv.to_str().unwrap(), "no-such-file.csv"],
+        2,
+    );
+    assert!(err.contains("no-such-file.csv: no such file"), "{err}");
+    assert_eq!(case.snapshot("staging"), before_missing);
     // A header that does not match the source is refused whole, naming the column.
     let bad = case.dir.path().join("bad.csv");
     std::fs::write(&bad, "call_id,acount_id\n1,2\n").unwrap();

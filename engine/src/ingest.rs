@@ -115,6 +115,14 @@ pub async fn ingest(
     if files.is_empty() {
         return Err(SluiceError::Usage("no files to ingest".into()));
     }
+    // A file named on the command line that is not there is a usage error, found before
+    // anything is read or written.
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(SluiceError::Usage(format!(
+            "{}: no such file to ingest",
+            missing.display()
+        )));
+    }
     let store = session.store();
     // The source's schema: its files in this environment (a branch's parent's too).
     let (schema, partitions) = match store.list_source(&def).await {
