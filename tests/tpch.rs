@@ -318,6 +318,64 @@ fn fixtures_and_bench_end_to_end() {
     let q06 = rows_pruned("q06", &["--sample", "0.1", "--sample-method", "key"]);
     assert!(q06.iter().any(|&n| n > 1_000.0), "{q06:?}");
 
+    // q15 reads its `revenue0` node twice (a join and a scalar subquery): a run computes
+    // it once (shared_nodes.rs), the output plan scans its rows instead of `lineitem`,
+    // and the report counts the one `lineitem` scan that computed it.
+    let (plan, _) = run(&["explain", "q15", "--env", "production"], 0);
+    assert!(
+        plan.contains("== Node `revenue0`: read 2 times; a run computes it once"),
+        "{plan}"
+    );
+    let (plan, _) = run(&["explain", "q15", "--env", "production", "--analyze"], 0);
+    assert!(
+        plan.contains("== Node `revenue0`: read 2 times, computed once"),
+        "{plan}"
+    );
+    let executed = plan
+        .split("== Executed plan")
+        .nth(1)
+        .expect("executed plan");
+    assert!(!executed.contains("l_shipdate"), "{executed}");
+    let (stdout, _) = run(
+        &[
+            "bench",
+            "q15",
+            "--env",
+            "production",
+            "-n",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ],
+        0,
+    );
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let scanned = json["pipes"][0]["rows_scanned"].as_u64().unwrap();
+    let (count, _) = run(
+        &[
+            "query",
+            "SELECT count(*) FROM lineitem",
+            "--env",
+            "production",
+            "-f",
+            "csv",
+            "-q",
+        ],
+        0,
+    );
+    let lineitem: u64 = count.lines().last().unwrap().trim().parse().unwrap();
+    assert!(
+        scanned > 1_000 && scanned <= lineitem + 1_000,
+        "q15 scanned {scanned} rows; lineitem has {lineitem}"
+    );
+
+    // q21's anti join builds its hash table on the side estimated at fewer rows (the
+    // suppliers' late line items), not on every late line item (optimizer.rs).
+    let (plan, _) = run(&["explain", "q21", "--env", "production"], 0);
+    assert!(plan.contains("join_type=LeftAnti"), "{plan}");
+    assert!(!plan.contains("join_type=RightAnti"), "{plan}");
+
     // The table form, in staging on its 1% sample.
     let (stdout, _) = run(&["bench", "q01", "-n", "1"], 0);
     assert!(

@@ -37,6 +37,7 @@ pub mod sample_build;
 pub mod sampling;
 pub mod serve;
 pub mod session;
+pub mod shared_nodes;
 pub mod stats;
 pub mod store;
 pub mod tuning;

@@ -61,15 +61,16 @@ impl RunReport {
     }
 }
 
-/// Sums the scan metrics of an executed plan per registered source.
+/// Sums the scan metrics of a run's executed plans (its output's, and those of the
+/// nodes computed ahead of it) per registered source.
 pub(crate) fn source_reports(
-    plan: &Arc<dyn ExecutionPlan>,
+    plans: &[Arc<dyn ExecutionPlan>],
     scans: &[SourceScan],
 ) -> Vec<SourceReport> {
     let mut rows = vec![0u64; scans.len()];
     let mut bytes = vec![0u64; scans.len()];
     let mut touched = vec![false; scans.len()];
-    visit(plan, &mut |node| {
+    let mut count = |node: &Arc<dyn ExecutionPlan>| {
         let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
             return;
         };
@@ -105,7 +106,10 @@ pub(crate) fn source_reports(
                 .map(|v| v.as_usize())
                 .unwrap_or(0) as u64;
         }
-    });
+    };
+    for plan in plans {
+        visit(plan, &mut count);
+    }
     scans
         .iter()
         .enumerate()

@@ -37,6 +37,8 @@ pub struct RunOutput {
 pub struct PipeStream {
     pub stream: datafusion::execution::SendableRecordBatchStream,
     plan: Arc<dyn ExecutionPlan>,
+    /// The nodes computed ahead of the output: their rows are read by the stream.
+    shared: Vec<crate::shared_nodes::SharedNode>,
     scans: Vec<SourceScan>,
     started: Instant,
     env: String,
@@ -53,7 +55,12 @@ impl PipeStream {
             sample: self.sample.clone(),
             rows_out,
             elapsed: self.started.elapsed(),
-            sources: source_reports(&self.plan, &self.scans),
+            sources: source_reports(
+                &std::iter::once(self.plan.clone())
+                    .chain(self.shared.iter().map(|s| s.plan.clone()))
+                    .collect::<Vec<_>>(),
+                &self.scans,
+            ),
         }
     }
 
@@ -72,6 +79,43 @@ impl PipeStream {
 pub struct RunOptions {
     /// Keep at most this many output rows.
     pub limit: Option<usize>,
+}
+
+/// What `plan_pipe` is for: a run, or a plan that is only shown or checked (nothing
+/// is computed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlanMode {
+    Run,
+    Explain,
+    /// Also build each node's physical plan, to find the node at fault.
+    Check,
+}
+
+/// A pipe planned for a run: its output, the sources registered for it and the nodes
+/// computed ahead of it (held until the run is over).
+struct PlannedPipe {
+    ctx: SessionContext,
+    output: DataFrame,
+    scans: Vec<SourceScan>,
+    /// The nodes the rest of the pipe reads more than once, and how many times.
+    shared_reads: HashMap<String, usize>,
+    shared: Vec<crate::shared_nodes::SharedNode>,
+}
+
+impl PlannedPipe {
+    /// The plans of the nodes computed ahead of the output, for the run's report.
+    fn shared_plans(&self) -> Vec<Arc<dyn ExecutionPlan>> {
+        self.shared.iter().map(|s| s.plan.clone()).collect()
+    }
+}
+
+/// Plans one node's SQL against what `ctx` has registered, with the run's parameters.
+async fn plan_node(
+    ctx: &SessionContext,
+    sql: &str,
+    params: &ParamValues,
+) -> std::result::Result<DataFrame, DataFusionError> {
+    ctx.sql(sql).await?.with_param_values(params.clone())
 }
 
 /// A pipe that failed to plan in an environment, with the node at fault.
@@ -155,6 +199,11 @@ impl EnvSession {
     /// Where this environment's runs execute: `embedded`, or `ballista df://host:port`.
     pub fn engine(&self) -> &RunEngine {
         &self.env.engine
+    }
+
+    /// Whether runs go to a cluster (whose executors cannot read this process's memory).
+    fn is_remote(&self) -> bool {
+        matches!(self.env.engine, RunEngine::Ballista(_))
     }
 
     /// The Ballista cluster runs go to, if the environment names one.
@@ -417,13 +466,14 @@ impl EnvSession {
     }
 
     /// Plans a pipe's nodes in a fresh context, each node a view the later ones read.
-    /// Returns the output node's DataFrame and the sources it registered.
+    /// With `PlanMode::Run`, a local run first computes the nodes the rest of the pipe
+    /// reads more than once (see `shared_nodes`).
     async fn plan_pipe(
         &self,
         pipe: &Pipe,
         values: &HashMap<String, ParamValue>,
-        physical_check: bool,
-    ) -> Result<(SessionContext, DataFrame, Vec<SourceScan>)> {
+        mode: PlanMode,
+    ) -> Result<PlannedPipe> {
         let (ctx, snapshot) = self.context().await?;
         let node_names: BTreeSet<String> = pipe
             .nodes
@@ -445,27 +495,79 @@ impl EnvSession {
                 .map(|(k, v)| (k.clone(), v.to_scalar().into()))
                 .collect(),
         );
+        let last = pipe.nodes.len() - 1;
         let mut output = None;
         for (i, node) in pipe.nodes.iter().enumerate() {
-            let df = ctx
-                .sql(&node.sql)
+            let df = plan_node(&ctx, &node.sql, &param_values)
                 .await
-                .and_then(|df| df.with_param_values(param_values.clone()))
                 .map_err(|e| self.node_error(pipe, &node.name, &e))?;
-            if physical_check {
+            if mode == PlanMode::Check {
                 df.clone()
                     .create_physical_plan()
                     .await
                     .map_err(|e| self.node_error(pipe, &node.name, &e))?;
             }
-            if i + 1 < pipe.nodes.len() {
+            if i < last {
                 ctx.register_table(node.name.as_str(), df.into_view())
                     .map_err(|e| self.node_error(pipe, &node.name, &e))?;
             } else {
                 output = Some(df);
             }
         }
-        Ok((ctx, output.expect("a pipe has nodes"), scans))
+        let output = output.expect("a pipe has nodes");
+        let mut shared_reads = crate::shared_nodes::node_reads(output.logical_plan(), &node_names);
+        shared_reads.retain(|_, n| *n > 1);
+        let mut planned = PlannedPipe {
+            ctx,
+            output,
+            scans,
+            shared_reads,
+            shared: Vec::new(),
+        };
+        if mode != PlanMode::Run || planned.shared_reads.is_empty() || self.is_remote() {
+            return Ok(planned);
+        }
+        // Plan again, node by node, computing each shared node before the nodes that
+        // read it are planned, so they scan its rows instead of inlining the view.
+        let pool = self.runtime.memory_pool.clone();
+        let budget = crate::shared_nodes::budget(self.env.settings.memory_limit);
+        for (i, node) in pipe.nodes.iter().enumerate() {
+            let df = plan_node(&planned.ctx, &node.sql, &param_values)
+                .await
+                .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+            if i == last {
+                planned.output = df;
+                break;
+            }
+            let name = node.name.to_ascii_lowercase();
+            let held: usize = planned.shared.iter().map(|s| s.bytes).sum();
+            if let Some(&reads) = planned.shared_reads.get(&name) {
+                let computed = crate::shared_nodes::compute(
+                    &planned.ctx,
+                    node.name.as_str(),
+                    reads,
+                    df.clone(),
+                    &pool,
+                    budget.saturating_sub(held),
+                )
+                .await
+                .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+                if let Some(shared) = computed {
+                    planned.shared.push(shared);
+                    continue;
+                }
+            }
+            planned
+                .ctx
+                .deregister_table(node.name.as_str())
+                .and_then(|_| {
+                    planned
+                        .ctx
+                        .register_table(node.name.as_str(), df.into_view())
+                })
+                .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+        }
+        Ok(planned)
     }
 
     /// Parses `--param k=v` style values against the pipe's declarations.
@@ -535,9 +637,18 @@ impl EnvSession {
     ) -> Result<RunOutput> {
         let values = self.resolve_params(pipe, given)?;
         let started = Instant::now();
-        let (ctx, df, scans) = self.plan_pipe(pipe, &values, false).await?;
-        self.execute(&ctx, df, scans, Some(pipe), options, started)
-            .await
+        let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
+        let shared_plans = planned.shared_plans();
+        self.execute(
+            &planned.ctx,
+            planned.output,
+            planned.scans,
+            &shared_plans,
+            Some(pipe),
+            options,
+            started,
+        )
+        .await
     }
 
     /// Runs a pipe like `run_pipe_def` and appends its run record (finished or failed)
@@ -585,7 +696,8 @@ impl EnvSession {
             .register_sources(&ctx, &snapshot, &reads.into_iter().collect())
             .await?;
         let df = ctx.sql(sql).await.map_err(|e| self.query_error(&e))?;
-        self.execute(&ctx, df, scans, None, options, started).await
+        self.execute(&ctx, df, scans, &[], None, options, started)
+            .await
     }
 
     fn query_error(&self, err: &DataFusionError) -> SluiceError {
@@ -601,6 +713,7 @@ impl EnvSession {
         ctx: &SessionContext,
         mut df: DataFrame,
         scans: Vec<SourceScan>,
+        shared_plans: &[Arc<dyn ExecutionPlan>],
         pipe: Option<&Pipe>,
         options: &RunOptions,
         started: Instant,
@@ -627,7 +740,12 @@ impl EnvSession {
             sample: self.policy.clone(),
             rows_out,
             elapsed: started.elapsed(),
-            sources: source_reports(&plan, &scans),
+            sources: source_reports(
+                &std::iter::once(plan.clone())
+                    .chain(shared_plans.iter().cloned())
+                    .collect::<Vec<_>>(),
+                &scans,
+            ),
         };
         Ok(RunOutput {
             schema,
@@ -675,18 +793,21 @@ impl EnvSession {
     ) -> Result<PipeStream> {
         let values = self.resolve_params(pipe, given)?;
         let started = Instant::now();
-        let (ctx, df, scans) = self.plan_pipe(pipe, &values, false).await?;
+        let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
         let fail = |e: DataFusionError| SluiceError::Query {
             env: self.env.name.clone(),
             message: format!("pipe `{}`: {}", pipe.name, df_message(&e)),
             class: classify(&e),
         };
-        let plan = df.create_physical_plan().await.map_err(fail)?;
-        let stream = self.execute_stream(plan.clone(), &ctx).map_err(fail)?;
+        let plan = planned.output.create_physical_plan().await.map_err(fail)?;
+        let stream = self
+            .execute_stream(plan.clone(), &planned.ctx)
+            .map_err(fail)?;
         Ok(PipeStream {
             stream,
             plan,
-            scans,
+            shared: planned.shared,
+            scans: planned.scans,
             started,
             env: self.env.name.clone(),
             pipe: pipe.name.clone(),
@@ -695,7 +816,8 @@ impl EnvSession {
     }
 
     /// The plan of a pipe: logical and physical, or with `analyze`, the executed plan
-    /// with its metrics.
+    /// with its metrics. A node the pipe reads more than once is named: an analyzed run
+    /// computes it first and shows its own executed plan, as a run does.
     pub async fn explain_pipe(
         &self,
         pipe: &Pipe,
@@ -703,21 +825,51 @@ impl EnvSession {
         analyze: bool,
     ) -> Result<String> {
         let values = self.resolve_params(pipe, given)?;
-        let (ctx, df, _scans) = self.plan_pipe(pipe, &values, false).await?;
+        let mode = if analyze {
+            PlanMode::Run
+        } else {
+            PlanMode::Explain
+        };
+        let planned = self.plan_pipe(pipe, &values, mode).await?;
         let fail = |e: DataFusionError| SluiceError::Query {
             env: self.env.name.clone(),
             message: format!("pipe `{}`: {}", pipe.name, df_message(&e)),
             class: classify(&e),
         };
+        let (ctx, df) = (&planned.ctx, &planned.output);
         let logical = df.logical_plan().clone();
         let optimized = ctx.state().optimize(&logical).map_err(fail)?;
-        let plan: Arc<dyn ExecutionPlan> = df.create_physical_plan().await.map_err(fail)?;
+        let plan: Arc<dyn ExecutionPlan> = df.clone().create_physical_plan().await.map_err(fail)?;
         let mut out = String::new();
+        let mut shared: Vec<_> = planned.shared_reads.iter().collect();
+        shared.sort();
+        for (name, reads) in shared {
+            match planned.shared.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
+                Some(s) => {
+                    out.push_str(&format!(
+                        "== Node `{}`: read {reads} times, computed once ({} rows, {} bytes held) ==\n",
+                        s.name, s.rows, s.bytes
+                    ));
+                    out.push_str(
+                        &DisplayableExecutionPlan::with_metrics(s.plan.as_ref())
+                            .indent(true)
+                            .to_string(),
+                    );
+                    out.push('\n');
+                }
+                None if analyze || self.is_remote() => out.push_str(&format!(
+                    "== Node `{name}`: read {reads} times, each time as a view ==\n\n"
+                )),
+                None => out.push_str(&format!(
+                    "== Node `{name}`: read {reads} times; a run computes it once (the plans below read it as a view) ==\n\n"
+                )),
+            }
+        }
         out.push_str("== Logical plan ==\n");
         out.push_str(&optimized.display_indent().to_string());
         out.push_str("\n\n");
         if analyze {
-            self.collect(plan.clone(), &ctx).await.map_err(fail)?;
+            self.collect(plan.clone(), ctx).await.map_err(fail)?;
             out.push_str("== Executed plan (with metrics) ==\n");
             out.push_str(
                 &DisplayableExecutionPlan::with_metrics(plan.as_ref())
@@ -725,8 +877,16 @@ impl EnvSession {
                     .to_string(),
             );
         } else {
+            // `DATAFUSION_EXPLAIN_SHOW_STATISTICS=true` shows the estimates the planner
+            // chose join sides by.
+            let statistics = ctx.copied_config().options().explain.show_statistics;
             out.push_str("== Physical plan ==\n");
-            out.push_str(&displayable(plan.as_ref()).indent(false).to_string());
+            out.push_str(
+                &displayable(plan.as_ref())
+                    .set_show_statistics(statistics)
+                    .indent(false)
+                    .to_string(),
+            );
         }
         Ok(out)
     }
@@ -751,9 +911,9 @@ impl EnvSession {
             .iter()
             .map(|(k, p)| (k.clone(), params::planning_value(p)))
             .collect();
-        match self.plan_pipe(pipe, &values, true).await {
-            Ok((_, df, _)) => {
-                let schema = Arc::new(df.schema().as_arrow().clone());
+        match self.plan_pipe(pipe, &values, PlanMode::Check).await {
+            Ok(planned) => {
+                let schema = Arc::new(planned.output.schema().as_arrow().clone());
                 // The data checks must name columns of the output.
                 crate::checks::check_columns(pipe, &schema).map_err(|message| PlanFailure {
                     pipe: pipe.name.clone(),

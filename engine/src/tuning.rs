@@ -9,6 +9,8 @@ use datafusion::config::ConfigOptions;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::SessionConfig;
 
 use crate::project::EngineSettings;
@@ -51,14 +53,30 @@ pub fn session_config(settings: &EngineSettings) -> SessionConfig {
 }
 
 /// The session state a local run plans with: `config`, `runtime`, DataFusion's default
-/// features and Sluice's own physical optimizer rules (`optimizer.rs`), after DataFusion's.
+/// features and Sluice's own physical optimizer rules (`optimizer.rs`): `BuildOnFewerRows`
+/// right after DataFusion's join selection, `SelectiveRowFilters` after all of DataFusion's.
 pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
     SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
-        .with_physical_optimizer_rule(Arc::new(crate::optimizer::SelectiveRowFilters))
+        .with_physical_optimizer_rules(physical_optimizer_rules())
         .build()
+}
+
+/// DataFusion's physical optimizer rules with Sluice's in their places.
+pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let after_join_selection = rules
+        .iter()
+        .position(|r| r.name() == "join_selection")
+        .map_or(0, |i| i + 1);
+    rules.insert(
+        after_join_selection,
+        Arc::new(crate::optimizer::BuildOnFewerRows),
+    );
+    rules.push(Arc::new(crate::optimizer::SelectiveRowFilters));
+    rules
 }
 
 /// Sets each option whose environment variable (`datafusion.execution.batch_size` →
