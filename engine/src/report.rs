@@ -62,9 +62,10 @@ impl RunReport {
 }
 
 /// Sums the scan metrics of a run's executed plans (its output's, and those of the
-/// nodes computed ahead of it) per registered source.
+/// nodes computed ahead of it, `shared`) per registered source.
 pub(crate) fn source_reports(
-    plans: &[Arc<dyn ExecutionPlan>],
+    plan: &Arc<dyn ExecutionPlan>,
+    shared: &[Arc<dyn ExecutionPlan>],
     scans: &[SourceScan],
 ) -> Vec<SourceReport> {
     let mut rows = vec![0u64; scans.len()];
@@ -107,7 +108,7 @@ pub(crate) fn source_reports(
                 .unwrap_or(0) as u64;
         }
     };
-    for plan in plans {
+    for plan in std::iter::once(plan).chain(shared) {
         visit(plan, &mut count);
     }
     scans

@@ -55,12 +55,7 @@ impl PipeStream {
             sample: self.sample.clone(),
             rows_out,
             elapsed: self.started.elapsed(),
-            sources: source_reports(
-                &std::iter::once(self.plan.clone())
-                    .chain(self.shared.iter().map(|s| s.plan.clone()))
-                    .collect::<Vec<_>>(),
-                &self.scans,
-            ),
+            sources: source_reports(&self.plan, &shared_plans(&self.shared), &self.scans),
         }
     }
 
@@ -102,11 +97,9 @@ struct PlannedPipe {
     shared: Vec<crate::shared_nodes::SharedNode>,
 }
 
-impl PlannedPipe {
-    /// The plans of the nodes computed ahead of the output, for the run's report.
-    fn shared_plans(&self) -> Vec<Arc<dyn ExecutionPlan>> {
-        self.shared.iter().map(|s| s.plan.clone()).collect()
-    }
+/// The plans of the nodes computed ahead of a run's output, for its report.
+fn shared_plans(shared: &[crate::shared_nodes::SharedNode]) -> Vec<Arc<dyn ExecutionPlan>> {
+    shared.iter().map(|s| s.plan.clone()).collect()
 }
 
 /// Plans one node's SQL against what `ctx` has registered, with the run's parameters.
@@ -638,7 +631,7 @@ impl EnvSession {
         let values = self.resolve_params(pipe, given)?;
         let started = Instant::now();
         let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
-        let shared_plans = planned.shared_plans();
+        let shared_plans = shared_plans(&planned.shared);
         self.execute(
             &planned.ctx,
             planned.output,
@@ -740,12 +733,7 @@ impl EnvSession {
             sample: self.policy.clone(),
             rows_out,
             elapsed: started.elapsed(),
-            sources: source_reports(
-                &std::iter::once(plan.clone())
-                    .chain(shared_plans.iter().cloned())
-                    .collect::<Vec<_>>(),
-                &scans,
-            ),
+            sources: source_reports(&plan, shared_plans, &scans),
         };
         Ok(RunOutput {
             schema,
