@@ -634,6 +634,32 @@ fn sample_build(case: StoreCase) {
         &["--full"],
     );
     assert_eq!(per_account("staging"), prod_count);
+    // A policy's fraction is of production's data, not of the build: a 20% `system` read
+    // of this 20% build reads all of it (not 4% of production), a `key` read with the
+    // build's seed keeps the build's keys, a 10% `bernoulli` read keeps about half, and
+    // the report says the source is a build.
+    let count = |extra: &[&str]| case.number("SELECT count(*) FROM calls", "staging", extra);
+    assert_eq!(count(&["--sample", "0.2"]) as u64, calls);
+    assert_eq!(
+        count(&["--sample", "0.2", "--sample-method", "key", "--seed", "3"]) as u64,
+        calls
+    );
+    let half = count(&["--sample", "0.1", "--sample-method", "bernoulli"]) / calls as f64;
+    assert!((0.35..0.65).contains(&half), "{half}");
+    let (_, err) = case.expect(
+        &[
+            "query",
+            "SELECT count(*) FROM calls",
+            "--env",
+            "staging",
+            "-v",
+        ],
+        0,
+    );
+    assert!(
+        err.contains("system 50% seed 7 over a 20% sample build of production"),
+        "{err}"
+    );
     // Never into a protected environment.
     let (_, err) = case.expect(
         &["sample", "build", "--from", "staging", "--to", "production"],

@@ -204,6 +204,7 @@ pub(crate) fn register_source(
         location_prefix: listing.location.clone(),
         sampling: sampling.clone(),
         full_reason: None,
+        note: None,
         rows_total: listing.rows(),
         rows_selected: None,
         key_counters: None,

@@ -15,7 +15,7 @@ use crate::project::Project;
 use crate::sample::{SampleOverride, SourceSampling, check_fraction};
 use crate::sampling::key::{KeyHash, KeySample, KeySampleCounters};
 use crate::session::EnvSession;
-use crate::store::dataset::{DatasetWriter, WriteMode};
+use crate::store::dataset::{BuiltSample, DatasetWriter, WriteMode};
 use crate::store::{STATE_DIR, Store};
 
 /// Rows per row group of a key-sampled source in a build: small, so a `system` sample
@@ -153,8 +153,15 @@ pub async fn build(
         // Small row groups only where rows sit in key-hash order; a source copied whole
         // keeps the writer's usual layout (16K-row groups made q02, which reads
         // `partsupp` whole, 1.5× slower at SF 10).
-        if key.is_ok() {
-            writer = writer.row_group_rows(BUILD_ROW_GROUP_ROWS);
+        if let Ok(k) = &key {
+            writer = writer
+                .row_group_rows(BUILD_ROW_GROUP_ROWS)
+                .built_sample(BuiltSample {
+                    from: from.to_string(),
+                    key: k.clone(),
+                    fraction: options.fraction,
+                    seed: options.seed,
+                });
         }
         let mut rows_out = 0;
         while let Some(batch) = stream.next().await {

@@ -19,7 +19,7 @@ use crate::error::{ErrorClass, Result, SluiceError, classify, df_message};
 use crate::params::{self, ParamValue};
 use crate::project::{Environment, Pipe, Project, RunEngine, SourceDef};
 use crate::report::{RunReport, source_reports};
-use crate::sample::{SampleOverride, SamplePolicy};
+use crate::sample::{SampleOverride, SamplePolicy, SourceSampling};
 use crate::sampling::{SourceScan, register_source};
 use crate::store::snapshot::{SNAPSHOT_URL, ScanSnapshot};
 use crate::store::{SourceListing, Store};
@@ -327,6 +327,21 @@ impl EnvSession {
             };
             let listing = self.store.list_source(&def).await?;
             let sampling = self.project.source_sampling(&def, self.policy.as_ref());
+            // A policy's fraction is of production's data; a build holds part of it.
+            let (sampling, build_note) = match (&listing.built_sample, &sampling) {
+                (Some(built), SourceSampling::Sampled(policy)) => {
+                    let key = match policy {
+                        SamplePolicy::Key { key, .. } => crate::sampling::key_column(
+                            &def,
+                            key.as_deref(),
+                            &listing.table_schema(),
+                        ),
+                        _ => None,
+                    };
+                    crate::sample::over_build(sampling.clone(), built, key.as_deref())
+                }
+                _ => (sampling, None),
+            };
             tracing::debug!(
                 env = %self.env.name,
                 source = %def.name,
@@ -335,18 +350,36 @@ impl EnvSession {
                 ?sampling,
                 "registering source"
             );
-            #[cfg(feature = "ballista")]
-            if let Some(engine) = self.remote() {
-                scans.push(crate::ballista::register_source(
-                    ctx, &self.env, engine, &def, &listing, sampling,
-                )?);
-                continue;
+            let mut scan = self
+                .register_source(ctx, &def, &listing, sampling, snapshot)
+                .await?;
+            if let Some(note) = build_note {
+                match scan.sampling {
+                    SourceSampling::Full => scan.full_reason = Some(note),
+                    SourceSampling::Sampled(_) => scan.note = Some(note),
+                }
             }
-            scans.push(
-                register_source(ctx, &self.env.name, &def, &listing, sampling, snapshot).await?,
-            );
+            scans.push(scan);
         }
         Ok(scans)
+    }
+
+    /// Registers one source on the environment's engine.
+    async fn register_source(
+        &self,
+        ctx: &SessionContext,
+        def: &SourceDef,
+        listing: &SourceListing,
+        sampling: SourceSampling,
+        snapshot: &Arc<ScanSnapshot>,
+    ) -> Result<SourceScan> {
+        #[cfg(feature = "ballista")]
+        if let Some(engine) = self.remote() {
+            return crate::ballista::register_source(
+                ctx, &self.env, engine, def, listing, sampling,
+            );
+        }
+        register_source(ctx, &self.env.name, def, listing, sampling, snapshot).await
     }
 
     /// Registers `sluice.pipe_stats`: the run records in this environment's own store

@@ -55,6 +55,8 @@ pub struct SourceScan {
     pub sampling: SourceSampling,
     /// Why a sampled environment reads this source in full, if it does.
     pub full_reason: Option<String>,
+    /// What else the report must say of a sampled read (e.g. that it reads a build).
+    pub note: Option<String>,
     pub rows_total: u64,
     /// Rows the access plans keep (system, bernoulli, rows).
     pub rows_selected: Option<u64>,
@@ -88,8 +90,25 @@ impl SourceScan {
         match (&self.sampling, &self.full_reason) {
             (SourceSampling::Full, Some(why)) => format!("full ({why})"),
             (SourceSampling::Full, None) => "full".into(),
-            (SourceSampling::Sampled(p), _) => p.to_string(),
+            (SourceSampling::Sampled(p), _) => match &self.note {
+                Some(note) => format!("{p} {note}"),
+                None => p.to_string(),
+            },
         }
+    }
+}
+
+/// The column a `key` sample reads in a source: its own `sample_key`, else the policy's
+/// `key` if the source has that column.
+pub fn key_column(
+    def: &SourceDef,
+    key: Option<&str>,
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Option<String> {
+    match (&def.sample_key, key) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(k)) if schema.field_with_name(k).is_ok() => Some(k.to_string()),
+        _ => None,
     }
 }
 
@@ -119,6 +138,7 @@ pub async fn register_source(
         location_prefix,
         sampling: sampling.clone(),
         full_reason: None,
+        note: None,
         rows_total,
         rows_selected: None,
         key_counters: None,
@@ -151,12 +171,7 @@ pub async fn register_source(
         key,
     } = &policy
     {
-        let column = match (&def.sample_key, key) {
-            (Some(k), _) => Some(k.clone()),
-            (None, Some(k)) if schema.field_with_name(k).is_ok() => Some(k.clone()),
-            _ => None,
-        };
-        let Some(column) = column else {
+        let Some(column) = key_column(def, key.as_deref(), &schema) else {
             scan.sampling = SourceSampling::Full;
             scan.full_reason = Some(match key {
                 Some(k) => format!("no `{k}` column and no sample_key"),

@@ -56,7 +56,20 @@ pub struct Manifest {
     /// A branch's dataset that appended to its parent's: the parent's files come first.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub include_parent: bool,
+    /// The key sample this commit wrote, if a sample build did (see `sample::over_build`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<BuiltSample>,
     pub files: Vec<ManifestFile>,
+}
+
+/// What a sample build kept of a source: the rows whose `key` hash with `seed` falls
+/// under `fraction`, of environment `from`'s data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BuiltSample {
+    pub from: String,
+    pub key: String,
+    pub fraction: f64,
+    pub seed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -135,6 +148,7 @@ pub struct DatasetWriter<'a> {
     written: Vec<ManifestFile>,
     next_file: usize,
     row_group_rows: usize,
+    sample: Option<BuiltSample>,
     _lock: StoreLock,
 }
 
@@ -176,8 +190,16 @@ impl<'a> DatasetWriter<'a> {
             written: Vec::new(),
             next_file: 0,
             row_group_rows: ROW_GROUP_ROWS,
+            sample: None,
             _lock: lock,
         })
+    }
+
+    /// Records in the commit that its rows are a key sample (a replace only: rows
+    /// appended later make the dataset something else).
+    pub fn built_sample(mut self, sample: BuiltSample) -> Self {
+        self.sample = Some(sample);
+        self
     }
 
     /// Writes row groups of `rows` rows (and files of 8 of them).
@@ -364,6 +386,7 @@ impl<'a> DatasetWriter<'a> {
             mode: mode.as_str().into(),
             origin: origin.into(),
             include_parent,
+            sample: self.sample.take().filter(|_| mode == WriteMode::Replace),
             files,
         };
         failpoint("dataset:before_commit");

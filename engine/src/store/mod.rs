@@ -61,6 +61,8 @@ pub struct SourceListing {
     pub file_schema: SchemaRef,
     /// Hive partition columns (`k=v/` folders), read as strings.
     pub partitions: Vec<String>,
+    /// The key sample the files are, when a sample build wrote them.
+    pub built_sample: Option<dataset::BuiltSample>,
 }
 
 impl SourceListing {
@@ -446,6 +448,7 @@ impl Store {
             files,
             file_schema: Arc::new(file_schema),
             partitions,
+            built_sample: manifest.and_then(|m| m.sample),
         })
     }
 
