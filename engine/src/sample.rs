@@ -200,51 +200,25 @@ pub fn over_build(
     let SourceSampling::Sampled(policy) = &sampling else {
         return (sampling, None);
     };
-    let note = || {
-        format!(
-            "over a {} sample build of {}",
-            percent(built.fraction),
-            built.from
+    let same_keys = matches!(policy, SamplePolicy::Key { seed, .. }
+        if *seed == built.seed && key_column == Some(built.key.as_str()));
+    // A number of rows is what it is; the build's own key sample keeps its keys.
+    let Some(fraction) = policy.fraction().filter(|_| !same_keys) else {
+        return (sampling, None);
+    };
+    let left = fraction / built.fraction;
+    let note = format!(
+        "over a {} sample build of {}",
+        percent(built.fraction),
+        built.from
+    );
+    if left >= 1.0 {
+        (SourceSampling::Full, Some(note))
+    } else {
+        (
+            SourceSampling::Sampled(policy.with_fraction(left)),
+            Some(note),
         )
-    };
-    let rest = |fraction: f64| fraction / built.fraction;
-    let left = match policy {
-        SamplePolicy::Rows { .. } => return (sampling, None),
-        SamplePolicy::Key { seed, .. }
-            if *seed == built.seed && key_column == Some(built.key.as_str()) =>
-        {
-            return (sampling, None);
-        }
-        SamplePolicy::Key {
-            fraction,
-            seed,
-            key,
-        } => (
-            rest(*fraction),
-            SamplePolicy::Key {
-                fraction: rest(*fraction),
-                seed: *seed,
-                key: key.clone(),
-            },
-        ),
-        SamplePolicy::System { fraction, seed } => (
-            rest(*fraction),
-            SamplePolicy::System {
-                fraction: rest(*fraction),
-                seed: *seed,
-            },
-        ),
-        SamplePolicy::Bernoulli { fraction, seed } => (
-            rest(*fraction),
-            SamplePolicy::Bernoulli {
-                fraction: rest(*fraction),
-                seed: *seed,
-            },
-        ),
-    };
-    match left {
-        (f, _) if f >= 1.0 => (SourceSampling::Full, Some(note())),
-        (_, p) => (SourceSampling::Sampled(p), Some(note())),
     }
 }
 
