@@ -327,7 +327,7 @@ impl EnvSession {
             };
             let listing = self.store.list_source(&def).await?;
             let sampling = self.project.source_sampling(&def, self.policy.as_ref());
-            // A policy's fraction is of production's data; a build holds part of it.
+            // A policy's fraction is of the data a build was taken from, not of the build.
             let (sampling, build_note) = match (&listing.built_sample, &sampling) {
                 (Some(built), SourceSampling::Sampled(policy)) => {
                     let key = match policy {
@@ -541,7 +541,10 @@ impl EnvSession {
             }
         }
         let output = output.expect("a pipe has nodes");
-        let mut shared_reads = crate::shared_nodes::node_reads(output.logical_plan(), &node_names);
+        // Only nodes before the output can be read by it.
+        let mut earlier = node_names.clone();
+        earlier.remove(&pipe.nodes[last].name.to_ascii_lowercase());
+        let mut shared_reads = crate::shared_nodes::node_reads(output.logical_plan(), &earlier);
         shared_reads.retain(|_, n| *n > 1);
         let mut planned = PlannedPipe {
             ctx,
@@ -553,11 +556,21 @@ impl EnvSession {
         if mode != PlanMode::Run || planned.shared_reads.is_empty() || self.is_remote() {
             return Ok(planned);
         }
-        // Plan again, node by node, computing each shared node before the nodes that
+        // Plan again, node by node from the first shared one (the nodes before it read
+        // none, so their views stand), computing each shared node before the nodes that
         // read it are planned, so they scan its rows instead of inlining the view.
         let pool = self.runtime.memory_pool.clone();
         let budget = crate::shared_nodes::budget(self.env.settings.memory_limit);
-        for (i, node) in pipe.nodes.iter().enumerate() {
+        let first = pipe
+            .nodes
+            .iter()
+            .position(|n| {
+                planned
+                    .shared_reads
+                    .contains_key(&n.name.to_ascii_lowercase())
+            })
+            .expect("a shared node is one of the pipe's");
+        for (i, node) in pipe.nodes.iter().enumerate().skip(first) {
             let df = plan_node(&planned.ctx, &node.sql, &param_values)
                 .await
                 .map_err(|e| self.node_error(pipe, &node.name, &e))?;
