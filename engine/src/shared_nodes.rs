@@ -31,36 +31,19 @@ const UNLIMITED_BUDGET: usize = 1 << 30;
 /// at worst that node is computed ahead when it did not need to be.
 pub fn node_reads(plan: &LogicalPlan, nodes: &BTreeSet<String>) -> HashMap<String, usize> {
     let mut reads = HashMap::new();
-    count_reads(plan, nodes, &mut reads);
-    reads
-}
-
-fn count_reads(plan: &LogicalPlan, nodes: &BTreeSet<String>, reads: &mut HashMap<String, usize>) {
-    // The closure never fails, so neither does the walk.
+    // DataFusion's SQL planner inlines a view where it is read, under an alias of its
+    // name, so a walk of the plan (subqueries included) meets every read, views read by
+    // views too. The closure never fails, so neither does the walk.
     let _ = plan.apply_with_subqueries(|p| {
-        match p {
-            // DataFusion's SQL planner inlines a view where it is read, under an alias
-            // of its name; the walk goes on into it.
-            LogicalPlan::SubqueryAlias(alias) => {
-                let name = alias.alias.table().to_ascii_lowercase();
-                if nodes.contains(&name) {
-                    *reads.entry(name).or_default() += 1;
-                }
+        if let LogicalPlan::SubqueryAlias(alias) = p {
+            let name = alias.alias.table().to_ascii_lowercase();
+            if nodes.contains(&name) {
+                *reads.entry(name).or_default() += 1;
             }
-            // A view read through the DataFrame API stays a scan until it is analyzed.
-            LogicalPlan::TableScan(scan) => {
-                let name = scan.table_name.table().to_ascii_lowercase();
-                if nodes.contains(&name) {
-                    *reads.entry(name).or_default() += 1;
-                    if let Some(view) = scan.source.get_logical_plan() {
-                        count_reads(&view, nodes, reads);
-                    }
-                }
-            }
-            _ => {}
         }
         Ok(TreeNodeRecursion::Continue)
     });
+    reads
 }
 
 /// A node computed once for a run: its rows, in a table every reader scans.
