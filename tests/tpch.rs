@@ -376,6 +376,24 @@ fn fixtures_and_bench_end_to_end() {
     assert!(plan.contains("join_type=LeftAnti"), "{plan}");
     assert!(!plan.contains("join_type=RightAnti"), "{plan}");
 
+    // q05 lists its region last; its joins start from it (optimizer/join_order.rs), and
+    // customers join the region's nations directly, through `c_nationkey = s_nationkey`
+    // and `s_nationkey = n_nationkey`, before their orders and line items.
+    let (plan, _) = run(&["explain", "q05", "--env", "production"], 0);
+    let joins: Vec<&str> = plan
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Inner Join: "))
+        .collect();
+    assert_eq!(
+        joins.last(),
+        Some(&"region.r_regionkey = nation.n_regionkey"),
+        "{plan}"
+    );
+    assert!(
+        joins.contains(&"nation.n_nationkey = customer.c_nationkey"),
+        "{plan}"
+    );
+
     // The table form, in staging on its 1% sample.
     let (stdout, _) = run(&["bench", "q01", "-n", "1"], 0);
     assert!(

@@ -9,6 +9,7 @@ use datafusion::config::ConfigOptions;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::SessionConfig;
@@ -53,15 +54,33 @@ pub fn session_config(settings: &EngineSettings) -> SessionConfig {
 }
 
 /// The session state a local run plans with: `config`, `runtime`, DataFusion's default
-/// features and Sluice's own physical optimizer rules (`optimizer.rs`): `BuildOnFewerRows`
-/// right after DataFusion's join selection, `SelectiveRowFilters` after all of DataFusion's.
+/// features and Sluice's own optimizer rules (`optimizer/`): `JoinOrder` after DataFusion's
+/// filter pushdown, `BuildOnFewerRows` right after its join selection,
+/// `SelectiveRowFilters` after all of its physical rules.
 pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
     SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features()
+        .with_optimizer_rules(optimizer_rules())
         .with_physical_optimizer_rules(physical_optimizer_rules())
         .build()
+}
+
+/// DataFusion's logical optimizer rules with Sluice's `JoinOrder` right after filter
+/// pushdown: the filters it estimates with are on the scans by then, and projection
+/// pushdown, which comes later, prunes the columns of the joins it builds.
+pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let mut rules = Optimizer::new().rules;
+    let after_filter_pushdown = rules
+        .iter()
+        .position(|r| r.name() == "push_down_filter")
+        .map_or(rules.len(), |i| i + 1);
+    rules.insert(
+        after_filter_pushdown,
+        Arc::new(crate::optimizer::join_order::JoinOrder),
+    );
+    rules
 }
 
 /// DataFusion's physical optimizer rules with Sluice's in their places.

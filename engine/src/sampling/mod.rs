@@ -12,19 +12,21 @@ pub mod hash;
 pub mod key;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::Statistics;
+use datafusion::common::stats::Precision;
 use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
 };
@@ -33,6 +35,7 @@ use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::cache::cache_manager::FileStatisticsCache;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown};
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, col};
 
@@ -269,7 +272,7 @@ pub async fn register_source(
         &schema,
         &scan_options,
         reader,
-        Some(Arc::new(plans)),
+        Some((Arc::new(plans), plan.rows_selected)),
     )
     .map_err(|e| err(e.to_string()))?;
     ctx.register_table(def.name.as_str(), table)?;
@@ -339,20 +342,78 @@ fn source_table(
     table_schema: &SchemaRef,
     scan_options: &ScanOptions,
     reader: Arc<CachedFooterReaderFactory>,
-    plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
+    sample: Option<(Arc<HashMap<String, Arc<ParquetAccessPlan>>>, u64)>,
 ) -> DfResult<Arc<dyn TableProvider>> {
     let format = ParquetFormat::default().with_options(scan_options.parquet.clone());
     let options = listing_options(def, listing, table_schema, format)?;
     let config = ListingTableConfig::new(url.clone())
         .with_listing_options(options)
         .with_schema(listing.file_schema.clone());
+    let (plans, rows_selected) = match sample {
+        Some((plans, rows)) => (Some(plans), Some(rows)),
+        None => (None, None),
+    };
     Ok(Arc::new(SourceTable {
         inner: Arc::new(
             ListingTable::try_new(config)?.with_cache(scan_options.statistics_cache.clone()),
         ),
         reader,
         plans,
+        statistics: TableStatistics {
+            footers: listing.files.iter().map(|f| f.metadata.clone()).collect(),
+            file_schema: listing.file_schema.clone(),
+            table_schema: table_schema.clone(),
+            rows_selected,
+            computed: OnceLock::new(),
+        },
     }))
+}
+
+/// A source's statistics for the logical optimizer (`optimizer::join_order`), from the
+/// footers the listing already holds: its rows (those the sample selects, when sampled)
+/// and each column's range and null count. Computed on first use: only plans with
+/// joins to order ask.
+#[derive(Debug)]
+struct TableStatistics {
+    footers: Vec<Arc<ParquetMetaData>>,
+    file_schema: SchemaRef,
+    table_schema: SchemaRef,
+    rows_selected: Option<u64>,
+    computed: OnceLock<Option<Statistics>>,
+}
+
+impl TableStatistics {
+    fn get(&self) -> Option<Statistics> {
+        self.computed
+            .get_or_init(|| {
+                let files = self
+                    .footers
+                    .iter()
+                    .map(|footer| {
+                        DFParquetMetadata::statistics_from_parquet_metadata(
+                            footer,
+                            &self.file_schema,
+                        )
+                    })
+                    .collect::<DfResult<Vec<_>>>()
+                    .ok()?;
+                let merged = Statistics::try_merge_iter(&files, &self.file_schema).ok();
+                let mut stats = match merged {
+                    Some(stats) if !files.is_empty() => stats,
+                    _ => Statistics::new_unknown(&self.file_schema),
+                };
+                // Hive partition columns follow the file's columns; nothing is known of them.
+                let partitions = self.table_schema.fields().len() - self.file_schema.fields().len();
+                stats
+                    .column_statistics
+                    .extend((0..partitions).map(|_| ColumnStatistics::new_unknown()));
+                if let Some(rows) = self.rows_selected {
+                    stats.num_rows = Precision::Inexact(rows as usize);
+                }
+                Some(stats)
+            })
+            .clone()
+    }
 }
 
 /// A source as scanned by Sluice (see `source_table`).
@@ -362,6 +423,7 @@ struct SourceTable {
     reader: Arc<CachedFooterReaderFactory>,
     /// Access plan of each file, by its object-store location; `None`: every row.
     plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
+    statistics: TableStatistics,
 }
 
 #[async_trait]
@@ -372,6 +434,10 @@ impl TableProvider for SourceTable {
 
     fn table_type(&self) -> TableType {
         TableType::Base
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.statistics.get()
     }
 
     fn supports_filters_pushdown(

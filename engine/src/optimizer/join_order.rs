@@ -1,0 +1,1056 @@
+//! [`JoinOrder`], a logical optimizer rule: the order of a query's inner joins, chosen by
+//! estimated rows instead of the order its `FROM` clause lists the tables in.
+//!
+//! Why: DataFusion joins inner relations in `FROM` order and only picks each join's
+//! build side later. TPC-H q05 lists `customer, orders, lineitem, supplier, nation,
+//! region`: the region's filter (`r_name = 'ASIA'`, one region in five) reaches the
+//! customers only after `customer ⋈ orders ⋈ lineitem` has been built for all of them.
+//! Started from the region, the same joins keep a fifth of the customers before
+//! `orders`, and their orders before `lineitem` (BENCHMARKS.md, "Fifth pass").
+//!
+//! How:
+//! - a tree of inner joins on column equalities (seen through the column-only
+//!   projections between them) is flattened into its relations, the classes of columns
+//!   its equalities make equal (`c_nationkey = s_nationkey` and `s_nationkey =
+//!   n_nationkey` let customers join nations directly), and its other join conditions;
+//! - each relation's rows are estimated from its sources' statistics (row counts and
+//!   column ranges from the Parquet footers, `sampling::TableStatistics`) and its
+//!   filters' selectivity (DataFusion's interval analysis; 20% where it has none, as
+//!   DataFusion's `FilterExec` assumes);
+//! - a join's rows are the product of its relations' rows divided, for each class of
+//!   columns it joins on, by every distinct-value count in the class but the smallest
+//!   (a column's distinct values: the width of its integer range, at most its rows);
+//! - dynamic programming over the connected sets of relations picks the tree (bushy
+//!   allowed) whose joins put out the fewest rows in all, and it replaces the query's
+//!   own order only when that sums at least `MIN_GAIN` fewer rows.
+//!
+//! A tree with a relation it cannot estimate (a source without statistics), a cross
+//! product, a condition other than column equalities in its `ON` list, or more than
+//! `MAX_RELATIONS` relations is left as written. The build side of each join stays
+//! DataFusion's choice (`JoinSelection`, then `BuildOnFewerRows`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{
+    Column, ColumnStatistics, DFSchema, DFSchemaRef, NullEquality, Result, TableReference,
+};
+use datafusion::datasource::source_as_provider;
+use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+use datafusion::logical_expr::{
+    Expr, Join, JoinConstraint, JoinType, LogicalPlan, Operator, Projection, TableScan,
+};
+use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+use datafusion::physical_expr::execution_props::ExecutionProps;
+use datafusion::physical_expr::{AnalysisContext, analyze, create_physical_expr};
+
+/// The most relations a join tree may have for its order to be chosen: the dynamic
+/// programming visits every split of every set, 3^n of them (59,049 at 10; TPC-H's
+/// largest tree, q08's, has 8).
+const MAX_RELATIONS: usize = 10;
+
+/// The share of rows a filter keeps when interval analysis cannot say (DataFusion's
+/// `FilterExec` default).
+const DEFAULT_SELECTIVITY: f64 = 0.2;
+
+/// The share of rows an equality with one value keeps where the column's distinct values
+/// are unknown (a string column: footers give its range, not its count).
+const VALUE_SELECTIVITY: f64 = 0.1;
+
+/// How much smaller the chosen order's rows must be than the written order's for it to
+/// replace it: estimates are rough, and a close call is left to the query's author.
+const MIN_GAIN: f64 = 0.8;
+
+/// Reorders inner-join trees by estimated rows (see the module's documentation).
+#[derive(Debug, Default)]
+pub struct JoinOrder;
+
+impl OptimizerRule for JoinOrder {
+    fn name(&self) -> &str {
+        "sluice_join_order"
+    }
+
+    fn apply_order(&self) -> Option<ApplyOrder> {
+        // The rule walks the plan itself: a reordered tree's joins are not visited again.
+        None
+    }
+
+    fn rewrite(
+        &self,
+        plan: LogicalPlan,
+        config: &dyn OptimizerConfig,
+    ) -> Result<Transformed<LogicalPlan>> {
+        if !config.options().optimizer.join_reordering {
+            return Ok(Transformed::no(plan));
+        }
+        order_joins(plan)
+    }
+}
+
+/// Orders the join trees in `plan`, outermost first.
+fn order_joins(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    if !is_inner_join(&plan) {
+        return plan.map_children(order_joins);
+    }
+    let mut tree = JoinTree::default();
+    let Some(written) = tree.flatten(&plan) else {
+        return within_tree(plan);
+    };
+    let Some(chosen) = tree.choose(&written) else {
+        return within_tree(plan);
+    };
+    let leaves = std::mem::take(&mut tree.leaves)
+        .into_iter()
+        .map(|leaf| order_joins(leaf).map(|t| t.data))
+        .collect::<Result<Vec<_>>>()?;
+    tree.leaves = leaves;
+    let mut pending = chosen.filters;
+    let (joined, _) = tree.build(&chosen.shape, &chosen.classes, &mut pending)?;
+    // The tree's columns, in the order and with the names the plan above reads.
+    let columns = plan
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let projected = Projection::try_new(columns, Arc::new(joined))?;
+    Ok(Transformed::yes(LogicalPlan::Projection(projected)))
+}
+
+/// Leaves a join tree's order as it is, and orders the trees within its relations.
+fn within_tree(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    if is_inner_join(&plan) || is_tree_projection(&plan) {
+        plan.map_children(within_tree)
+    } else {
+        order_joins(plan)
+    }
+}
+
+/// An inner join whose order may change: equalities that reject nulls, written as `ON`
+/// (or found in `WHERE`), not a `NOT IN`'s null-aware join.
+fn is_inner_join(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Join(join)
+        if join.join_type == JoinType::Inner
+            && join.join_constraint == JoinConstraint::On
+            && join.null_equality == NullEquality::NullEqualsNothing
+            && !join.null_aware)
+}
+
+/// A projection of columns only, between two inner joins of one tree (DataFusion's
+/// projection pushdown puts them there).
+fn is_tree_projection(plan: &LogicalPlan) -> bool {
+    matches!(plan, LogicalPlan::Projection(p)
+        if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) && is_inner_join(&p.input))
+}
+
+/// The shape of a join tree over its relations (indexes into `JoinTree::leaves`).
+#[derive(Debug, Clone, PartialEq)]
+enum Shape {
+    Leaf(usize),
+    Join(Box<Shape>, Box<Shape>),
+}
+
+impl Shape {
+    /// The same joins, whatever side each input is on.
+    fn same_joins(&self, other: &Shape) -> bool {
+        match (self, other) {
+            (Shape::Leaf(a), Shape::Leaf(b)) => a == b,
+            (Shape::Join(a1, b1), Shape::Join(a2, b2)) => {
+                (a1.same_joins(a2) && b1.same_joins(b2)) || (a1.same_joins(b2) && b1.same_joins(a2))
+            }
+            _ => false,
+        }
+    }
+
+    /// The relations under this node, one bit each.
+    fn set(&self) -> u32 {
+        match self {
+            Shape::Leaf(i) => 1 << i,
+            Shape::Join(a, b) => a.set() | b.set(),
+        }
+    }
+
+    /// The rows all the joins of this tree put out, and the rows of its top, by
+    /// `leaf_rows` of each relation and `join_rows` of each join; `None` if a join
+    /// joins on nothing.
+    fn estimate(
+        &self,
+        leaf_rows: &impl Fn(usize) -> f64,
+        join_rows: &impl Fn((u32, f64), (u32, f64)) -> Option<f64>,
+    ) -> Option<(f64, f64)> {
+        match self {
+            Shape::Leaf(i) => Some((0.0, leaf_rows(*i))),
+            Shape::Join(a, b) => {
+                let (a_cost, a_rows) = a.estimate(leaf_rows, join_rows)?;
+                let (b_cost, b_rows) = b.estimate(leaf_rows, join_rows)?;
+                let rows = join_rows((a.set(), a_rows), (b.set(), b_rows))?;
+                Some((a_cost + b_cost + rows, rows))
+            }
+        }
+    }
+}
+
+/// The best tree found for a set of relations.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    /// The rows all its joins put out.
+    cost: f64,
+    /// The relations of its top join's left input.
+    left: u32,
+    /// The rows its top join puts out.
+    rows: f64,
+}
+
+/// A flattened tree of inner joins.
+#[derive(Debug, Default)]
+struct JoinTree {
+    leaves: Vec<LogicalPlan>,
+    equalities: Vec<(Column, Column)>,
+    /// The join conditions other than equalities, conjunct by conjunct.
+    filters: Vec<Expr>,
+}
+
+/// The order `JoinTree::choose` picked, and what building it needs.
+struct Chosen {
+    shape: Shape,
+    /// Each class of equal columns, with the relation each column is in.
+    classes: Vec<Vec<(usize, Column)>>,
+    /// Each other condition, with the relations it reads.
+    filters: Vec<(u32, Expr)>,
+}
+
+impl JoinTree {
+    /// Collects the relations and conditions of the inner-join tree `plan`; `None` if a
+    /// join condition is not a column equality.
+    fn flatten(&mut self, plan: &LogicalPlan) -> Option<Shape> {
+        match plan {
+            LogicalPlan::Join(join) if is_inner_join(plan) => {
+                for (left, right) in &join.on {
+                    let (Expr::Column(left), Expr::Column(right)) = (left, right) else {
+                        return None;
+                    };
+                    self.equalities.push((left.clone(), right.clone()));
+                }
+                if let Some(filter) = &join.filter {
+                    self.filters
+                        .extend(split_conjunction(filter).into_iter().cloned());
+                }
+                let left = self.flatten(&join.left)?;
+                let right = self.flatten(&join.right)?;
+                Some(Shape::Join(Box::new(left), Box::new(right)))
+            }
+            LogicalPlan::Projection(projection) if is_tree_projection(plan) => {
+                self.flatten(&projection.input)
+            }
+            _ => {
+                self.leaves.push(plan.clone());
+                Some(Shape::Leaf(self.leaves.len() - 1))
+            }
+        }
+    }
+
+    /// The order with the fewest estimated rows, if it differs from `written` and gains
+    /// enough; `None` to leave the tree as written.
+    fn choose(&self, written: &Shape) -> Option<Chosen> {
+        let n = self.leaves.len();
+        if !(3..=MAX_RELATIONS).contains(&n) {
+            return None;
+        }
+        let leaf_of = |c: &Column| (0..n).find(|&i| self.leaves[i].schema().has_column(c));
+
+        // Classes of equal columns (union-find over the equalities' columns).
+        let mut columns: Vec<(usize, Column)> = Vec::new();
+        let mut parent: Vec<usize> = Vec::new();
+        let mut id_of = |c: &Column, columns: &mut Vec<(usize, Column)>| -> Option<usize> {
+            if let Some(id) = columns.iter().position(|(_, k)| k == c) {
+                return Some(id);
+            }
+            columns.push((leaf_of(c)?, c.clone()));
+            parent.push(parent.len());
+            Some(columns.len() - 1)
+        };
+        let mut pairs = Vec::new();
+        for (a, b) in &self.equalities {
+            let (a, b) = (id_of(a, &mut columns)?, id_of(b, &mut columns)?);
+            pairs.push((a, b));
+        }
+        fn root(parent: &mut [usize], mut i: usize) -> usize {
+            while parent[i] != i {
+                parent[i] = parent[parent[i]];
+                i = parent[i];
+            }
+            i
+        }
+        for (a, b) in pairs {
+            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+            parent[ra] = rb;
+        }
+        let mut by_root: HashMap<usize, Vec<(usize, Column)>> = HashMap::new();
+        for (id, column) in columns.iter().enumerate() {
+            let r = root(&mut parent, id);
+            by_root.entry(r).or_default().push(column.clone());
+        }
+        // In a fixed order, so that every pass of the optimizer builds the same plan.
+        let mut classes: Vec<Vec<(usize, Column)>> = by_root.into_values().collect();
+        for class in &mut classes {
+            class.sort_by_key(|(leaf, column)| (*leaf, column.flat_name()));
+        }
+        classes.sort_by_key(|class| {
+            class
+                .first()
+                .map(|(leaf, column)| (*leaf, column.flat_name()))
+        });
+        // Two equal columns of one relation would need a condition inside it.
+        for class in &classes {
+            let mut leaves: Vec<usize> = class.iter().map(|(leaf, _)| *leaf).collect();
+            leaves.sort_unstable();
+            leaves.dedup();
+            if leaves.len() != class.len() {
+                return None;
+            }
+        }
+        let mut filters = Vec::new();
+        for filter in &self.filters {
+            let mut set = 0u32;
+            for column in filter.column_refs() {
+                set |= 1 << leaf_of(column)?;
+            }
+            filters.push((set, filter.clone()));
+        }
+
+        let estimates = self
+            .leaves
+            .iter()
+            .map(estimate)
+            .collect::<Option<Vec<_>>>()?;
+        let ndv = |leaf: usize, column: &Column| {
+            let e = &estimates[leaf];
+            e.ndv.get(column).copied().unwrap_or(Ndv {
+                now: e.rows,
+                base: e.rows,
+            })
+        };
+        // The values of equal columns come from one domain: a foreign key has at most the
+        // distinct values of the key it references (`l_orderkey`'s range is 4× the order
+        // count), so no member counts more than the smallest source's.
+        let class_ndvs: Vec<Vec<(usize, f64)>> = classes
+            .iter()
+            .map(|class| {
+                let ndvs: Vec<(usize, Ndv)> = class.iter().map(|(l, c)| (*l, ndv(*l, c))).collect();
+                let domain = ndvs
+                    .iter()
+                    .map(|(_, d)| d.base)
+                    .fold(f64::INFINITY, f64::min);
+                ndvs.into_iter()
+                    .map(|(l, d)| (l, d.now.min(domain)))
+                    .collect()
+            })
+            .collect();
+        // A join's rows: its inputs' rows multiplied, divided by the distinct values of
+        // the most selective class it joins on (on both sides: the larger count). Only
+        // the one class: the columns of a composite key (`l_partkey, l_suppkey`) are
+        // not independent, and dividing by each would estimate q09's joins at one row.
+        let distinct = |class: &[(usize, f64)], set: u32, rows: f64| {
+            class
+                .iter()
+                .filter(|(leaf, _)| set & (1 << leaf) != 0)
+                .map(|(_, d)| *d)
+                .reduce(f64::min)
+                .map(|d| d.min(rows))
+        };
+        let join_rows = |left: (u32, f64), right: (u32, f64)| -> Option<f64> {
+            let divisor = class_ndvs
+                .iter()
+                .filter_map(|class| {
+                    let l = distinct(class, left.0, left.1)?;
+                    let r = distinct(class, right.0, right.1)?;
+                    Some(l.max(r))
+                })
+                .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.max(d))))?;
+            Some((left.1 * right.1 / divisor.max(1.0)).max(1.0))
+        };
+
+        // best[set]: the fewest rows out of all the joins of a tree joining `set`, the
+        // left input of that tree's top join, and the rows it puts out.
+        let full = (1u32 << n) - 1;
+        let mut best: Vec<Option<Plan>> = vec![None; full as usize + 1];
+        for (i, e) in estimates.iter().enumerate() {
+            best[1 << i] = Some(Plan {
+                cost: 0.0,
+                left: 0,
+                rows: e.rows,
+            });
+        }
+        for set in 1..=full {
+            if set.count_ones() < 2 {
+                continue;
+            }
+            let lowest = set & set.wrapping_neg();
+            let mut left = (set - 1) & set;
+            while left > 0 {
+                let right = set ^ left;
+                if left & lowest != 0
+                    && let (Some(a), Some(b)) = (best[left as usize], best[right as usize])
+                    && let Some(out) = join_rows((left, a.rows), (right, b.rows))
+                {
+                    let cost = a.cost + b.cost + out;
+                    if best[set as usize].is_none_or(|p| cost < p.cost) {
+                        best[set as usize] = Some(Plan {
+                            cost,
+                            left,
+                            rows: out,
+                        });
+                    }
+                }
+                left = (left - 1) & set;
+            }
+        }
+        let cost = best[full as usize]?.cost;
+        fn shape_of(set: u32, best: &[Option<Plan>]) -> Shape {
+            if set.count_ones() == 1 {
+                return Shape::Leaf(set.trailing_zeros() as usize);
+            }
+            let left = best[set as usize]
+                .expect("a joined set has a best split")
+                .left;
+            let right = set ^ left;
+            let rows = |s: u32| best[s as usize].map_or(f64::INFINITY, |p| p.rows);
+            let (small, large) = if rows(right) < rows(left) {
+                (right, left)
+            } else {
+                (left, right)
+            };
+            Shape::Join(
+                Box::new(shape_of(small, best)),
+                Box::new(shape_of(large, best)),
+            )
+        }
+        let shape = shape_of(full, &best);
+        // The written tree's rows by the same estimates (a cross product in it: infinite).
+        let leaf_rows = |i: usize| estimates[i].rows;
+        let written_cost = written
+            .estimate(&leaf_rows, &join_rows)
+            .map_or(f64::INFINITY, |(cost, _)| cost);
+        if shape.same_joins(written) || cost >= MIN_GAIN * written_cost {
+            return None;
+        }
+        tracing::debug!(
+            relations = n,
+            written = written_cost,
+            chosen = cost,
+            "join order changed"
+        );
+        Some(Chosen {
+            shape,
+            classes,
+            filters,
+        })
+    }
+
+    /// The plan of `shape`: each join on one equality per class of columns it joins
+    /// (the classes' other members are equal already inside each input), with the other
+    /// conditions at the lowest join that has their columns.
+    fn build(
+        &self,
+        shape: &Shape,
+        classes: &[Vec<(usize, Column)>],
+        pending: &mut Vec<(u32, Expr)>,
+    ) -> Result<(LogicalPlan, u32)> {
+        match shape {
+            Shape::Leaf(i) => Ok((self.leaves[*i].clone(), 1 << i)),
+            Shape::Join(a, b) => {
+                let (left, left_set) = self.build(a, classes, pending)?;
+                let (right, right_set) = self.build(b, classes, pending)?;
+                let member = |class: &[(usize, Column)], set: u32| {
+                    class
+                        .iter()
+                        .find(|(leaf, _)| set & (1 << leaf) != 0)
+                        .map(|(_, c)| Expr::Column(c.clone()))
+                };
+                let on = classes
+                    .iter()
+                    .filter_map(|class| Some((member(class, left_set)?, member(class, right_set)?)))
+                    .collect();
+                let set = left_set | right_set;
+                let mut here = Vec::new();
+                pending.retain(|(needs, filter)| {
+                    let ready = needs & !set == 0;
+                    if ready {
+                        here.push(filter.clone());
+                    }
+                    !ready
+                });
+                let join = Join::try_new(
+                    Arc::new(left),
+                    Arc::new(right),
+                    on,
+                    conjunction(here),
+                    JoinType::Inner,
+                    JoinConstraint::On,
+                    NullEquality::NullEqualsNothing,
+                    false,
+                )?;
+                Ok((LogicalPlan::Join(join), set))
+            }
+        }
+    }
+}
+
+/// A relation's estimated rows, and the distinct values of the columns it knows of.
+#[derive(Debug, Clone)]
+struct Estimate {
+    rows: f64,
+    ndv: HashMap<Column, Ndv>,
+}
+
+/// A column's distinct values in a relation, and in its source before any filter.
+#[derive(Debug, Clone, Copy)]
+struct Ndv {
+    now: f64,
+    base: f64,
+}
+
+impl Estimate {
+    fn with_rows(mut self, rows: f64) -> Estimate {
+        self.rows = rows.max(1.0);
+        for d in self.ndv.values_mut() {
+            d.now = d.now.min(self.rows);
+        }
+        self
+    }
+
+    /// The same columns under the names of `schema` (an alias's, a projection's).
+    fn renamed(self, from: &DFSchemaRef, to: &DFSchemaRef) -> Estimate {
+        let ndv = from
+            .columns()
+            .into_iter()
+            .zip(to.columns())
+            .filter_map(|(old, new)| Some((new, *self.ndv.get(&old)?)))
+            .collect();
+        Estimate {
+            rows: self.rows,
+            ndv,
+        }
+    }
+}
+
+/// The estimated rows of a relation; `None` where a part of it cannot be estimated.
+fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
+    match plan {
+        LogicalPlan::TableScan(scan) => scan_estimate(scan, &[]),
+        LogicalPlan::Filter(filter) => match filter.input.as_ref() {
+            LogicalPlan::TableScan(scan) => {
+                let predicate: Vec<Expr> = split_conjunction(&filter.predicate)
+                    .into_iter()
+                    .cloned()
+                    .collect();
+                scan_estimate(scan, &predicate)
+            }
+            input => {
+                let e = estimate(input)?;
+                let rows = e.rows * DEFAULT_SELECTIVITY;
+                Some(e.with_rows(rows))
+            }
+        },
+        LogicalPlan::Projection(projection) => {
+            let input = estimate(&projection.input)?;
+            let ndv = projection
+                .expr
+                .iter()
+                .zip(projection.schema.columns())
+                .filter_map(|(expr, out)| Some((out, *input.ndv.get(as_column(expr)?)?)))
+                .collect();
+            Some(Estimate {
+                rows: input.rows,
+                ndv,
+            })
+        }
+        LogicalPlan::SubqueryAlias(alias) => {
+            Some(estimate(&alias.input)?.renamed(alias.input.schema(), &alias.schema))
+        }
+        LogicalPlan::Aggregate(aggregate) => {
+            let input = estimate(&aggregate.input)?;
+            if aggregate.group_expr.is_empty() {
+                return Some(Estimate {
+                    rows: 1.0,
+                    ndv: HashMap::new(),
+                });
+            }
+            let groups: Option<f64> = aggregate
+                .group_expr
+                .iter()
+                .map(|e| input.ndv.get(as_column(e)?).map(|d| d.now))
+                .product();
+            let rows = groups.unwrap_or(input.rows).min(input.rows);
+            let ndv = aggregate
+                .group_expr
+                .iter()
+                .zip(aggregate.schema.columns())
+                .filter_map(|(e, out)| {
+                    let d = input.ndv.get(as_column(e)?)?;
+                    Some((
+                        out,
+                        Ndv {
+                            now: d.now.min(rows),
+                            base: d.base,
+                        },
+                    ))
+                })
+                .collect();
+            Some(Estimate { rows, ndv })
+        }
+        LogicalPlan::Join(join) => match join.join_type {
+            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => estimate(&join.left),
+            JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+                estimate(&join.right)
+            }
+            _ => {
+                let (left, right) = (estimate(&join.left)?, estimate(&join.right)?);
+                let divisor = join
+                    .on
+                    .iter()
+                    .map(|(l, r)| {
+                        let d = |e: &Expr, side: &Estimate| {
+                            as_column(e)
+                                .and_then(|c| side.ndv.get(c).map(|d| d.now))
+                                .unwrap_or(side.rows)
+                        };
+                        d(l, &left).max(d(r, &right))
+                    })
+                    .fold(None, |m: Option<f64>, d| Some(m.map_or(d, |m| m.max(d))));
+                let mut rows = match divisor {
+                    Some(d) => left.rows * right.rows / d.max(1.0),
+                    None => left.rows * right.rows,
+                };
+                if join.filter.is_some() {
+                    rows *= DEFAULT_SELECTIVITY;
+                }
+                rows = match join.join_type {
+                    JoinType::Left => rows.max(left.rows),
+                    JoinType::Right => rows.max(right.rows),
+                    JoinType::Full => rows.max(left.rows + right.rows),
+                    _ => rows,
+                };
+                let mut ndv = left.ndv;
+                ndv.extend(right.ndv);
+                Some(Estimate { rows, ndv }.with_rows(rows))
+            }
+        },
+        LogicalPlan::Limit(limit) => {
+            let input = estimate(&limit.input)?;
+            match limit.get_fetch_type().ok()? {
+                datafusion::logical_expr::FetchType::Literal(Some(n)) => {
+                    let rows = input.rows.min(n as f64);
+                    Some(input.with_rows(rows))
+                }
+                _ => Some(input),
+            }
+        }
+        LogicalPlan::Sort(sort) => {
+            let input = estimate(&sort.input)?;
+            match sort.fetch {
+                Some(n) => {
+                    let rows = input.rows.min(n as f64);
+                    Some(input.with_rows(rows))
+                }
+                None => Some(input),
+            }
+        }
+        LogicalPlan::Distinct(distinct) => estimate(distinct.input()),
+        LogicalPlan::Repartition(repartition) => estimate(&repartition.input),
+        LogicalPlan::Window(window) => estimate(&window.input),
+        LogicalPlan::Union(union) => {
+            let rows = union
+                .inputs
+                .iter()
+                .map(|input| estimate(input).map(|e| e.rows))
+                .sum::<Option<f64>>()?;
+            Some(Estimate {
+                rows: rows.max(1.0),
+                ndv: HashMap::new(),
+            })
+        }
+        LogicalPlan::Values(values) => Some(Estimate {
+            rows: (values.values.len() as f64).max(1.0),
+            ndv: HashMap::new(),
+        }),
+        _ => None,
+    }
+}
+
+/// The column an expression reads as it is (under an alias, maybe).
+fn as_column(expr: &Expr) -> Option<&Column> {
+    match expr {
+        Expr::Column(c) => Some(c),
+        Expr::Alias(alias) => as_column(&alias.expr),
+        _ => None,
+    }
+}
+
+/// A source scan's rows after its filters (and `predicate`, a filter right above it),
+/// from the source's statistics.
+fn scan_estimate(scan: &TableScan, predicate: &[Expr]) -> Option<Estimate> {
+    let provider = source_as_provider(&scan.source).ok()?;
+    let stats = provider.statistics()?;
+    let rows = *stats.num_rows.get_value()? as f64;
+    let schema = scan.source.schema();
+    if stats.column_statistics.len() != schema.fields().len() {
+        return None;
+    }
+    let mut conjuncts: Vec<Expr> = scan
+        .filters
+        .iter()
+        .flat_map(|f| split_conjunction(f).into_iter().cloned())
+        .collect();
+    for p in predicate {
+        if !conjuncts.contains(p) {
+            conjuncts.push(p.clone());
+        }
+    }
+    let selectivity = selectivity(
+        &conjuncts,
+        &scan.table_name,
+        &schema,
+        &stats.column_statistics,
+        rows,
+    );
+    let mut out = (rows * selectivity).max(1.0);
+    if let Some(fetch) = scan.fetch {
+        out = out.min(fetch as f64).max(1.0);
+    }
+    let ndv = scan
+        .projected_schema
+        .columns()
+        .into_iter()
+        .filter_map(|column| {
+            let i = schema.index_of(&column.name).ok()?;
+            let base = column_ndv(&stats.column_statistics[i], rows).unwrap_or(rows);
+            Some((
+                column,
+                Ndv {
+                    now: base.min(out),
+                    base,
+                },
+            ))
+        })
+        .collect();
+    Some(Estimate { rows: out, ndv })
+}
+
+/// A column's distinct values: the count if the statistics have one, else the width of
+/// its range (integers and dates), at most `rows`; `None` if neither is known (strings).
+fn column_ndv(stats: &ColumnStatistics, rows: f64) -> Option<f64> {
+    let known = stats.distinct_count.get_value().map(|d| *d as f64);
+    let range = match (&stats.min_value, &stats.max_value) {
+        (
+            Precision::Exact(min) | Precision::Inexact(min),
+            Precision::Exact(max) | Precision::Inexact(max),
+        ) => min.distance(max).map(|d| d as f64 + 1.0),
+        _ => None,
+    };
+    known.or(range).map(|d| d.min(rows).max(1.0))
+}
+
+/// The share of a source's rows `conjuncts` keep. An equality with a value keeps one
+/// distinct value of the column (`IN` lists and `OR`s of them, one per value); the other
+/// conjuncts go to DataFusion's interval analysis over the source's column statistics,
+/// together (so that two bounds of one range count once), else one by one, 20% each
+/// where it cannot say.
+fn selectivity(
+    conjuncts: &[Expr],
+    table: &TableReference,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    columns: &[ColumnStatistics],
+    rows: f64,
+) -> f64 {
+    let ndv = |column: &Column| {
+        schema
+            .index_of(&column.name)
+            .ok()
+            .and_then(|i| column_ndv(&columns[i], rows))
+    };
+    let mut share = 1.0;
+    let mut ranges = Vec::new();
+    for conjunct in conjuncts {
+        match value_selectivity(conjunct, &ndv) {
+            Some(s) => share *= s,
+            None => ranges.push(conjunct.clone()),
+        }
+    }
+    if !ranges.is_empty() {
+        let analyzed = |expr: &Expr| -> Option<f64> {
+            let df_schema = DFSchema::try_from_qualified_schema(table.clone(), schema).ok()?;
+            let physical = create_physical_expr(
+                expr,
+                &df_schema,
+                &ExecutionProps::new(),
+                &PhysicalPlanningContext::default(),
+            )
+            .ok()?;
+            let context = AnalysisContext::try_from_statistics(schema, columns).ok()?;
+            analyze(&physical, context, schema).ok()?.selectivity
+        };
+        let all = conjunction(ranges.iter().cloned()).expect("at least one conjunct");
+        share *= analyzed(&all).unwrap_or_else(|| {
+            ranges
+                .iter()
+                .map(|c| analyzed(c).unwrap_or(DEFAULT_SELECTIVITY))
+                .product()
+        });
+    }
+    share.clamp(1e-9, 1.0)
+}
+
+/// The share an equality of a column with values keeps: one of its distinct values per
+/// value (`VALUE_SELECTIVITY` per value where the count is unknown, as for strings).
+/// `None` for any other kind of condition.
+fn value_selectivity(expr: &Expr, ndv: &impl Fn(&Column) -> Option<f64>) -> Option<f64> {
+    match expr {
+        Expr::BinaryExpr(binary) if binary.op == Operator::Eq => {
+            let column = match (binary.left.as_ref(), binary.right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(..)) | (Expr::Literal(..), Expr::Column(c)) => c,
+                _ => return None,
+            };
+            Some(ndv(column).map_or(VALUE_SELECTIVITY, |d| 1.0 / d))
+        }
+        Expr::BinaryExpr(binary) if binary.op == Operator::Or => {
+            let share =
+                value_selectivity(&binary.left, ndv)? + value_selectivity(&binary.right, ndv)?;
+            Some(share.min(1.0))
+        }
+        Expr::InList(in_list) if !in_list.negated => {
+            let Expr::Column(column) = in_list.expr.as_ref() else {
+                return None;
+            };
+            if !in_list.list.iter().all(|e| matches!(e, Expr::Literal(..))) {
+                return None;
+            }
+            let each = ndv(column).map_or(VALUE_SELECTIVITY, |d| 1.0 / d);
+            Some((in_list.list.len() as f64 * each).min(1.0))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+    use datafusion::catalog::Session;
+    use datafusion::common::{ScalarValue, Statistics};
+    use datafusion::datasource::{MemTable, TableProvider, TableType};
+    use datafusion::physical_plan::ExecutionPlan;
+    use datafusion::prelude::SessionContext;
+
+    /// A table known only by its statistics: enough to plan, never scanned.
+    #[derive(Debug)]
+    struct StatsTable {
+        schema: SchemaRef,
+        statistics: Statistics,
+    }
+
+    impl StatsTable {
+        /// `columns`: each integer column's name and range; `names`: string columns.
+        fn new(rows: usize, columns: &[(&str, i64, i64)], names: &[&str]) -> Arc<StatsTable> {
+            let mut fields: Vec<Field> = columns
+                .iter()
+                .map(|(name, _, _)| Field::new(*name, DataType::Int64, false))
+                .collect();
+            fields.extend(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)));
+            let schema = Arc::new(Schema::new(fields));
+            let mut statistics = Statistics::new_unknown(&schema);
+            statistics.num_rows = Precision::Exact(rows);
+            for (i, (_, min, max)) in columns.iter().enumerate() {
+                statistics.column_statistics[i].min_value =
+                    Precision::Exact(ScalarValue::Int64(Some(*min)));
+                statistics.column_statistics[i].max_value =
+                    Precision::Exact(ScalarValue::Int64(Some(*max)));
+            }
+            Arc::new(StatsTable { schema, statistics })
+        }
+    }
+
+    #[async_trait]
+    impl TableProvider for StatsTable {
+        fn schema(&self) -> SchemaRef {
+            self.schema.clone()
+        }
+
+        fn table_type(&self) -> TableType {
+            TableType::Base
+        }
+
+        fn statistics(&self) -> Option<Statistics> {
+            Some(self.statistics.clone())
+        }
+
+        async fn scan(
+            &self,
+            _state: &dyn Session,
+            _projection: Option<&Vec<usize>>,
+            _filters: &[Expr],
+            _limit: Option<usize>,
+        ) -> Result<Arc<dyn ExecutionPlan>> {
+            unreachable!("only planned")
+        }
+    }
+
+    /// TPC-H's q05 shape at SF 1: the region filter is on the last table listed, and
+    /// customers reach nations only through suppliers (`c_nationkey = s_nationkey`).
+    const Q05: &str = "SELECT n_name, count(*) FROM customer, orders, supplier, nation, region \
+        WHERE c_custkey = o_custkey AND c_nationkey = s_nationkey AND s_nationkey = n_nationkey \
+        AND n_regionkey = r_regionkey AND r_name = 'ASIA' GROUP BY n_name";
+
+    fn tpch_tables() -> Vec<(&'static str, Arc<StatsTable>)> {
+        vec![
+            (
+                "customer",
+                StatsTable::new(
+                    150_000,
+                    &[("c_custkey", 1, 150_000), ("c_nationkey", 0, 24)],
+                    &[],
+                ),
+            ),
+            (
+                "orders",
+                StatsTable::new(
+                    1_500_000,
+                    &[("o_orderkey", 1, 6_000_000), ("o_custkey", 1, 149_999)],
+                    &[],
+                ),
+            ),
+            (
+                "supplier",
+                StatsTable::new(
+                    10_000,
+                    &[("s_suppkey", 1, 10_000), ("s_nationkey", 0, 24)],
+                    &[],
+                ),
+            ),
+            (
+                "nation",
+                StatsTable::new(
+                    25,
+                    &[("n_nationkey", 0, 24), ("n_regionkey", 0, 4)],
+                    &["n_name"],
+                ),
+            ),
+            (
+                "region",
+                StatsTable::new(5, &[("r_regionkey", 0, 4)], &["r_name"]),
+            ),
+        ]
+    }
+
+    async fn optimized(ctx: &SessionContext, sql: &str) -> LogicalPlan {
+        let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+        ctx.state().optimize(&plan).unwrap()
+    }
+
+    fn context() -> SessionContext {
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_default_features()
+            .with_optimizer_rules(crate::tuning::optimizer_rules())
+            .build();
+        SessionContext::new_with_state(state)
+    }
+
+    /// The tables each inner join joins, innermost first.
+    fn joins(plan: &LogicalPlan) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        plan.apply(|node| {
+            if let LogicalPlan::Join(join) = node {
+                let mut tables: Vec<String> = join
+                    .on
+                    .iter()
+                    .flat_map(|(l, r)| [l, r])
+                    .flat_map(|e| e.column_refs())
+                    .filter_map(|c| c.relation.as_ref().map(|r| r.to_string()))
+                    .collect();
+                tables.sort();
+                tables.dedup();
+                out.push(tables);
+            }
+            Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        out.reverse();
+        out
+    }
+
+    #[tokio::test]
+    async fn starts_from_the_filtered_dimension_through_equal_columns() {
+        let ctx = context();
+        for (name, table) in tpch_tables() {
+            ctx.register_table(name, table).unwrap();
+        }
+        let plan = optimized(&ctx, Q05).await;
+        let order = joins(&plan);
+        let text = plan.display_indent().to_string();
+        // Written: customer ⋈ orders first, region last.
+        assert_eq!(order.len(), 4, "{text}");
+        assert_eq!(order[0], ["nation", "region"], "{text}");
+        // Customers join the region's nations directly, through the class of
+        // `c_nationkey = s_nationkey = n_nationkey`, before their orders.
+        assert_eq!(order[1], ["customer", "nation"], "{text}");
+        assert!(order[2].contains(&"orders".to_string()), "{text}");
+        // The supplier join keeps the nation condition the query wrote.
+        assert!(
+            order[3].contains(&"supplier".to_string()) && order[3].len() == 2,
+            "{text}"
+        );
+        // The plan above reads the columns it read before.
+        let written = SessionContext::new();
+        for (name, table) in tpch_tables() {
+            written.register_table(name, table).unwrap();
+        }
+        let unordered = optimized(&written, Q05).await;
+        assert_eq!(joins(&unordered)[0], ["customer", "orders"]);
+        assert_eq!(plan.schema(), unordered.schema());
+        // The rule does not move a tree it has ordered: a second pass leaves it alone.
+        let again = order_joins(plan.clone()).unwrap();
+        assert!(!again.transformed, "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_tree_without_statistics_keeps_its_written_order() {
+        let with_rule = context();
+        let without = SessionContext::new();
+        for ctx in [&with_rule, &without] {
+            for (name, table) in tpch_tables() {
+                let empty = MemTable::try_new(table.schema(), vec![vec![]]).unwrap();
+                ctx.register_table(name, Arc::new(empty)).unwrap();
+            }
+        }
+        let ordered = optimized(&with_rule, Q05).await;
+        let written = optimized(&without, Q05).await;
+        assert_eq!(
+            ordered.display_indent().to_string(),
+            written.display_indent().to_string()
+        );
+    }
+
+    #[test]
+    fn value_equalities_keep_one_distinct_value() {
+        let column = Column::new(Some("t"), "k");
+        let ndv = |_: &Column| Some(50.0);
+        let eq = Expr::Column(column.clone()).eq(datafusion::prelude::lit(3i64));
+        assert_eq!(value_selectivity(&eq, &ndv), Some(1.0 / 50.0));
+        let in_list = Expr::Column(column.clone()).in_list(
+            vec![
+                datafusion::prelude::lit(1i64),
+                datafusion::prelude::lit(2i64),
+            ],
+            false,
+        );
+        assert_eq!(value_selectivity(&in_list, &ndv), Some(2.0 / 50.0));
+        let unknown = |_: &Column| None;
+        assert_eq!(value_selectivity(&eq.clone().or(eq), &unknown), Some(0.2));
+        let range = Expr::Column(column).gt(datafusion::prelude::lit(3i64));
+        assert_eq!(value_selectivity(&range, &ndv), None);
+    }
+}
