@@ -22,6 +22,7 @@
 //! (BENCHMARKS.md, "Third pass: row filters only where they pay").
 
 pub mod join_order;
+pub mod statistics;
 
 use std::sync::Arc;
 

@@ -12,21 +12,19 @@ pub mod hash;
 pub mod key;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::Session;
-use datafusion::common::stats::Precision;
+use datafusion::common::Statistics;
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{ColumnStatistics, Statistics};
 use datafusion::config::TableParquetOptions;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
-use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
 };
@@ -35,11 +33,11 @@ use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::error::Result as DfResult;
 use datafusion::execution::cache::cache_manager::FileStatisticsCache;
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown};
-use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, col};
 
 use crate::error::{Result, SluiceError};
+use crate::optimizer::statistics::SourceStatistics;
 use crate::parquet_reader::CachedFooterReaderFactory;
 use crate::project::SourceDef;
 use crate::sample::{SamplePolicy, SourceSampling};
@@ -359,61 +357,13 @@ fn source_table(
         ),
         reader,
         plans,
-        statistics: TableStatistics {
-            footers: listing.files.iter().map(|f| f.metadata.clone()).collect(),
-            file_schema: listing.file_schema.clone(),
-            table_schema: table_schema.clone(),
+        statistics: SourceStatistics::new(
+            listing.files.iter().map(|f| f.metadata.clone()).collect(),
+            listing.file_schema.clone(),
+            table_schema.clone(),
             rows_selected,
-            computed: OnceLock::new(),
-        },
+        ),
     }))
-}
-
-/// A source's statistics for the logical optimizer (`optimizer::join_order`), from the
-/// footers the listing already holds: its rows (those the sample selects, when sampled)
-/// and each column's range and null count. Computed on first use: only plans with
-/// joins to order ask.
-#[derive(Debug)]
-struct TableStatistics {
-    footers: Vec<Arc<ParquetMetaData>>,
-    file_schema: SchemaRef,
-    table_schema: SchemaRef,
-    rows_selected: Option<u64>,
-    computed: OnceLock<Option<Statistics>>,
-}
-
-impl TableStatistics {
-    fn get(&self) -> Option<Statistics> {
-        self.computed
-            .get_or_init(|| {
-                let files = self
-                    .footers
-                    .iter()
-                    .map(|footer| {
-                        DFParquetMetadata::statistics_from_parquet_metadata(
-                            footer,
-                            &self.file_schema,
-                        )
-                    })
-                    .collect::<DfResult<Vec<_>>>()
-                    .ok()?;
-                let merged = Statistics::try_merge_iter(&files, &self.file_schema).ok();
-                let mut stats = match merged {
-                    Some(stats) if !files.is_empty() => stats,
-                    _ => Statistics::new_unknown(&self.file_schema),
-                };
-                // Hive partition columns follow the file's columns; nothing is known of them.
-                let partitions = self.table_schema.fields().len() - self.file_schema.fields().len();
-                stats
-                    .column_statistics
-                    .extend((0..partitions).map(|_| ColumnStatistics::new_unknown()));
-                if let Some(rows) = self.rows_selected {
-                    stats.num_rows = Precision::Inexact(rows as usize);
-                }
-                Some(stats)
-            })
-            .clone()
-    }
 }
 
 /// A source as scanned by Sluice (see `source_table`).
@@ -423,7 +373,7 @@ struct SourceTable {
     reader: Arc<CachedFooterReaderFactory>,
     /// Access plan of each file, by its object-store location; `None`: every row.
     plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
-    statistics: TableStatistics,
+    statistics: SourceStatistics,
 }
 
 #[async_trait]
