@@ -13,16 +13,18 @@
 //!   projections between them) is flattened into its relations, the classes of columns
 //!   its equalities make equal (`c_nationkey = s_nationkey` and `s_nationkey =
 //!   n_nationkey` let customers join nations directly), and its other join conditions;
-//! - each relation's rows are estimated from its sources' statistics (row counts and
-//!   column ranges from the Parquet footers, `sampling::TableStatistics`) and its
-//!   filters' selectivity (DataFusion's interval analysis; 20% where it has none, as
-//!   DataFusion's `FilterExec` assumes);
-//! - a join's rows are the product of its relations' rows divided, for each class of
-//!   columns it joins on, by every distinct-value count in the class but the smallest
-//!   (a column's distinct values: the width of its integer range, at most its rows);
+//! - each relation's rows are estimated from its sources' statistics (row counts, column
+//!   ranges and string columns' dictionary sizes from the Parquet footers,
+//!   `optimizer::statistics`) and its filters: an equality with a value keeps one
+//!   distinct value of its column; the rest go to DataFusion's interval analysis (20%
+//!   where it has none, as DataFusion's `FilterExec` assumes);
+//! - a join's rows are its inputs' rows multiplied, divided by the distinct values of the
+//!   most selective class of columns it joins on (a column's distinct values: the count
+//!   from the statistics, else the width of its integer range; at most its rows, and at
+//!   most those of the smallest source's column in its class);
 //! - dynamic programming over the connected sets of relations picks the tree (bushy
-//!   allowed) whose joins put out the fewest rows in all, and it replaces the query's
-//!   own order only when that sums at least `MIN_GAIN` fewer rows.
+//!   allowed) whose joins put out the fewest rows in all; it replaces the query's own
+//!   order only when that is under `MIN_GAIN` of the written order's rows.
 //!
 //! A tree with a relation it cannot estimate (a source without statistics), a cross
 //! product, a condition other than column equalities in its `ON` list, or more than
@@ -109,6 +111,10 @@ fn order_joins(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
     tree.leaves = leaves;
     let mut pending = chosen.filters;
     let (joined, _) = tree.build(&chosen.shape, &chosen.classes, &mut pending)?;
+    debug_assert!(
+        pending.is_empty(),
+        "every condition has its join: {pending:?}"
+    );
     // The tree's columns, in the order and with the names the plan above reads.
     let columns = plan
         .schema()
