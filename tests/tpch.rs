@@ -394,6 +394,15 @@ fn fixtures_and_bench_end_to_end() {
         "{plan}"
     );
 
+    // q12's filter on `lineitem` starts with the one year of `l_receiptdate` (a seventh of
+    // the rows), so its string and column-to-column comparisons run on those rows only
+    // (optimizer/filter_order.rs).
+    let (plan, _) = run(&["explain", "q12", "--env", "production"], 0);
+    assert!(
+        plan.contains("FilterExec: l_receiptdate@3 >= 1994-01-01 AND l_receiptdate@3 < 1995-01-01 AND"),
+        "{plan}"
+    );
+
     // The table form, in staging on its 1% sample.
     let (stdout, _) = run(&["bench", "q01", "-n", "1"], 0);
     assert!(

@@ -95,6 +95,7 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
         Arc::new(crate::optimizer::BuildOnFewerRows),
     );
     rules.push(Arc::new(crate::optimizer::SelectiveRowFilters));
+    rules.push(Arc::new(crate::optimizer::filter_order::FilterOrder));
     rules
 }
 

@@ -21,6 +21,7 @@
 //! is all or nothing, so Sluice leaves it off and turns it on scan by scan here
 //! (BENCHMARKS.md, "Third pass: row filters only where they pay").
 
+pub mod filter_order;
 pub mod join_order;
 pub mod statistics;
 
