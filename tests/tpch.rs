@@ -399,7 +399,9 @@ fn fixtures_and_bench_end_to_end() {
     // (optimizer/filter_order.rs).
     let (plan, _) = run(&["explain", "q12", "--env", "production"], 0);
     assert!(
-        plan.contains("FilterExec: l_receiptdate@3 >= 1994-01-01 AND l_receiptdate@3 < 1995-01-01 AND"),
+        plan.contains(
+            "FilterExec: l_receiptdate@3 >= 1994-01-01 AND l_receiptdate@3 < 1995-01-01 AND"
+        ),
         "{plan}"
     );
 
