@@ -852,57 +852,31 @@ mod tests {
     use datafusion::physical_plan::ExecutionPlan;
     use datafusion::prelude::SessionContext;
 
-    /// A table known only by its statistics: enough to plan, never scanned.
-    #[derive(Debug)]
-    struct StatsTable {
-        schema: SchemaRef,
-        statistics: Statistics,
-    }
-
-    impl StatsTable {
-        /// `columns`: each integer column's name and range; `names`: string columns.
-        fn new(rows: usize, columns: &[(&str, i64, i64)], names: &[&str]) -> Arc<StatsTable> {
-            let mut fields: Vec<Field> = columns
-                .iter()
-                .map(|(name, _, _)| Field::new(*name, DataType::Int64, false))
-                .collect();
-            fields.extend(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)));
-            let schema = Arc::new(Schema::new(fields));
-            let mut statistics = Statistics::new_unknown(&schema);
-            statistics.num_rows = Precision::Exact(rows);
-            for (i, (_, min, max)) in columns.iter().enumerate() {
-                statistics.column_statistics[i].min_value =
-                    Precision::Exact(ScalarValue::Int64(Some(*min)));
-                statistics.column_statistics[i].max_value =
-                    Precision::Exact(ScalarValue::Int64(Some(*max)));
-            }
-            Arc::new(StatsTable { schema, statistics })
+    /// A table known only by its statistics: enough to plan (it has no rows).
+    /// `columns`: each integer column's name and range; `names`: string columns.
+    fn planned_table(
+        rows: usize,
+        columns: &[(&str, i64, i64)],
+        names: &[&str],
+    ) -> Arc<RowsWithStats> {
+        let mut fields: Vec<Field> = columns
+            .iter()
+            .map(|(name, _, _)| Field::new(*name, DataType::Int64, false))
+            .collect();
+        fields.extend(names.iter().map(|n| Field::new(*n, DataType::Utf8, false)));
+        let schema = Arc::new(Schema::new(fields));
+        let mut statistics = Statistics::new_unknown(&schema);
+        statistics.num_rows = Precision::Exact(rows);
+        for (i, (_, min, max)) in columns.iter().enumerate() {
+            statistics.column_statistics[i].min_value =
+                Precision::Exact(ScalarValue::Int64(Some(*min)));
+            statistics.column_statistics[i].max_value =
+                Precision::Exact(ScalarValue::Int64(Some(*max)));
         }
-    }
-
-    #[async_trait]
-    impl TableProvider for StatsTable {
-        fn schema(&self) -> SchemaRef {
-            self.schema.clone()
-        }
-
-        fn table_type(&self) -> TableType {
-            TableType::Base
-        }
-
-        fn statistics(&self) -> Option<Statistics> {
-            Some(self.statistics.clone())
-        }
-
-        async fn scan(
-            &self,
-            _state: &dyn Session,
-            _projection: Option<&Vec<usize>>,
-            _filters: &[Expr],
-            _limit: Option<usize>,
-        ) -> Result<Arc<dyn ExecutionPlan>> {
-            unreachable!("only planned")
-        }
+        Arc::new(RowsWithStats {
+            rows: MemTable::try_new(schema, vec![vec![]]).unwrap(),
+            statistics,
+        })
     }
 
     /// TPC-H's q05 shape at SF 1: the region filter is on the last table listed, and
@@ -911,11 +885,11 @@ mod tests {
         WHERE c_custkey = o_custkey AND c_nationkey = s_nationkey AND s_nationkey = n_nationkey \
         AND n_regionkey = r_regionkey AND r_name = 'ASIA' GROUP BY n_name";
 
-    fn tpch_tables() -> Vec<(&'static str, Arc<StatsTable>)> {
+    fn tpch_tables() -> Vec<(&'static str, Arc<RowsWithStats>)> {
         vec![
             (
                 "customer",
-                StatsTable::new(
+                planned_table(
                     150_000,
                     &[("c_custkey", 1, 150_000), ("c_nationkey", 0, 24)],
                     &[],
@@ -923,7 +897,7 @@ mod tests {
             ),
             (
                 "orders",
-                StatsTable::new(
+                planned_table(
                     1_500_000,
                     &[("o_orderkey", 1, 6_000_000), ("o_custkey", 1, 149_999)],
                     &[],
@@ -931,7 +905,7 @@ mod tests {
             ),
             (
                 "supplier",
-                StatsTable::new(
+                planned_table(
                     10_000,
                     &[("s_suppkey", 1, 10_000), ("s_nationkey", 0, 24)],
                     &[],
@@ -939,7 +913,7 @@ mod tests {
             ),
             (
                 "nation",
-                StatsTable::new(
+                planned_table(
                     25,
                     &[("n_nationkey", 0, 24), ("n_regionkey", 0, 4)],
                     &["n_name"],
@@ -947,7 +921,7 @@ mod tests {
             ),
             (
                 "region",
-                StatsTable::new(5, &[("r_regionkey", 0, 4)], &["r_name"]),
+                planned_table(5, &[("r_regionkey", 0, 4)], &["r_name"]),
             ),
         ]
     }
@@ -1023,7 +997,7 @@ mod tests {
     }
 
     /// A table of rows with statistics (row count, integer ranges): the rule orders its
-    /// joins, and the query runs.
+    /// joins, and a query over it runs.
     #[derive(Debug)]
     struct RowsWithStats {
         rows: MemTable,
