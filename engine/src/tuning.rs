@@ -24,15 +24,32 @@ use crate::project::EngineSettings;
 ///   rows it saw is skipped, its rows passed to the final aggregate as they are. High
 ///   cardinality GROUP BYs (q18's `GROUP BY l_orderkey` keeps one group in four rows)
 ///   stop hashing every row twice: q18 −10%, q16 −12%, the SF 1 suite −3%.
+/// - `hash_join_single_partition_threshold` 16 MiB and `…_rows` 1 M (DataFusion: 1 MiB
+///   and 128 K): a hash join whose build side is estimated under both is built once and
+///   shared by every partition of its probe side, instead of both sides being
+///   repartitioned by key. With the join order of `optimizer::join_order` the build
+///   sides are the filtered dimensions and the joins on them, which DataFusion's
+///   estimates often put above 128 K rows: the SF 10 suite −11%, SF 1 −6% (q05 −26%,
+///   q08 −29%, q17 −25% at SF 10).
 ///
 /// `pushdown_filters` (row-level filtering in the Parquet scan) stays off here: it is
 /// turned on scan by scan, where a selective filter is, by
 /// `optimizer::SelectiveRowFilters`; `DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS=true`
 /// turns it on for every scan.
-pub const SLUICE_DEFAULTS: &[(&str, &str)] = &[(
-    "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
-    "0.2",
-)];
+pub const SLUICE_DEFAULTS: &[(&str, &str)] = &[
+    (
+        "datafusion.execution.skip_partial_aggregation_probe_ratio_threshold",
+        "0.2",
+    ),
+    (
+        "datafusion.optimizer.hash_join_single_partition_threshold",
+        "16777216",
+    ),
+    (
+        "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+        "1048576",
+    ),
+];
 
 /// The session configuration of an environment with `settings`.
 pub fn session_config(settings: &EngineSettings) -> SessionConfig {
