@@ -60,11 +60,8 @@ impl PhysicalOptimizerRule for FilterOrder {
             };
             match ordered(filter) {
                 Some(predicate) => {
-                    let reordered = FilterExecBuilder::new(predicate, filter.input().clone())
-                        .with_default_selectivity(filter.default_selectivity())
-                        .with_batch_size(filter.batch_size())
-                        .with_fetch(ExecutionPlan::fetch(filter))
-                        .apply_projection_by_ref(filter.projection().as_ref())?
+                    let reordered = FilterExecBuilder::from(filter)
+                        .with_predicate(predicate)
                         .build()?;
                     Ok(Transformed::yes(
                         Arc::new(reordered) as Arc<dyn ExecutionPlan>

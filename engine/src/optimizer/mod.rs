@@ -1,7 +1,10 @@
 //! Sluice's own optimizer rules.
 //!
 //! [`join_order::JoinOrder`], a logical rule right after DataFusion's filter pushdown: the
-//! order of a query's inner joins, by estimated rows.
+//! order of a query's inner joins, by estimated rows (from `statistics`).
+//!
+//! [`filter_order::FilterOrder`], after all of DataFusion's physical rules: a filter's
+//! conditions cheapest and most selective first.
 //!
 //! [`BuildOnFewerRows`], right after DataFusion's join selection: a hash join whose build
 //! side is estimated at many times the rows of its probe side is turned around. DataFusion
@@ -238,19 +241,17 @@ fn without_applied_conjuncts(
         })
         .cloned()
         .collect();
-    let input: Arc<dyn ExecutionPlan> = filter.input().clone();
-    let projection = filter.projection().as_ref().map(|p| p.to_vec());
     if !remaining.is_empty() {
         if remaining.len() == split_conjunction(filter.predicate()).len() {
             return keep();
         }
-        let narrowed = FilterExecBuilder::new(conjunction(remaining), input)
-            .with_default_selectivity(filter.default_selectivity())
-            .with_batch_size(filter.batch_size())
-            .apply_projection(projection)?
+        let narrowed = FilterExecBuilder::from(filter)
+            .with_predicate(conjunction(remaining))
             .build()?;
         return Ok(Arc::new(narrowed));
     }
+    let input: Arc<dyn ExecutionPlan> = filter.input().clone();
+    let projection = filter.projection().as_ref().map(|p| p.to_vec());
     let Some(projection) = projection else {
         return Ok(input);
     };
