@@ -73,7 +73,7 @@ pub fn session_config(settings: &EngineSettings) -> SessionConfig {
 /// The session state a local run plans with: `config`, `runtime`, DataFusion's default
 /// features and Sluice's own optimizer rules (`optimizer/`): `JoinOrder` after DataFusion's
 /// filter pushdown, `BuildOnFewerRows` right after its join selection,
-/// `SelectiveRowFilters` after all of its physical rules.
+/// `SelectiveRowFilters` and then `FilterOrder` after all of its physical rules.
 pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
     SessionStateBuilder::new()
         .with_config(config)

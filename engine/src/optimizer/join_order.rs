@@ -153,7 +153,7 @@ fn is_tree_projection(plan: &LogicalPlan) -> bool {
 }
 
 /// The shape of a join tree over its relations (indexes into `JoinTree::leaves`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 enum Shape {
     Leaf(usize),
     Join(Box<Shape>, Box<Shape>),
@@ -506,7 +506,7 @@ impl JoinTree {
 }
 
 /// A relation's estimated rows, and the distinct values of the columns it knows of.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Estimate {
     rows: f64,
     ndv: HashMap<Column, Ndv>,
@@ -787,12 +787,13 @@ fn selectivity(
         }
     }
     if !ranges.is_empty() {
+        let df_schema = DFSchema::try_from_qualified_schema(table.clone(), schema).ok();
+        let props = ExecutionProps::new();
         let analyzed = |expr: &Expr| -> Option<f64> {
-            let df_schema = DFSchema::try_from_qualified_schema(table.clone(), schema).ok()?;
             let physical = create_physical_expr(
                 expr,
-                &df_schema,
-                &ExecutionProps::new(),
+                df_schema.as_ref()?,
+                &props,
                 &PhysicalPlanningContext::default(),
             )
             .ok()?;
