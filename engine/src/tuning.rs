@@ -73,7 +73,8 @@ pub fn session_config(settings: &EngineSettings) -> SessionConfig {
 /// The session state a local run plans with: `config`, `runtime`, DataFusion's default
 /// features and Sluice's own optimizer rules (`optimizer/`): `JoinOrder` after DataFusion's
 /// filter pushdown, `BuildOnFewerRows` right after its join selection,
-/// `SelectiveRowFilters` and then `FilterOrder` after all of its physical rules.
+/// `SelectiveRowFilters`, `FilterOrder` and `DecimalArithmetic` after all of its physical
+/// rules.
 pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
     SessionStateBuilder::new()
         .with_config(config)
@@ -113,6 +114,9 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
     );
     rules.push(Arc::new(crate::optimizer::SelectiveRowFilters));
     rules.push(Arc::new(crate::optimizer::filter_order::FilterOrder));
+    rules.push(Arc::new(
+        crate::optimizer::decimal_arithmetic::DecimalArithmetic,
+    ));
     rules
 }
 

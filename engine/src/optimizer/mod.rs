@@ -6,6 +6,9 @@
 //! [`filter_order::FilterOrder`], after all of DataFusion's physical rules: a filter's
 //! conditions cheapest and most selective first.
 //!
+//! [`decimal_arithmetic::DecimalArithmetic`], last: decimal `+`, `-` and `*` without a
+//! check per value when a batch's values cannot overflow.
+//!
 //! [`BuildOnFewerRows`], right after DataFusion's join selection: a hash join whose build
 //! side is estimated at many times the rows of its probe side is turned around. DataFusion
 //! picks the build side by estimated bytes first, and after a join or a semi join those
@@ -24,6 +27,7 @@
 //! is all or nothing, so Sluice leaves it off and turns it on scan by scan here
 //! (BENCHMARKS.md, "Third pass: row filters only where they pay").
 
+pub mod decimal_arithmetic;
 pub mod filter_order;
 pub mod join_order;
 pub mod statistics;
