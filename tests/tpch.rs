@@ -405,6 +405,15 @@ fn fixtures_and_bench_end_to_end() {
         "{plan}"
     );
 
+    // q01's money arithmetic runs without a check per value where the values cannot
+    // overflow (optimizer/decimal_arithmetic.rs), shown in parentheses;
+    // `matches_reference_answers_at_sf_0_1` checks the answers with it.
+    let (plan, _) = run(&["explain", "q01", "--env", "production"], 0);
+    assert!(
+        plan.contains("(l_extendedprice@0 * (1 - l_discount@1)) as __common_expr_1"),
+        "{plan}"
+    );
+
     // The table form, in staging on its 1% sample.
     let (stdout, _) = run(&["bench", "q01", "-n", "1"], 0);
     assert!(
