@@ -25,13 +25,17 @@
 //! than a vectorized filter after a plain decode: with this rule instead of row filters
 //! on every scan, q06 takes 45% less time and q12 25% less at SF 1. DataFusion's switch
 //! is all or nothing, so Sluice leaves it off and turns it on scan by scan here
-//! (BENCHMARKS.md, "Third pass: row filters only where they pay").
+//! (BENCHMARKS.md, "Third pass: row filters only where they pay"). It also orders the
+//! row filter's conjuncts: a `key` sample first, a dynamic filter estimated to keep 5% of
+//! the rows or fewer ahead of column-to-column comparisons (q04), other dynamic filters
+//! last.
 
 pub mod decimal_arithmetic;
 pub mod filter_order;
 pub mod join_order;
 pub mod statistics;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::Result;
@@ -41,11 +45,13 @@ use datafusion::datasource::physical_plan::{
     FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
 };
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::physical_expr::expressions::{Column, DynamicFilterPhysicalExpr};
+use datafusion::logical_expr::Operator;
+use datafusion::physical_expr::expressions::{BinaryExpr, Column, DynamicFilterPhysicalExpr};
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
 use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -139,6 +145,7 @@ impl PhysicalOptimizerRule for SelectiveRowFilters {
         if config.execution.parquet.pushdown_filters {
             return Ok(plan);
         }
+        let dynamic_selectivity = dynamic_filter_selectivity(&plan);
         // Only scans and the filters right above them are replaced: the join that owns
         // a dynamic filter keeps it (`with_new_children` keeps it; the scan's predicate
         // shares its state).
@@ -152,7 +159,7 @@ impl PhysicalOptimizerRule for SelectiveRowFilters {
             let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
                 return Ok(Transformed::no(node));
             };
-            match with_row_filter(scan) {
+            match with_row_filter(scan, &dynamic_selectivity) {
                 Some(scan) => Ok(Transformed::yes(scan)),
                 None => Ok(Transformed::no(node)),
             }
@@ -169,9 +176,17 @@ impl PhysicalOptimizerRule for SelectiveRowFilters {
     }
 }
 
+/// The share of its probe side's rows a dynamic filter must be estimated to keep at most
+/// to go ahead of a scan's column-to-column comparisons.
+const SELECTIVE_DYNAMIC_FILTER: f64 = 0.05;
+
 /// The scan, filtering rows, if it is a Parquet scan with a selective filter that does
-/// not filter rows yet.
-fn with_row_filter(scan: &DataSourceExec) -> Option<Arc<dyn ExecutionPlan>> {
+/// not filter rows yet. `dynamic_selectivity`: the estimated share of rows each dynamic
+/// filter keeps, by expression id (`dynamic_filter_selectivity`).
+fn with_row_filter(
+    scan: &DataSourceExec,
+    dynamic_selectivity: &HashMap<u64, f64>,
+) -> Option<Arc<dyn ExecutionPlan>> {
     let (config, parquet) = scan.downcast_to_file_source::<ParquetSource>()?;
     let predicate = parquet.filter()?;
     if !holds_selective_filter(&predicate)
@@ -179,22 +194,121 @@ fn with_row_filter(scan: &DataSourceExec) -> Option<Arc<dyn ExecutionPlan>> {
     {
         return None;
     }
-    // The row filter applies the conjuncts in order, each decoding its columns for the
-    // rows the ones before kept. A `key` sample goes first: it keeps 1% of the rows and
-    // costs a hash. Dynamic filters stay last, where DataFusion put them: put first, their
-    // per-row partition and set lookups ran on every row and the SF 10 suite took 9%
-    // longer (BENCHMARKS.md).
-    let (key_samples, other): (Vec<_>, Vec<_>) = split_conjunction(&predicate)
-        .into_iter()
-        .cloned()
-        .partition(is_key_sample);
     let source = parquet
-        .with_predicate(conjunction(key_samples.into_iter().chain(other)))
+        .with_predicate(row_filter_order(&predicate, dynamic_selectivity))
         .with_pushdown_filters(true);
     let config: FileScanConfig = FileScanConfigBuilder::from(config.clone())
         .with_source(Arc::new(source))
         .build();
     Some(DataSourceExec::from_data_source(config))
+}
+
+/// The scan's conjuncts in the order its row filter applies them, each decoding its
+/// columns for the rows the ones before kept:
+/// - a `key` sample first: it keeps 1% of the rows and costs a hash;
+/// - then the static conjuncts as written, and the dynamic filters last, where
+///   DataFusion put them: put first, their per-row partition and set lookups ran on
+///   every row and the SF 10 suite took 9% longer (BENCHMARKS.md, third pass);
+/// - except that a dynamic filter estimated to keep at most `SELECTIVE_DYNAMIC_FILTER`
+///   of the rows goes ahead of the column-to-column comparisons, whose selectivity
+///   nothing estimates and which decode two columns for every row they see: q04's
+///   `l_receiptdate > l_commitdate` keeps 63% of `lineitem`, its dynamic filter (the
+///   keys of one quarter's orders) 3.9%.
+fn row_filter_order(
+    predicate: &Arc<dyn PhysicalExpr>,
+    dynamic_selectivity: &HashMap<u64, f64>,
+) -> Arc<dyn PhysicalExpr> {
+    let conjuncts: Vec<Arc<dyn PhysicalExpr>> =
+        split_conjunction(predicate).into_iter().cloned().collect();
+    let selective = |c: &Arc<dyn PhysicalExpr>| {
+        c.expression_id()
+            .and_then(|id| dynamic_selectivity.get(&id))
+            .is_some_and(|s| *s <= SELECTIVE_DYNAMIC_FILTER)
+    };
+    let is_dynamic =
+        |c: &Arc<dyn PhysicalExpr>| c.downcast_ref::<DynamicFilterPhysicalExpr>().is_some();
+    let reorder = conjuncts.iter().any(selective) && conjuncts.iter().any(compares_columns);
+    let rank = |c: &Arc<dyn PhysicalExpr>| match () {
+        _ if is_key_sample(c) => 0,
+        _ if reorder && selective(c) => 2,
+        _ if reorder && compares_columns(c) => 3,
+        _ if is_dynamic(c) => 4,
+        _ => 1,
+    };
+    let mut ranked: Vec<(usize, Arc<dyn PhysicalExpr>)> =
+        conjuncts.into_iter().map(|c| (rank(&c), c)).collect();
+    // Stable: the written order within each rank.
+    ranked.sort_by_key(|(r, _)| *r);
+    conjunction(ranked.into_iter().map(|(_, c)| c))
+}
+
+/// Whether `expr` compares two columns (`a < b`).
+fn compares_columns(expr: &Arc<dyn PhysicalExpr>) -> bool {
+    expr.downcast_ref::<BinaryExpr>().is_some_and(|b| {
+        matches!(
+            b.op(),
+            Operator::Eq
+                | Operator::NotEq
+                | Operator::Lt
+                | Operator::LtEq
+                | Operator::Gt
+                | Operator::GtEq
+        ) && b.left().downcast_ref::<Column>().is_some()
+            && b.right().downcast_ref::<Column>().is_some()
+    })
+}
+
+/// The estimated share of its probe side's rows each hash join's dynamic filter keeps,
+/// by the filter's expression id: the build side's estimated rows over the rows of the
+/// one source it reads (seen through filters, projections, repartitions and coalesces).
+/// A join on a key keeps the probe rows whose key the build side kept: q04's
+/// `lineitem` rows of one quarter's orders, 579,801 of 15 M orders estimated (3.9%) at
+/// SF 10. A build side over a join, an aggregate or a source without a row count gets
+/// no estimate.
+fn dynamic_filter_selectivity(plan: &Arc<dyn ExecutionPlan>) -> HashMap<u64, f64> {
+    let mut out = HashMap::new();
+    let rows = |plan: &Arc<dyn ExecutionPlan>| -> Option<f64> {
+        let statistics = StatisticsContext::new()
+            .compute(plan.as_ref(), &StatisticsArgs::new())
+            .ok()?;
+        statistics.num_rows.get_value().map(|n| *n as f64)
+    };
+    plan.apply(|node| {
+        let Some(join) = node.downcast_ref::<HashJoinExec>() else {
+            return Ok(TreeNodeRecursion::Continue);
+        };
+        let build = join.left();
+        let selectivity = source_under(build)
+            .and_then(|source| Some((rows(build)?, rows(&source)?)))
+            .filter(|(_, total)| *total > 0.0)
+            .map(|(kept, total)| (kept / total).min(1.0));
+        if let Some(selectivity) = selectivity {
+            for filter in node.dynamic_expressions_produced() {
+                if let Some(id) = filter.expression_id() {
+                    out.insert(id, selectivity);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .expect("the visit cannot fail");
+    out
+}
+
+/// The one scan `plan` reads, through nodes that keep or drop rows but do not combine
+/// inputs.
+fn source_under(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+    if plan.downcast_ref::<DataSourceExec>().is_some() {
+        return Some(Arc::clone(plan));
+    }
+    let passes_through = plan.downcast_ref::<FilterExec>().is_some()
+        || plan.downcast_ref::<ProjectionExec>().is_some()
+        || plan.downcast_ref::<RepartitionExec>().is_some()
+        || plan.downcast_ref::<CoalescePartitionsExec>().is_some();
+    match plan.children().as_slice() {
+        [child] if passes_through => source_under(child),
+        _ => None,
+    }
 }
 
 /// The scan `plan` reads, seen through repartitions (which change neither the rows nor
@@ -397,6 +511,44 @@ mod tests {
             !answers[0].contains("| 0 "),
             "the join keeps rows: {}",
             answers[0]
+        );
+    }
+
+    #[test]
+    fn a_selective_dynamic_filter_goes_ahead_of_column_comparisons() {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::physical_expr::expressions::{binary, col, lit};
+        let schema = Schema::new(vec![
+            Field::new("key", DataType::Int64, false),
+            Field::new("committed", DataType::Int32, false),
+            Field::new("received", DataType::Int32, false),
+        ]);
+        let c = |name: &str| col(name, &schema).unwrap();
+        let late = binary(c("received"), Operator::Gt, c("committed"), &schema).unwrap();
+        let range = binary(c("committed"), Operator::Lt, lit(100i32), &schema).unwrap();
+        let dynamic: Arc<dyn PhysicalExpr> =
+            Arc::new(DynamicFilterPhysicalExpr::new(vec![c("key")], lit(true)));
+        let id = dynamic.expression_id().expect("a dynamic filter has an id");
+        let predicate = conjunction([late, range, dynamic]);
+        let order = |selectivity: f64| {
+            let ordered = row_filter_order(&predicate, &HashMap::from([(id, selectivity)]));
+            split_conjunction(&ordered)
+                .iter()
+                .map(|c| match c.downcast_ref::<DynamicFilterPhysicalExpr>() {
+                    Some(_) => "dynamic".to_string(),
+                    None => c.to_string(),
+                })
+                .collect::<Vec<_>>()
+        };
+        // 4% of the keys: ahead of the comparison of two columns, behind the range.
+        assert_eq!(
+            order(0.04),
+            ["committed@1 < 100", "dynamic", "received@2 > committed@1"]
+        );
+        // 30%: last, where DataFusion put it; the static conjuncts as written.
+        assert_eq!(
+            order(0.3),
+            ["received@2 > committed@1", "committed@1 < 100", "dynamic"]
         );
     }
 
