@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Decimal128Array};
 use datafusion::arrow::compute::kernels::numeric::{add, mul, sub};
-use datafusion::arrow::datatypes::{DECIMAL128_MAX_PRECISION, DataType, Decimal128Type, Schema};
+use datafusion::arrow::datatypes::{
+    DECIMAL128_MAX_PRECISION, DECIMAL128_MAX_SCALE, DataType, Decimal128Type, Schema,
+};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -287,8 +289,6 @@ impl DecimalExpr {
         )))
     }
 }
-
-const DECIMAL128_MAX_SCALE: i8 = datafusion::arrow::datatypes::DECIMAL128_MAX_SCALE;
 
 /// One side of the operation: a non-null scalar or an array.
 enum Operand {
