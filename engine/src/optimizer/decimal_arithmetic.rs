@@ -530,7 +530,8 @@ mod tests {
         let cents = Arc::new(Literal::new(ScalarValue::Decimal128(Some(-250), 15, 2)))
             as Arc<dyn PhysicalExpr>;
         let c = |name: &str| col(name, &schema).unwrap();
-        let cases: Vec<(Arc<dyn PhysicalExpr>, Operator, Arc<dyn PhysicalExpr>)> = vec![
+        type Case = (Arc<dyn PhysicalExpr>, Operator, Arc<dyn PhysicalExpr>);
+        let cases: Vec<Case> = vec![
             (c("price"), Operator::Multiply, c("discount")),
             (c("price"), Operator::Plus, c("discount")),
             (c("price"), Operator::Minus, c("whole")),
