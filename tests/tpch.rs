@@ -414,6 +414,17 @@ fn fixtures_and_bench_end_to_end() {
         "{plan}"
     );
 
+    // q02's and q17's subqueries aggregate only the parts their outer query keeps
+    // (optimizer/aggregate_keys.rs); `matches_reference_answers_at_sf_0_1` checks the
+    // answers with it.
+    for q in ["q02", "q17"] {
+        let (plan, _) = run(&["explain", q, "--env", "production"], 0);
+        assert!(
+            plan.contains("SubqueryAlias: __sluice_aggregate_keys"),
+            "{q}: {plan}"
+        );
+    }
+
     // q01's money arithmetic runs without a check per value where the values cannot
     // overflow (optimizer/decimal_arithmetic.rs), shown in parentheses;
     // `matches_reference_answers_at_sf_0_1` checks the answers with it.

@@ -96,6 +96,10 @@ pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         .map_or(rules.len(), |i| i + 1);
     rules.insert(
         after_filter_pushdown,
+        Arc::new(crate::optimizer::aggregate_keys::AggregateKeys),
+    );
+    rules.insert(
+        after_filter_pushdown,
         Arc::new(crate::optimizer::join_order::JoinOrder),
     );
     rules

@@ -507,7 +507,7 @@ impl JoinTree {
 
 /// A relation's estimated rows, and the distinct values of the columns it knows of.
 #[derive(Debug)]
-struct Estimate {
+pub(super) struct Estimate {
     rows: f64,
     ndv: HashMap<Column, Ndv>,
 }
@@ -520,6 +520,12 @@ struct Ndv {
 }
 
 impl Estimate {
+    /// A column's estimated distinct values in the relation, and in its source before
+    /// any filter.
+    pub(super) fn distinct_values(&self, column: &Column) -> Option<(f64, f64)> {
+        self.ndv.get(column).map(|d| (d.now, d.base))
+    }
+
     fn with_rows(mut self, rows: f64) -> Estimate {
         self.rows = rows.max(1.0);
         for d in self.ndv.values_mut() {
@@ -544,7 +550,7 @@ impl Estimate {
 }
 
 /// The estimated rows of a relation; `None` where a part of it cannot be estimated.
-fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
+pub(super) fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
     match plan {
         LogicalPlan::TableScan(scan) => scan_estimate(scan, &[]),
         LogicalPlan::Filter(filter) => match filter.input.as_ref() {
@@ -843,7 +849,7 @@ fn value_selectivity(expr: &Expr, ndv: &impl Fn(&Column) -> Option<f64>) -> Opti
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use async_trait::async_trait;
     use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -927,12 +933,12 @@ mod tests {
         ]
     }
 
-    async fn optimized(ctx: &SessionContext, sql: &str) -> LogicalPlan {
+    pub(in crate::optimizer) async fn optimized(ctx: &SessionContext, sql: &str) -> LogicalPlan {
         let plan = ctx.state().create_logical_plan(sql).await.unwrap();
         ctx.state().optimize(&plan).unwrap()
     }
 
-    fn context() -> SessionContext {
+    pub(in crate::optimizer) fn context() -> SessionContext {
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_default_features()
             .with_optimizer_rules(crate::tuning::optimizer_rules())
@@ -1000,7 +1006,7 @@ mod tests {
     /// A table of rows with statistics (row count, integer ranges): the rule orders its
     /// joins, and a query over it runs.
     #[derive(Debug)]
-    struct RowsWithStats {
+    pub(in crate::optimizer) struct RowsWithStats {
         rows: MemTable,
         statistics: Statistics,
     }
@@ -1031,7 +1037,7 @@ mod tests {
     }
 
     /// Integer columns (`None`: null) and one string column, with their statistics.
-    fn rows_table(
+    pub(in crate::optimizer) fn rows_table(
         columns: &[(&str, Vec<Option<i64>>)],
         names: Option<(&str, Vec<&str>)>,
     ) -> Arc<RowsWithStats> {

@@ -3,6 +3,9 @@
 //! [`join_order::JoinOrder`], a logical rule right after DataFusion's filter pushdown: the
 //! order of a query's inner joins, by estimated rows (from `statistics`).
 //!
+//! [`aggregate_keys::AggregateKeys`], a logical rule right after it: an aggregate joined
+//! on its group key to a few of the key's values computes only those groups (q02).
+//!
 //! [`filter_order::FilterOrder`], after all of DataFusion's physical rules: a filter's
 //! conditions cheapest and most selective first.
 //!
@@ -30,6 +33,7 @@
 //! the rows or fewer ahead of column-to-column comparisons (q04), other dynamic filters
 //! last.
 
+pub mod aggregate_keys;
 pub mod decimal_arithmetic;
 pub mod filter_order;
 pub mod join_order;
