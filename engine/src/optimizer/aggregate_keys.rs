@@ -260,18 +260,10 @@ fn semi_joined(
 /// Whether the aggregate's input holds this rule's keys already (an optimizer pass runs
 /// every rule more than once).
 fn rewritten_already(plan: &LogicalPlan) -> bool {
-    let mut found = false;
-    plan.apply(|node| {
-        if let LogicalPlan::SubqueryAlias(alias) = node
-            && alias.alias.table() == KEYS_ALIAS
-        {
-            found = true;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
+    plan.exists(|node| {
+        Ok(matches!(node, LogicalPlan::SubqueryAlias(alias) if alias.alias.table() == KEYS_ALIAS))
     })
-    .expect("the visit cannot fail");
-    found
+    .expect("the visit cannot fail")
 }
 
 #[cfg(test)]

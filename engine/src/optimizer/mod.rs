@@ -412,16 +412,8 @@ fn is_key_sample(expr: &Arc<dyn PhysicalExpr>) -> bool {
 
 /// Whether `expr` holds a dynamic filter or the `key` sample's filter.
 fn holds_selective_filter(expr: &Arc<dyn PhysicalExpr>) -> bool {
-    let mut found = false;
-    expr.apply(|e| {
-        if is_key_sample(e) || e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some() {
-            found = true;
-            return Ok(TreeNodeRecursion::Stop);
-        }
-        Ok(TreeNodeRecursion::Continue)
-    })
-    .expect("the visit cannot fail");
-    found
+    expr.exists(|e| Ok(is_key_sample(e) || e.downcast_ref::<DynamicFilterPhysicalExpr>().is_some()))
+        .expect("the visit cannot fail")
 }
 
 #[cfg(test)]
