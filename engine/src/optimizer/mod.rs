@@ -210,14 +210,14 @@ fn with_row_filter(
 /// The scan's conjuncts in the order its row filter applies them, each decoding its
 /// columns for the rows the ones before kept:
 /// - a `key` sample first: it keeps 1% of the rows and costs a hash;
-/// - then the static conjuncts as written, and the dynamic filters last, where
+/// - then the others as written, which leaves the dynamic filters last, where
 ///   DataFusion put them: put first, their per-row partition and set lookups ran on
 ///   every row and the SF 10 suite took 9% longer (BENCHMARKS.md, third pass);
 /// - except that a dynamic filter estimated to keep at most `SELECTIVE_DYNAMIC_FILTER`
-///   of the rows goes ahead of the column-to-column comparisons, whose selectivity
-///   nothing estimates and which decode two columns for every row they see: q04's
-///   `l_receiptdate > l_commitdate` keeps 63% of `lineitem`, its dynamic filter (the
-///   keys of one quarter's orders) 3.9%.
+///   of the rows goes ahead of the column-to-column comparisons (which then go after
+///   the other static conjuncts), whose selectivity nothing estimates and which decode
+///   two columns for every row they see: q04's `l_receiptdate > l_commitdate` keeps 63%
+///   of `lineitem`, its dynamic filter (the keys of one quarter's orders) 3.9%.
 fn row_filter_order(
     predicate: &Arc<dyn PhysicalExpr>,
     dynamic_selectivity: &HashMap<u64, f64>,
@@ -236,7 +236,7 @@ fn row_filter_order(
         _ if is_key_sample(c) => 0,
         _ if reorder && selective(c) => 2,
         _ if reorder && compares_columns(c) => 3,
-        _ if is_dynamic(c) => 4,
+        _ if reorder && is_dynamic(c) => 4,
         _ => 1,
     };
     let mut ranked: Vec<(usize, Arc<dyn PhysicalExpr>)> =
