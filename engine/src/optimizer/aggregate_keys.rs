@@ -22,7 +22,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, NullEquality, Result};
 use datafusion::logical_expr::{
-    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Projection,
+    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Projection, SubqueryAlias,
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
@@ -138,8 +138,7 @@ fn source_of(plan: &LogicalPlan, column: &Column) -> Option<(LogicalPlan, Column
             source_of(&projection.input, &input_column)
         }
         LogicalPlan::SubqueryAlias(alias) => {
-            let i = alias.schema.index_of_column(column).ok()?;
-            let inner = Column::from(alias.input.schema().qualified_field(i));
+            let inner = aliased_column(alias, column)?;
             source_of(&alias.input, &inner)
         }
         LogicalPlan::Join(join) if join.join_type == JoinType::Inner => {
@@ -151,6 +150,12 @@ fn source_of(plan: &LogicalPlan, column: &Column) -> Option<(LogicalPlan, Column
         }
         _ => None,
     }
+}
+
+/// The input column an alias's output `column` is.
+fn aliased_column(alias: &SubqueryAlias, column: &Column) -> Option<Column> {
+    let i = alias.schema.index_of_column(column).ok()?;
+    Some(Column::from(alias.input.schema().qualified_field(i)))
 }
 
 /// The input column a projection's output `column` is (a column, or an alias of one).
@@ -178,11 +183,9 @@ fn with_keys(
 ) -> Result<Option<LogicalPlan>> {
     match plan {
         LogicalPlan::SubqueryAlias(alias) => {
-            let i = match alias.schema.index_of_column(column) {
-                Ok(i) => i,
-                Err(_) => return Ok(None),
+            let Some(inner) = aliased_column(alias, column) else {
+                return Ok(None);
             };
-            let inner = Column::from(alias.input.schema().qualified_field(i));
             let Some(input) = with_keys(&alias.input, &inner, keys, keys_column)? else {
                 return Ok(None);
             };
