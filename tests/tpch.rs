@@ -11,6 +11,8 @@ use datafusion::arrow::csv::ReaderBuilder;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
 use sluice_engine::fixtures::tpch::{generate_tpch, write_tpch_project};
 use sluice_engine::{EnvSession, Project, RunOptions, SampleOverride};
 
@@ -450,4 +452,31 @@ fn fixtures_and_bench_end_to_end() {
     assert!(stderr.contains("-n"), "{stderr}");
     let (_, stderr) = run(&["fixtures", "tpch", "--sf", "0"], 2);
     assert!(stderr.contains("--sf"), "{stderr}");
+    let (_, stderr) = run(&["fixtures", "tpch", "--compression", "gzip"], 2);
+    assert!(stderr.contains("--compression"), "{stderr}");
+
+    // Another codec: the staging store rewritten with LZ4, read by the same pipes.
+    run(
+        &[
+            "fixtures",
+            "tpch",
+            "--sf",
+            "0.01",
+            "--env",
+            "staging",
+            "--compression",
+            "lz4",
+        ],
+        0,
+    );
+    let file = std::fs::File::open(project_dir.join("data/staging/lineitem/part-0.parquet"))
+        .expect("lineitem file");
+    let reader = SerializedFileReader::new(file).expect("parquet");
+    let column = reader.metadata().row_group(0).column(0);
+    assert_eq!(column.compression(), Compression::LZ4_RAW);
+    let (stdout, _) = run(
+        &["bench", "q06", "--env", "staging", "--full", "-n", "1"],
+        0,
+    );
+    assert!(stdout.contains("q06"), "{stdout}");
 }

@@ -5,7 +5,7 @@
 #
 #   benches/compare/compare.sh [SF] [WORKDIR]
 #
-# Environment: SLUICE (the sluice binary; default: a release build of this workspace),
+# Environment: SLUICE (the sluice binary; default: a `dist` build of this workspace),
 # VENV (default: WORKDIR/venv), THREADS (default: 2), RUNS (default: 3), ENGINES (the
 # peers to run, default "duckdb polars datafusion"; e.g. ENGINES=duckdb for a quicker SF 10).
 set -euo pipefail
@@ -20,8 +20,8 @@ ENGINES="${ENGINES:-duckdb polars datafusion}"
 VENV="${VENV:-$WORK/venv}"
 
 if [[ -z "${SLUICE:-}" ]]; then
-  (cd "$ROOT" && cargo build --release -p sluice-cli --bin sluice)
-  SLUICE="${CARGO_TARGET_DIR:-$ROOT/target}/release/sluice"
+  (cd "$ROOT" && cargo build --profile dist -p sluice-cli --bin sluice)
+  SLUICE="${CARGO_TARGET_DIR:-$ROOT/target}/dist/sluice"
 fi
 
 mkdir -p "$WORK"

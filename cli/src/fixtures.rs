@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
-use sluice_engine::fixtures::tpch::{check_scale_factor, generate_tpch, write_tpch_project};
+use clap::{Args, Subcommand, ValueEnum};
+use sluice_engine::fixtures::tpch::{
+    TpchCodec, check_scale_factor, generate_tpch_with, write_tpch_project,
+};
 use sluice_engine::{EnvSession, Project, SampleOverride};
 
 use crate::commands::load_project;
@@ -38,6 +40,28 @@ pub struct TpchArgs {
     /// deploy its pipes to staging and promote them to production
     #[arg(long, value_name = "DIR")]
     pub init: Option<PathBuf>,
+    /// The files' compression: zstd writes the smallest, lz4 decodes the fastest
+    #[arg(long, value_enum, default_value_t = Codec::Zstd)]
+    pub compression: Codec,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Codec {
+    Zstd,
+    Lz4,
+    Snappy,
+    None,
+}
+
+impl From<Codec> for TpchCodec {
+    fn from(c: Codec) -> Self {
+        match c {
+            Codec::Zstd => TpchCodec::Zstd,
+            Codec::Lz4 => TpchCodec::Lz4,
+            Codec::Snappy => TpchCodec::Snappy,
+            Codec::None => TpchCodec::Uncompressed,
+        }
+    }
 }
 
 pub async fn fixtures(project: Option<&Path>, args: FixturesArgs) -> Result<()> {
@@ -66,7 +90,7 @@ async fn tpch(project_dir: Option<&Path>, args: TpchArgs) -> Result<()> {
     for env in &envs {
         let session = EnvSession::open(project.clone(), env, &SampleOverride::default())?;
         let started = Instant::now();
-        let summary = generate_tpch(session.store(), sf).await?;
+        let summary = generate_tpch_with(session.store(), sf, args.compression.into()).await?;
         eprintln!(
             "{env}: wrote TPC-H SF {sf} ({} lineitem rows, {} orders) as {} files, {} in {} into {}",
             human_count(summary.rows("lineitem")),

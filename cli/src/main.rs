@@ -5,6 +5,7 @@
 mod args;
 mod bench;
 mod commands;
+mod cpu;
 mod deploy;
 mod fixtures;
 mod print;
@@ -26,6 +27,10 @@ use args::{Cli, Command};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    if let Err(message) = cpu::check() {
+        eprintln!("error: {message}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     let filter = match cli.verbose {
         0 => "warn",
