@@ -116,6 +116,15 @@ fn develop_in_staging_promote_run_in_production_roll_back() {
         "{}",
         stderr(&out)
     );
+    // A name the project does not know is named as such, not sent to `promote`.
+    let out = run(&p, &["run", "top_repz", "--env", "production"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown pipe `top_repz` (known: ")
+            && stderr(&out).contains("top_reps"),
+        "{}",
+        stderr(&out)
+    );
 
     let deployed = ok(&p, &["deploy", "--all"]);
     assert!(deployed.contains("deployed  top_reps"), "{deployed}");

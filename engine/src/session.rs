@@ -630,7 +630,9 @@ impl EnvSession {
             return Ok(self.project.pipe(name)?.clone());
         }
         let state = self.deployments();
-        let version = state.live_version(name).await?.ok_or_else(|| {
+        let Some(version) = state.live_version(name).await? else {
+            // A name the project does not know either is a typo, not a missing promotion.
+            self.project.pipe(name)?;
             let hint = if self.env.protected {
                 format!(
                     "it runs promoted versions only: sluice promote {name} --from staging --to {}",
@@ -642,11 +644,11 @@ impl EnvSession {
                     self.env.name
                 )
             };
-            SluiceError::Usage(format!(
+            return Err(SluiceError::Usage(format!(
                 "pipe `{name}` has no deployed version in environment `{}`: {hint}",
                 self.env.name
-            ))
-        })?;
+            )));
+        };
         crate::deploy::deployed_pipe(&self.project, &state, name, &version).await
     }
 
