@@ -38,6 +38,7 @@ pub mod filter_order;
 pub mod join_order;
 pub mod statistics;
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -154,7 +155,11 @@ impl PhysicalOptimizerRule for SelectiveRowFilters {
         if config.execution.parquet.pushdown_filters {
             return Ok(plan);
         }
-        let dynamic_selectivity = dynamic_filter_selectivity(&plan);
+        // The estimates only order the conjuncts of a scan that filters rows, which most
+        // plans have none of: derived once, on the first such scan.
+        let whole = Arc::clone(&plan);
+        let estimates = OnceCell::new();
+        let dynamic_selectivity = || estimates.get_or_init(|| dynamic_filter_selectivity(&whole));
         let row_filtering = dynamic_filters_worth_row_filtering(&plan);
         // Only scans and the filters right above them are replaced: the join that owns
         // a dynamic filter keeps it (`with_new_children` keeps it; the scan's predicate
@@ -192,10 +197,11 @@ const SELECTIVE_DYNAMIC_FILTER: f64 = 0.05;
 
 /// The scan, filtering rows, if it is a Parquet scan with a selective filter that does
 /// not filter rows yet. `dynamic_selectivity`: the estimated share of rows each dynamic
-/// filter keeps, by expression id (`dynamic_filter_selectivity`).
-fn with_row_filter(
+/// filter keeps, by expression id (`dynamic_filter_selectivity`), asked for only when
+/// the scan is rewritten.
+fn with_row_filter<'a>(
     scan: &DataSourceExec,
-    dynamic_selectivity: &HashMap<u64, f64>,
+    dynamic_selectivity: &dyn Fn() -> &'a HashMap<u64, f64>,
     row_filtering: &HashSet<u64>,
 ) -> Option<Arc<dyn ExecutionPlan>> {
     let (config, parquet) = scan.downcast_to_file_source::<ParquetSource>()?;
@@ -207,7 +213,7 @@ fn with_row_filter(
     }
     tracing::debug!(scan = %scan_name(config), "a Parquet scan filters rows");
     let source = parquet
-        .with_predicate(row_filter_order(&predicate, dynamic_selectivity))
+        .with_predicate(row_filter_order(&predicate, dynamic_selectivity()))
         .with_pushdown_filters(true);
     let config: FileScanConfig = FileScanConfigBuilder::from(config.clone())
         .with_source(Arc::new(source))
