@@ -184,7 +184,9 @@ pub fn sluice_bin() -> &'static Path {
 /// A `sluice` command with a clean environment of Sluice variables.
 pub fn sluice() -> Command {
     let mut cmd = Command::new(sluice_bin());
-    cmd.env_remove("SLUICE_PROJECT").env_remove("SLUICE_LOG");
+    cmd.env_remove("SLUICE_PROJECT")
+        .env_remove("SLUICE_LOG")
+        .env_remove("SLUICE_SKIP_RULES");
     cmd
 }
 

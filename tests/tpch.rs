@@ -431,6 +431,41 @@ fn fixtures_and_bench_end_to_end() {
         "{plan}"
     );
 
+    // q18's `GROUP BY l_orderkey` reads `lineitem`'s keys clustered (the files hold them
+    // in order): its partial aggregate is DataFusion's ordered one, over a
+    // `ClusteredInput` (optimizer/clustered_aggregate.rs). SLUICE_SKIP_RULES leaves the
+    // rule out.
+    let (plan, _) = run(&["explain", "q18", "--env", "production"], 0);
+    assert!(
+        plan.contains("ClusteredInput: by=[l_orderkey@0 ASC]"),
+        "{plan}"
+    );
+    let mut skipped = sluice();
+    skipped
+        .current_dir(&project_dir)
+        .env("SLUICE_SKIP_RULES", "sluice_clustered_aggregate")
+        .args(["explain", "q18", "--env", "production"]);
+    let out = skipped.output().expect("sluice runs");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && plan.contains("AggregateExec"),
+        "{plan}"
+    );
+    assert!(!plan.contains("ClusteredInput"), "{plan}");
+
+    // q20's join of the selected parts' suppliers with the aggregate of their line items
+    // also filters `lineitem` right above its scan, so the aggregate sees only the
+    // joined pairs' rows (optimizer/early_dynamic_filters.rs).
+    let (plan, _) = run(&["explain", "q20", "--env", "production", "--analyze"], 0);
+    let early = plan
+        .lines()
+        .find(|l| l.contains("FilterExec: l_shipdate") && l.contains("DynamicFilter"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        early.contains("hash_lookup") || early.contains("IN (SET)"),
+        "{early}"
+    );
+
     // The table form, in staging on its 1% sample.
     let (stdout, _) = run(&["bench", "q01", "-n", "1"], 0);
     assert!(

@@ -7,7 +7,10 @@
 #
 # Environment: SLUICE (the sluice binary; default: a `dist` build of this workspace),
 # VENV (default: WORKDIR/venv), THREADS (default: 2), RUNS (default: 3), ENGINES (the
-# peers to run, default "duckdb polars datafusion"; e.g. ENGINES=duckdb for a quicker SF 10).
+# peers to run, default "duckdb polars datafusion"; e.g. ENGINES=duckdb for a quicker SF 10),
+# ROUNDS (default: 1, each engine runs the whole suite once in turn; with ROUNDS=N every
+# query runs on every engine in turn, N times, and the medians are compared: see
+# interleave.py, the figures BENCHMARKS.md gives since its ninth pass).
 set -euo pipefail
 
 SF="${1:-1}"
@@ -16,6 +19,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 THREADS="${THREADS:-2}"
 RUNS="${RUNS:-3}"
+ROUNDS="${ROUNDS:-1}"
 ENGINES="${ENGINES:-duckdb polars datafusion}"
 VENV="${VENV:-$WORK/venv}"
 
@@ -41,14 +45,20 @@ OUT="$WORK/results-sf$SF"
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
-# Q11's FRACTION is 0.0001 / SF (the pipe's default is SF 1's).
-FRACTION=$("$PY" -c "print(0.0001 / $SF)")
-"$SLUICE" -C "$PROJECT" bench --all --env production -n "$RUNS" --warmup 1 --json \
-  --param "fraction=$FRACTION" > "$OUT/sluice.json"
-for engine in $ENGINES; do
-  "$PY" "$HERE/peers.py" "$engine" "$STORE" --sf "$SF" --threads "$THREADS" --runs "$RUNS" \
-    > "$OUT/$engine.json"
-done
-echo "TPC-H SF $SF, $THREADS threads, best of $RUNS hot runs ($(nproc) cores, $(uname -m))"
+if [[ "$ROUNDS" -gt 1 ]]; then
+  "$PY" "$HERE/interleave.py" "$OUT" --sluice "$SLUICE" --project "$PROJECT" --sf "$SF" \
+    --engines "$(echo $ENGINES | tr ' ' ',')" --rounds "$ROUNDS" --runs "$RUNS" --threads "$THREADS"
+  echo "TPC-H SF $SF, $THREADS threads, per query the median over $ROUNDS interleaved rounds of the best of $RUNS hot runs ($(nproc) cores, $(uname -m))"
+else
+  # Q11's FRACTION is 0.0001 / SF (the pipe's default is SF 1's).
+  FRACTION=$("$PY" -c "print(0.0001 / $SF)")
+  "$SLUICE" -C "$PROJECT" bench --all --env production -n "$RUNS" --warmup 1 --json \
+    --param "fraction=$FRACTION" > "$OUT/sluice.json"
+  for engine in $ENGINES; do
+    "$PY" "$HERE/peers.py" "$engine" "$STORE" --sf "$SF" --threads "$THREADS" --runs "$RUNS" \
+      > "$OUT/$engine.json"
+  done
+  echo "TPC-H SF $SF, $THREADS threads, best of $RUNS hot runs ($(nproc) cores, $(uname -m))"
+fi
 echo
 "$PY" "$HERE/report.py" "$OUT" | tee "$OUT/table.md"

@@ -1,7 +1,7 @@
 """Runs the TPC-H pipes' SQL on one peer engine over a Sluice store's Parquet files and
 prints a JSON object {query: best seconds} on standard output.
 
-    python peers.py duckdb|polars|datafusion STORE_DIR --sf 1 [--threads 2] [--runs 3]
+    python peers.py duckdb|polars|datafusion STORE_DIR --sf 1 [--threads 2] [--runs 3] [--queries q01,q06]
 
 Each query runs once to warm up, then `--runs` times; the best run counts (hot runs in
 one process). A query the engine cannot run is reported as null, with its error on
@@ -59,12 +59,14 @@ def main():
     ap.add_argument("--sf", type=float, required=True)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--queries", help="comma-separated pipe names (default: all 22)")
     args = ap.parse_args()
     if args.engine == "polars":
         os.environ["POLARS_MAX_THREADS"] = str(args.threads)
     run = RUNNERS[args.engine](args.store, args.threads)
     best = {}
-    for name in tpch_sql.pipe_names():
+    names = args.queries.split(",") if args.queries else tpch_sql.pipe_names()
+    for name in names:
         sql = tpch_sql.pipe_sql(name, tpch_sql.params_for(name, args.sf))
         try:
             run(sql)

@@ -37,6 +37,16 @@ impl FooterCache {
         )
     }
 
+    /// The footer of a file if this cache holds it already (no I/O).
+    pub fn cached(&self, meta: &ObjectMeta) -> Option<Arc<ParquetMetaData>> {
+        let key = Self::key(meta);
+        self.entries
+            .lock()
+            .expect("footer cache")
+            .get(&key)
+            .cloned()
+    }
+
     /// The footer of a file, with its page index when the file has one.
     pub async fn footer(
         &self,

@@ -73,8 +73,8 @@ pub fn session_config(settings: &EngineSettings) -> SessionConfig {
 /// The session state a local run plans with: `config`, `runtime`, DataFusion's default
 /// features and Sluice's own optimizer rules (`optimizer/`): `JoinOrder` after DataFusion's
 /// filter pushdown, `BuildOnFewerRows` right after its join selection,
-/// `SelectiveRowFilters`, `FilterOrder` and `DecimalArithmetic` after all of its physical
-/// rules.
+/// `SelectiveRowFilters`, `FilterOrder`, `EarlyDynamicFilters`, `DecimalArithmetic`,
+/// `ClusteredAggregate`, `LikeSegments`, `ViewEquality` and `FilterConjunction` after all of its physical rules.
 pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
     SessionStateBuilder::new()
         .with_config(config)
@@ -88,7 +88,15 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Session
 /// DataFusion's logical optimizer rules with Sluice's `JoinOrder` right after filter
 /// pushdown: the filters it estimates with are on the scans by then, and projection
 /// pushdown, which comes later, prunes the columns of the joins it builds.
+/// Leaves out the rules `SLUICE_SKIP_RULES` names (see `skipped_rules`).
 pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
+    let skipped = skipped_rules();
+    let mut rules = all_optimizer_rules();
+    rules.retain(|r| !skipped.iter().any(|s| s == r.name()));
+    rules
+}
+
+fn all_optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let mut rules = Optimizer::new().rules;
     let after_filter_pushdown = rules
         .iter()
@@ -105,8 +113,16 @@ pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     rules
 }
 
-/// DataFusion's physical optimizer rules with Sluice's in their places.
+/// DataFusion's physical optimizer rules with Sluice's in their places, but those
+/// `SLUICE_SKIP_RULES` names.
 pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let skipped = skipped_rules();
+    let mut rules = all_physical_optimizer_rules();
+    rules.retain(|r| !skipped.iter().any(|s| s == r.name()));
+    rules
+}
+
+fn all_physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
     let mut rules = PhysicalOptimizer::new().rules;
     let after_join_selection = rules
         .iter()
@@ -119,9 +135,49 @@ pub fn physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
     rules.push(Arc::new(crate::optimizer::SelectiveRowFilters));
     rules.push(Arc::new(crate::optimizer::filter_order::FilterOrder));
     rules.push(Arc::new(
+        crate::optimizer::early_dynamic_filters::EarlyDynamicFilters,
+    ));
+    rules.push(Arc::new(
         crate::optimizer::decimal_arithmetic::DecimalArithmetic,
     ));
+    rules.push(Arc::new(
+        crate::optimizer::clustered_aggregate::ClusteredAggregate,
+    ));
+    rules.push(Arc::new(crate::optimizer::like_segments::LikeSegments));
+    rules.push(Arc::new(crate::optimizer::view_equality::ViewEquality));
+    // Last: it reads the conjuncts as the rules before left them.
+    rules.push(Arc::new(crate::optimizer::conjunction::FilterConjunction));
     rules
+}
+
+/// The optimizer rules `SLUICE_SKIP_RULES` names (comma-separated, by their `name()`:
+/// `sluice_filter_conjunction`, `join_selection`…), left
+/// out of every session: to see what a rule changes, or to get around one that plans
+/// a query badly, without a rebuild. A name no rule has is ignored with a warning.
+fn skipped_rules() -> Vec<String> {
+    let Ok(list) = std::env::var("SLUICE_SKIP_RULES") else {
+        return Vec::new();
+    };
+    let names: Vec<String> = list
+        .split(',')
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let known: Vec<String> = all_optimizer_rules()
+        .iter()
+        .map(|r| r.name().to_string())
+        .chain(
+            all_physical_optimizer_rules()
+                .iter()
+                .map(|r| r.name().to_string()),
+        )
+        .collect();
+    for name in &names {
+        if !known.contains(name) {
+            tracing::warn!(%name, "SLUICE_SKIP_RULES names no optimizer rule");
+        }
+    }
+    names
 }
 
 /// Sets each option whose environment variable (`datafusion.execution.batch_size` →

@@ -34,13 +34,9 @@ use datafusion::logical_expr::sort_properties::ExprProperties;
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::BinaryExpr;
-use datafusion::physical_expr::projection::ProjectionExpr;
 use datafusion::physical_expr_common::datum::apply;
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::aggregates::AggregateExec;
-use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
-use datafusion::physical_plan::projection::ProjectionExec;
 
 /// Wraps the decimal `+`, `-` and `*` of projections, filters and aggregate arguments in
 /// [`DecimalExpr`] (see the module's documentation).
@@ -53,72 +49,7 @@ impl PhysicalOptimizerRule for DecimalArithmetic {
         plan: Arc<dyn ExecutionPlan>,
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        plan.transform_up(|node| {
-            if let Some(projection) = node.downcast_ref::<ProjectionExec>() {
-                let schema = projection.input().schema();
-                let mut changed = false;
-                let exprs = projection
-                    .expr()
-                    .iter()
-                    .map(|p| {
-                        let expr = rewrite(&p.expr, &schema)?;
-                        changed |= expr.transformed;
-                        Ok(ProjectionExpr::new(expr.data, p.alias.clone()))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                if !changed {
-                    return Ok(Transformed::no(node));
-                }
-                let rebuilt = ProjectionExec::try_new_with_schema_metadata(
-                    exprs,
-                    Arc::clone(projection.input()),
-                    &projection.schema(),
-                )?;
-                return Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>));
-            }
-            if let Some(filter) = node.downcast_ref::<FilterExec>() {
-                let predicate = rewrite(filter.predicate(), &filter.input().schema())?;
-                if !predicate.transformed {
-                    return Ok(Transformed::no(node));
-                }
-                let rebuilt = FilterExecBuilder::from(filter)
-                    .with_predicate(predicate.data)
-                    .build()?;
-                return Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>));
-            }
-            if let Some(aggregate) = node.downcast_ref::<AggregateExec>() {
-                let schema = aggregate.input_schema();
-                let mut changed = false;
-                let mut aggr_expr = Vec::with_capacity(aggregate.aggr_expr().len());
-                for function in aggregate.aggr_expr() {
-                    let expressions = function.all_expressions();
-                    let mut args = Vec::with_capacity(expressions.args.len());
-                    let mut any = false;
-                    for arg in &expressions.args {
-                        let arg = rewrite(arg, &schema)?;
-                        any |= arg.transformed;
-                        args.push(arg.data);
-                    }
-                    let rewritten = any
-                        .then(|| function.with_new_expressions(args, expressions.order_by_exprs))
-                        .flatten();
-                    match rewritten {
-                        Some(f) => {
-                            changed = true;
-                            aggr_expr.push(Arc::new(f));
-                        }
-                        None => aggr_expr.push(Arc::clone(function)),
-                    }
-                }
-                if !changed {
-                    return Ok(Transformed::no(node));
-                }
-                let rebuilt = aggregate.with_new_aggr_exprs(aggr_expr);
-                return Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>));
-            }
-            Ok(Transformed::no(node))
-        })
-        .map(|t| t.data)
+        super::rewrite_row_expressions(plan, &rewrite)
     }
 
     fn name(&self) -> &str {

@@ -167,7 +167,7 @@ fn ordered(filter: &FilterExec) -> Option<Arc<dyn PhysicalExpr>> {
 
 /// Whether evaluating `expr` cannot raise an error (no arithmetic, cast or function), so
 /// that it may run before a condition written ahead of it.
-fn cannot_fail(expr: &Arc<dyn PhysicalExpr>) -> bool {
+pub(crate) fn cannot_fail(expr: &Arc<dyn PhysicalExpr>) -> bool {
     if expr.is::<Column>() || expr.is::<Literal>() {
         return true;
     }
@@ -193,6 +193,8 @@ fn cannot_fail(expr: &Arc<dyn PhysicalExpr>) -> bool {
     }
     if expr.is::<InListExpr>()
         || expr.is::<LikeExpr>()
+        || expr.is::<super::like_segments::SegmentedLike>()
+        || expr.is::<super::view_equality::ViewEquals>()
         || expr.is::<IsNullExpr>()
         || expr.is::<IsNotNullExpr>()
         || expr.is::<NotExpr>()

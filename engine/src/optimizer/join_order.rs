@@ -88,8 +88,26 @@ impl OptimizerRule for JoinOrder {
         if !config.options().optimizer.join_reordering {
             return Ok(Transformed::no(plan));
         }
-        order_joins(plan)
+        order_joins_with_subqueries(plan)
     }
+}
+
+/// Orders the join trees in `plan` and in the subqueries of its expressions (an
+/// uncorrelated scalar subquery stays a plan of its own: q11's `HAVING … > (SELECT …)`
+/// joins three tables too). DataFusion hands a rule that walks the plan itself only the
+/// outermost plan.
+fn order_joins_with_subqueries(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+    order_joins(plan)?.transform_data(|plan| {
+        plan.transform_up(|node| {
+            node.map_subqueries(|subquery| match &subquery {
+                // A correlated one DataFusion could not turn into a join is left alone.
+                LogicalPlan::Subquery(s) if s.outer_ref_columns.is_empty() => {
+                    subquery.map_children(order_joins_with_subqueries)
+                }
+                _ => Ok(Transformed::no(subquery)),
+            })
+        })
+    })
 }
 
 /// Orders the join trees in `plan`, outermost first.

@@ -25,16 +25,19 @@ use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
 use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
 use datafusion::datasource::physical_plan::{
     FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
 };
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::{TableProvider, TableType, provider_as_source};
 use datafusion::error::Result as DfResult;
-use datafusion::execution::cache::cache_manager::FileStatisticsCache;
+use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileStatisticsCache};
 use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::{SessionContext, col};
+use object_store::ObjectMeta;
+use object_store::path::Path as ObjectPath;
 
 use crate::error::{Result, SluiceError};
 use crate::optimizer::statistics::SourceStatistics;
@@ -123,6 +126,7 @@ pub async fn register_source(
     snapshot: &Arc<ScanSnapshot>,
 ) -> Result<SourceScan> {
     let (folder, seen) = snapshot.add(&listing.files);
+    share_footers(ctx, listing, &seen);
     let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
     let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
     let scan_options = ScanOptions::of(ctx);
@@ -275,6 +279,27 @@ pub async fn register_source(
     .map_err(|e| err(e.to_string()))?;
     ctx.register_table(def.name.as_str(), table)?;
     Ok(scan)
+}
+
+/// Hands the listing's footers to the run's DataFusion metadata cache under the paths the
+/// run sees the files at: DataFusion derives each file's statistics from its footer when
+/// it plans a scan, and would otherwise read and parse every footer again in every run
+/// (a new run sees the files at new paths, and has a new cache).
+fn share_footers(ctx: &SessionContext, listing: &SourceListing, seen: &[String]) {
+    let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+    for (file, seen) in listing.files.iter().zip(seen) {
+        let meta = ObjectMeta {
+            location: ObjectPath::from(seen.as_str()),
+            ..file.meta.clone()
+        };
+        cache.put(
+            &meta.location,
+            CachedFileMetadataEntry::new(
+                meta.clone(),
+                Arc::new(CachedParquetMetaData::new(Arc::clone(&file.metadata))),
+            ),
+        );
+    }
 }
 
 /// What a session's scans take from its configuration, as DataFusion's own

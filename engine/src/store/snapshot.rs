@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -51,6 +51,26 @@ pub struct ScanSnapshot {
 /// Folder names are unique in the process, so scan metrics name their source.
 static NEXT_FOLDER: AtomicU64 = AtomicU64::new(1);
 
+/// Every live snapshot folder by name: a physical optimizer rule sees a scan's files by
+/// the paths the run sees them at, and reads their footers here (`cached_footer`).
+static LIVE_FOLDERS: LazyLock<Mutex<HashMap<String, Weak<Folder>>>> =
+    LazyLock::new(Default::default);
+
+/// The footer of a file of a live snapshot, by the path its run sees it at, if its
+/// store's cache holds it (the listing read it): no I/O.
+pub fn cached_footer(
+    location: &ObjectPath,
+) -> Option<Arc<datafusion::parquet::file::metadata::ParquetMetaData>> {
+    let first = location.parts().next()?;
+    let folder = LIVE_FOLDERS
+        .lock()
+        .expect("live folders")
+        .get(first.as_ref())?
+        .upgrade()?;
+    let f = &folder.files[*folder.by_location.get(location.as_ref())?];
+    f.footers.cached(&f.real)
+}
+
 impl ScanSnapshot {
     /// Adds a source's files (real metas, with their path relative to the source) and
     /// returns the folder the run sees them in, and where it sees each file. A file is
@@ -89,13 +109,22 @@ impl ScanSnapshot {
                 footers: f.footers.clone(),
             });
         }
-        self.folders.write().expect("snapshot").insert(
-            folder.clone(),
-            Arc::new(Folder {
-                files: snapshot_files,
-                by_location,
-            }),
-        );
+        let added = Arc::new(Folder {
+            files: snapshot_files,
+            by_location,
+        });
+        {
+            let mut live = LIVE_FOLDERS.lock().expect("live folders");
+            // Runs come and go: forget the folders of finished ones as the map grows.
+            if live.len() >= 256 && live.len().is_power_of_two() {
+                live.retain(|_, f| f.strong_count() > 0);
+            }
+            live.insert(folder.clone(), Arc::downgrade(&added));
+        }
+        self.folders
+            .write()
+            .expect("snapshot")
+            .insert(folder.clone(), added);
         (folder, seen_paths)
     }
 
