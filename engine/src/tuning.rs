@@ -31,6 +31,15 @@ use crate::project::EngineSettings;
 ///   sides are the filtered dimensions and the joins on them, which DataFusion's
 ///   estimates often put above 128 K rows: the SF 10 suite −11%, SF 1 −6% (q05 −26%,
 ///   q08 −29%, q17 −25% at SF 10).
+/// - `perfect_hash_join_small_build_threshold` 1 M (DataFusion: 1,024): a hash join
+///   whose build keys span fewer than a million integers looks its probe rows up in an
+///   array indexed by key (4 bytes a key: 4 MiB at most, twice a core's L2 cache here;
+///   256 K and 4 M keys measured the same) instead of its hash table, however sparse
+///   the keys. DataFusion's density rule (a key for every 6.7 integers) kept the array
+///   for dense keys only, while the sparse ones gain most: q17's 204 parts, looked up
+///   by 6 M `lineitem` rows twice, take 10–13 ms a join instead of 46 at SF 1, q11's
+///   suppliers of one nation 1.5 ms instead of 4 (the SF 1 suite 0.970, q17 0.76, q11
+///   0.88, q02 0.90; BENCHMARKS.md "Ninth pass").
 ///
 /// `pushdown_filters` (row-level filtering in the Parquet scan) stays off here: it is
 /// turned on scan by scan, where a selective filter is, by
@@ -47,6 +56,10 @@ pub const SLUICE_DEFAULTS: &[(&str, &str)] = &[
     ),
     (
         "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+        "1048576",
+    ),
+    (
+        "datafusion.execution.perfect_hash_join_small_build_threshold",
         "1048576",
     ),
 ];
@@ -235,6 +248,43 @@ mod tests {
             (name == "DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").then(|| "false".into())
         });
         assert!(!options.execution.parquet.pushdown_filters);
+    }
+
+    /// A join whose few build keys lie far apart (20 keys over 950,000 integers, as
+    /// q17's 204 parts over 197 K keys at SF 1) looks its rows up in an array under
+    /// Sluice's settings, and in a hash table under DataFusion's.
+    #[tokio::test]
+    async fn sparse_join_keys_are_looked_up_in_an_array() {
+        use datafusion::prelude::SessionContext;
+
+        async fn array_maps(config: SessionConfig) -> String {
+            let runtime = Arc::new(RuntimeEnv::default());
+            let ctx = SessionContext::new_with_state(session_state(config, runtime));
+            // `few` is the build side: the left one, neither having statistics.
+            let sql = "EXPLAIN ANALYZE SELECT count(*) FROM \
+                       (SELECT value * 50000 AS k FROM generate_series(0, 19)) few \
+                       JOIN (SELECT value AS k FROM generate_series(0, 999999)) big \
+                       ON few.k = big.k";
+            let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+            let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string();
+            let join = text
+                .lines()
+                .find(|l| l.contains("HashJoinExec") && l.contains("build_input_rows=20,"))
+                .unwrap_or_else(|| panic!("{text}"));
+            let count = join
+                .split("array_map_created_count=")
+                .nth(1)
+                .unwrap_or_else(|| panic!("{join}"));
+            count.chars().take_while(char::is_ascii_digit).collect()
+        }
+
+        let sluice = session_config(&EngineSettings::default());
+        assert_ne!(array_maps(sluice).await, "0");
+        let mut options = ConfigOptions::default();
+        options.execution.perfect_hash_join_small_build_threshold = 1024;
+        assert_eq!(array_maps(SessionConfig::from(options)).await, "0");
     }
 
     #[test]
