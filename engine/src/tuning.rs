@@ -40,6 +40,13 @@ use crate::project::EngineSettings;
 ///   by 6 M `lineitem` rows twice, take 10–13 ms a join instead of 46 at SF 1, q11's
 ///   suppliers of one nation 1.5 ms instead of 4 (the SF 1 suite 0.970, q17 0.76, q11
 ///   0.88, q02 0.90; BENCHMARKS.md "Ninth pass").
+/// - `default_filter_selectivity` 5% (DataFusion: 20%): the share of rows DataFusion
+///   assumes a filter keeps when it cannot estimate it (a `LIKE`, a comparison of two
+///   columns), which decides the build sides of the joins above it. q09's
+///   `p_name LIKE '%green%'` keeps 5.4% of the parts; taken for a fifth, the parts'
+///   join with `lineitem` looked larger than `partsupp`, whose 8 M rows (SF 10) were
+///   hashed instead of the 3.3 M joined rows: q09 0.86 at SF 10 (1.9 → 1.2 GiB peak
+///   RSS), q03 and q20 0.89, the SF 10 suite 0.973, SF 1 unchanged (1.002).
 ///
 /// `pushdown_filters` (row-level filtering in the Parquet scan) stays off here: it is
 /// turned on scan by scan, where a selective filter is, by
@@ -62,6 +69,7 @@ pub const SLUICE_DEFAULTS: &[(&str, &str)] = &[
         "datafusion.execution.perfect_hash_join_small_build_threshold",
         "1048576",
     ),
+    ("datafusion.optimizer.default_filter_selectivity", "5"),
 ];
 
 /// The session configuration of an environment with `settings`.
