@@ -175,7 +175,14 @@ fn all_physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
 /// `sluice_filter_conjunction`, `join_selection`…), left
 /// out of every session: to see what a rule changes, or to get around one that plans
 /// a query badly, without a rebuild. A name no rule has is ignored with a warning.
-fn skipped_rules() -> Vec<String> {
+/// Read and checked once a process: every run builds a session, twice its rule lists,
+/// and the check builds every rule again.
+fn skipped_rules() -> &'static [String] {
+    static SKIPPED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    SKIPPED.get_or_init(read_skipped_rules)
+}
+
+fn read_skipped_rules() -> Vec<String> {
     let Ok(list) = std::env::var("SLUICE_SKIP_RULES") else {
         return Vec::new();
     };
