@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sluice_engine::Project;
 use sluice_engine::deploy::{PromoteOptions, deploy, promote};
 use sluice_engine::fixtures::{GenOptions, generate_sales_calls, write_example_project};
-use sluice_engine::serve::{ServeOptions, Server};
+use sluice_serve::{ServeOptions, Server};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)

@@ -32,8 +32,8 @@ fn raw_context(session: &EnvSession) -> SessionContext {
     if let Some(limit) = env.settings.memory_limit {
         runtime = runtime.with_memory_limit(limit as usize, 1.0);
     }
-    SessionContext::new_with_state(sluice_engine::tuning::session_state(
-        sluice_engine::tuning::session_config(&env.settings),
+    SessionContext::new_with_state(sluice_engine::optimizer::settings::session_state(
+        sluice_engine::optimizer::settings::session_config(&env.settings),
         runtime.build_arc().expect("runtime"),
     ))
 }

@@ -10,7 +10,7 @@
 //! local folders only; a production cluster runs `ballista-scheduler` and
 //! `ballista-executor`.
 
-use sluice_engine::ballista::LocalCluster;
+use sluice_engine::session::ballista::LocalCluster;
 
 fn main() {
     let mut executors = 2usize;

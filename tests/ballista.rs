@@ -8,8 +8,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use sluice_engine::ballista::LocalCluster;
 use sluice_engine::fixtures::tpch::{generate_tpch, write_tpch_project};
+use sluice_engine::session::ballista::LocalCluster;
 use sluice_engine::{EnvSession, Project, RunEngine, RunOptions, SampleOverride, SluiceError};
 
 use crate::common::{TestProject, block_on};

@@ -642,6 +642,8 @@ fn run_with_a_sample_override_is_deterministic() {
 fn run_verbose_prints_each_source() {
     let p = TestProject::example(0.1);
     let (_, err) = ok(&p, &["run", "top_reps", "-v", "-f", "csv"]);
+    // Sluice's own lines only: no log records, no colours into a file.
+    assert!(!err.contains("DEBUG") && !err.contains('\x1b'), "{err}");
     let lines: Vec<&str> = err.lines().collect();
     let summary = lines
         .iter()

@@ -214,12 +214,25 @@ fn develop_in_staging_promote_run_in_production_roll_back() {
         ),
         before
     );
-    // Rolling back a rollback returns to the version it replaced.
+    // A second rollback never moves forward again to the version rolled back from
+    // (that would skip its gates): before the first version there is nothing.
+    let state = snapshot_state(&p.store("production"));
     let out = run(
         &p,
         &["rollback", "top_reps", "--env", "production", "--yes"],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("first version"), "{}", stderr(&out));
+    assert_eq!(snapshot_state(&p.store("production")), state);
+    // Forward is a promotion, through the gates.
+    ok(&p, &["promote", "top_reps", "--yes"]);
+    assert!(
+        ok(
+            &p,
+            &["run", "top_reps", "--env", "production", "-f", "csv", "-q"]
+        )
+        .starts_with("name,team,won,revenue,lost\n")
+    );
     let out = run(
         &p,
         &[
@@ -233,7 +246,7 @@ fn develop_in_staging_promote_run_in_production_roll_back() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains("no version `000000000000`"),
+        stderr(&out).contains("`000000000000` of `top_reps` was not live in `staging` before"),
         "{}",
         stderr(&out)
     );

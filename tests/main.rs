@@ -8,6 +8,7 @@ mod ballista;
 mod cli;
 mod config;
 mod deploy;
+mod layers;
 mod params;
 mod quality;
 mod sampling;

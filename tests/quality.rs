@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use sluice_engine::checks::{CheckResult, run_pipe_checks, run_sql_checks};
 use sluice_engine::fixtures::GenOptions;
-use sluice_engine::pipe_tests::{CaseResult, run_pipe_tests, run_pipe_tests_for};
+use sluice_engine::quality::checks::{CheckResult, run_pipe_checks, run_sql_checks};
+use sluice_engine::quality::pipe_tests::{CaseResult, run_pipe_tests, run_pipe_tests_for};
 use sluice_engine::{Pipe, Problem, Project, RunOptions, SampleOverride, SluiceError};
 
 use crate::common::{TestProject, block_on, sluice};

@@ -584,7 +584,7 @@ fn serve_settings_are_checked_at_load() {
         ("timeout = \"fast\"", "`serve.timeout`"),
         (
             "max_concurrent = 0",
-            "`serve.max_concurrent`: must be at least 1",
+            "`serve.max_concurrent` is 0: it must be from 1 to",
         ),
         ("max_bytes = \"lots\"", "`serve.max_bytes`"),
         ("anonymus = true", "anonymus"),

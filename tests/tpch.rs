@@ -291,7 +291,7 @@ fn fixtures_and_bench_end_to_end() {
     // parts for `lineitem`) and a static range filter (q06's) stay filters after the
     // decode (optimizer/mod.rs, `SelectiveRowFilters`).
     let row_filtering_scans = |pipe: &str| {
-        let (_, stderr) = run(&["explain", pipe, "--env", "production", "-v"], 0);
+        let (_, stderr) = run(&["explain", pipe, "--env", "production", "-vv"], 0);
         stderr.matches("a Parquet scan filters rows").count()
     };
     assert_eq!(row_filtering_scans("q18"), 1);

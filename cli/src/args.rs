@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::print::PrintFormat;
 
@@ -26,9 +26,18 @@ pub struct Cli {
     )]
     pub project: Option<PathBuf>,
 
-    /// Log what the engine does (repeat for more: -vv)
+    /// Say more: a line per source after a run (-v); engine debug logs too (-vv)
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+
+    /// Log level of the engine's diagnostics on standard error: error, warn, info, debug,
+    /// trace, or a filter such as `sluice_engine=debug` (default: warn; also RUST_LOG)
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Who is acting, as recorded in history and manifests (default: the OS user)
+    #[arg(long, global = true, value_name = "NAME", env = "SLUICE_ACTOR")]
+    pub actor: Option<String>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -53,23 +62,23 @@ pub enum Command {
     /// Plan every pipe against each environment's real schemas, without running them
     Validate(ValidateArgs),
     /// Run the pipe tests (tests/*.toml) on the project's fixture data (tests/data)
-    Test(crate::quality::TestArgs),
+    Test(TestArgs),
     /// Run the data checks of pipes ([[check]]) and checks/*.sql in an environment
-    Check(crate::quality::CheckArgs),
+    Check(CheckArgs),
     /// Record the working copy of pipes as the live versions in an environment
-    Deploy(crate::deploy::DeployArgs),
+    Deploy(DeployArgs),
     /// Show what a promotion would change: pipes added, changed (with diffs), removed
-    Plan(crate::deploy::PlanArgs),
+    Plan(PlanArgs),
     /// Promote the versions deployed in one environment to another, through the gates
-    Promote(crate::deploy::PromoteArgs),
+    Promote(PromoteArgs),
     /// Make the previous (or a given) version of a pipe live again
-    Rollback(crate::deploy::RollbackArgs),
+    Rollback(RollbackArgs),
     /// The changes recorded in an environment
-    History(crate::deploy::HistoryArgs),
+    History(HistoryArgs),
     /// The working copy against every environment's live versions
     Status,
     /// Compare a pipe's output: two environments, or two versions on the same data
-    Diff(crate::deploy::DiffArgs),
+    Diff(DiffArgs),
     /// Run a pipe and write its output as a dataset of the environment's store
     Materialize(MaterializeArgs),
     /// Append CSV, NDJSON or Parquet files to a source, checked against its schema
@@ -79,9 +88,9 @@ pub enum Command {
     /// Branch environments over another environment's store
     Branch(BranchArgs),
     /// Run pipes repeatedly on one warm session: latency, scan throughput, peak memory
-    Bench(crate::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Generate benchmark data (TPC-H) into an environment's store
-    Fixtures(crate::fixtures::FixturesArgs),
+    Fixtures(FixturesArgs),
     /// Serve an environment's endpoint pipes over HTTP (/v0/pipes/NAME.json, …)
     Serve(ServeArgs),
     /// Access tokens of an environment's endpoints: create, list, revoke
@@ -331,9 +340,6 @@ pub struct MaterializeArgs {
     pub deployed: bool,
     #[command(flatten)]
     pub sample: SampleArgs,
-    /// Who is writing (default: the OS user)
-    #[arg(long)]
-    pub actor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -348,9 +354,6 @@ pub struct IngestArgs {
     /// Refuse the whole batch if any row does not fit the source's schema
     #[arg(long)]
     pub strict: bool,
-    /// Who is writing (default: the OS user)
-    #[arg(long)]
-    pub actor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -382,9 +385,6 @@ pub struct SampleBuildArgs {
     /// Seed of the sample (default: the target's sample seed, else 0)
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Who is writing (default: the OS user)
-    #[arg(long)]
-    pub actor: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -415,13 +415,204 @@ pub struct BranchCreateArgs {
     pub data: Option<String>,
     #[command(flatten)]
     pub sample: SampleArgs,
-    /// Who is creating it (default: the OS user)
-    #[arg(long)]
-    pub actor: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct BranchDeleteArgs {
     /// The branch to delete
     pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Pipes to deploy
+    #[arg(value_name = "PIPE", required_unless_present = "all")]
+    pub pipes: Vec<String>,
+    /// Deploy every pipe
+    #[arg(long, conflicts_with = "pipes")]
+    pub all: bool,
+    /// The environment (default: staging; protected environments take promotions only)
+    #[arg(long, short = 'e', value_name = "NAME")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[arg(long, default_value = "staging", value_name = "ENV")]
+    pub from: String,
+    #[arg(long, default_value = "production", value_name = "ENV")]
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// Pipes to promote
+    #[arg(value_name = "PIPE", required_unless_present = "all")]
+    pub pipes: Vec<String>,
+    /// Promote every pipe deployed in the source
+    #[arg(long, conflicts_with = "pipes")]
+    pub all: bool,
+    #[arg(long, default_value = "staging", value_name = "ENV")]
+    pub from: String,
+    #[arg(long, default_value = "production", value_name = "ENV")]
+    pub to: String,
+    /// Run the gates only; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Accept breaking changes to live output schemas
+    #[arg(long)]
+    pub allow_breaking: bool,
+    /// Fraction of the target's data the data checks read
+    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
+    pub sample: f64,
+    /// Confirm a promotion to a protected environment without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The pipe
+    pub pipe: String,
+    /// The environment
+    #[arg(long, short = 'e', value_name = "NAME", required = true)]
+    pub env: String,
+    /// The version to make live (default: the one before the live version)
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
+    /// Confirm a rollback in a protected environment without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this pipe
+    pub pipe: Option<String>,
+    /// The environment (default: staging)
+    #[arg(long, short = 'e', value_name = "NAME")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The pipe
+    pub pipe: String,
+    /// Environment whose run is the base (default: production)
+    #[arg(long, value_name = "ENV", conflicts_with = "versions")]
+    pub base: Option<String>,
+    /// Environment whose run is the head (default: staging)
+    #[arg(long, value_name = "ENV", conflicts_with = "versions")]
+    pub head: Option<String>,
+    /// Compare two versions on the same data of --env: A..B, each a version id,
+    /// `live` or `working`
+    #[arg(long, value_name = "A..B", requires = "env")]
+    pub versions: Option<String>,
+    /// The environment whose data both versions run on (with --versions)
+    #[arg(long, short = 'e', value_name = "NAME")]
+    pub env: Option<String>,
+    /// Key columns to join the two outputs on (comma-separated)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub key: Vec<String>,
+    /// A parameter value for both runs: --param name=value
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// How many differing rows to show
+    #[arg(long, default_value_t = 10)]
+    pub sample_rows: usize,
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct TestArgs {
+    /// Only the cases of these pipes (default: every case of tests/*.toml)
+    #[arg(value_name = "PIPE")]
+    pub pipes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Only the checks of these pipes (default: every pipe's checks and checks/*.sql)
+    #[arg(value_name = "PIPE")]
+    pub pipes: Vec<String>,
+    #[command(flatten)]
+    pub env: EnvArg,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The pipes to run (or --all)
+    #[arg(value_name = "PIPE", required_unless_present = "all")]
+    pub pipes: Vec<String>,
+    /// Every pipe of the project
+    #[arg(long, conflicts_with = "pipes")]
+    pub all: bool,
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Measured runs of each pipe
+    #[arg(long = "runs", short = 'n', default_value_t = 5, value_name = "RUNS")]
+    pub runs: usize,
+    /// Unmeasured runs of each pipe before the measured ones
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub warmup: usize,
+    /// Print the results as one JSON object, for scripts
+    #[arg(long)]
+    pub json: bool,
+    /// A parameter value: --param name=value (repeatable; applies to the pipes declaring it)
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Run the versions deployed in the environment, not the working copy (always so in
+    /// a protected environment)
+    #[arg(long)]
+    pub deployed: bool,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct FixturesArgs {
+    #[command(subcommand)]
+    pub fixture: Fixture,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Fixture {
+    /// Generate the eight TPC-H tables as Parquet into an environment's store
+    Tpch(TpchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TpchArgs {
+    /// Scale factor: 1 is ~6M lineitem rows (~0.3 GB of Parquet)
+    #[arg(long, default_value_t = 1.0)]
+    pub sf: f64,
+    /// The environment whose store gets the data (default: staging; with --init, every
+    /// environment)
+    #[arg(long, short = 'e', value_name = "NAME")]
+    pub env: Option<String>,
+    /// First write the tpch project (sluice.toml, the 22 queries as pipes) into DIR, then
+    /// deploy its pipes to staging and promote them to production
+    #[arg(long, value_name = "DIR")]
+    pub init: Option<PathBuf>,
+    /// The files' compression: zstd writes the smallest, lz4 decodes the fastest
+    #[arg(long, value_enum, default_value_t = Codec::Zstd)]
+    pub compression: Codec,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Codec {
+    Zstd,
+    Lz4,
+    Snappy,
+    None,
 }

@@ -1,17 +1,15 @@
-//! `sluice`: parses the command line, calls the engine, prints. Exit codes: 0 ok, 1 a
-//! run or query failed, 2 a usage or configuration error. A closed pipe (`| head`) is
-//! a normal exit.
+//! `sluice`: parses the command line, resolves the global settings once, calls the
+//! engine, prints. Exit codes: 0 ok, 1 a run or query failed, 2 a usage or
+//! configuration error. A closed pipe (`| head`) is a normal exit.
+//!
+//! `args` is the command line (clap), `settings` the global flags resolved, `cmd` one
+//! module per group of commands, `print` the output formats.
 
 mod args;
-mod bench;
-mod commands;
+mod cmd;
 mod cpu;
-mod deploy;
-mod fixtures;
 mod print;
-mod quality;
-mod serve;
-mod stores;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -19,6 +17,8 @@ use clap::Parser;
 use sluice_engine::SluiceError;
 
 use args::{Cli, Command};
+use cmd::{bench, data, deploy, fixtures, init, quality, serve, stores};
+use settings::Settings;
 
 // mimalloc, with `--features mimalloc`: not the default, it measured slower than the
 // system allocator on TPC-H SF 1 (BENCHMARKS.md).
@@ -26,27 +26,65 @@ use args::{Cli, Command};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The stack of every thread that plans or runs queries.
+const STACK_SIZE: usize = 64 << 20;
+
 fn main() -> ExitCode {
+    // The command runs on a thread with the same large stack as the runtime's workers:
+    // `block_on` plans on the calling thread.
+    match std::thread::Builder::new()
+        .name("sluice-main".into())
+        .stack_size(STACK_SIZE)
+        .spawn(run)
+        .map(|t| t.join())
+    {
+        Ok(Ok(code)) => code,
+        Ok(Err(_)) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: cannot start the main thread: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> ExitCode {
     if let Err(message) = cpu::check() {
         eprintln!("error: {message}");
         return ExitCode::from(2);
     }
     let cli = Cli::parse();
-    let filter = match cli.verbose {
-        0 => "warn",
-        1 => "info,sluice_engine=debug",
-        _ => "debug",
+    // -v is Sluice's own per-source lines; logs are asked for by level.
+    let filter = match (&cli.log_level, cli.verbose) {
+        (Some(level), _) => tracing_subscriber::EnvFilter::try_new(level),
+        (None, v) => tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+            .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+            .or_else(|_| {
+                tracing_subscriber::EnvFilter::try_new(if v >= 2 {
+                    "info,sluice_engine=debug"
+                } else {
+                    "warn"
+                })
+            }),
+    };
+    let filter = match filter {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: --log-level: {e}");
+            return ExitCode::from(2);
+        }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
-        )
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .init();
 
+    // Planning walks SQL expressions recursively: every thread that plans gets a stack
+    // large enough for the longest expression the engine accepts
+    // (`project::sql::MAX_SQL_OPERATORS`), the main one included (see `main`).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(STACK_SIZE)
         .build()
     {
         Ok(r) => r,
@@ -55,37 +93,36 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let project = cli.project.clone();
-    let project = project.as_deref();
-    let verbose = cli.verbose;
+    let settings = Settings::resolve(&cli);
+    let s = &settings;
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Init(a) => commands::init(a).await,
-            Command::Quickstart(a) => commands::quickstart(a).await,
-            Command::Envs => commands::envs(project),
-            Command::Sources(a) => commands::sources(project, a).await,
-            Command::Query(a) => commands::query(project, a, verbose).await,
-            Command::Run(a) => commands::run(project, a, verbose).await,
-            Command::Explain(a) => commands::explain(project, a).await,
-            Command::Validate(a) => commands::validate(project, a).await,
-            Command::Test(a) => quality::test(project, a).await,
-            Command::Check(a) => quality::check(project, a).await,
-            Command::Deploy(a) => deploy::deploy_cmd(project, a).await,
-            Command::Plan(a) => deploy::plan_cmd(project, a).await,
-            Command::Promote(a) => deploy::promote_cmd(project, a).await,
-            Command::Rollback(a) => deploy::rollback_cmd(project, a).await,
-            Command::History(a) => deploy::history_cmd(project, a).await,
-            Command::Status => deploy::status_cmd(project).await,
-            Command::Diff(a) => deploy::diff_cmd(project, a).await,
-            Command::Materialize(a) => stores::materialize_cmd(project, a, verbose).await,
-            Command::Ingest(a) => stores::ingest_cmd(project, a).await,
-            Command::Sample(a) => stores::sample_cmd(project, a).await,
-            Command::Branch(a) => stores::branch_cmd(project, a).await,
-            Command::Bench(a) => bench::bench(project, a).await,
-            Command::Fixtures(a) => fixtures::fixtures(project, a).await,
-            Command::Serve(a) => serve::serve_cmd(project, a).await,
-            Command::Token(a) => serve::token_cmd(project, a).await,
-            Command::Stats(a) => serve::stats_cmd(project, a, verbose).await,
+            Command::Init(a) => init::init(a).await,
+            Command::Quickstart(a) => init::quickstart(a).await,
+            Command::Envs => data::envs(s),
+            Command::Sources(a) => data::sources(s, a).await,
+            Command::Query(a) => data::query(s, a).await,
+            Command::Run(a) => data::run(s, a).await,
+            Command::Explain(a) => data::explain(s, a).await,
+            Command::Validate(a) => data::validate(s, a).await,
+            Command::Test(a) => quality::test(s, a).await,
+            Command::Check(a) => quality::check(s, a).await,
+            Command::Deploy(a) => deploy::deploy_cmd(s, a).await,
+            Command::Plan(a) => deploy::plan_cmd(s, a).await,
+            Command::Promote(a) => deploy::promote_cmd(s, a).await,
+            Command::Rollback(a) => deploy::rollback_cmd(s, a).await,
+            Command::History(a) => deploy::history_cmd(s, a).await,
+            Command::Status => deploy::status_cmd(s).await,
+            Command::Diff(a) => deploy::diff_cmd(s, a).await,
+            Command::Materialize(a) => stores::materialize_cmd(s, a).await,
+            Command::Ingest(a) => stores::ingest_cmd(s, a).await,
+            Command::Sample(a) => stores::sample_cmd(s, a).await,
+            Command::Branch(a) => stores::branch_cmd(s, a).await,
+            Command::Bench(a) => bench::bench(s, a).await,
+            Command::Fixtures(a) => fixtures::fixtures(s, a).await,
+            Command::Serve(a) => serve::serve_cmd(s, a).await,
+            Command::Token(a) => serve::token_cmd(s, a).await,
+            Command::Stats(a) => serve::stats_cmd(s, a).await,
         }
     });
     match result {
@@ -98,7 +135,7 @@ fn exit_for(err: anyhow::Error) -> ExitCode {
     if is_broken_pipe(&err) {
         return ExitCode::SUCCESS;
     }
-    if err.downcast_ref::<commands::Failed>().is_some() {
+    if err.downcast_ref::<cmd::Failed>().is_some() {
         return ExitCode::from(1);
     }
     if let Some(e) = err.downcast_ref::<SluiceError>() {

@@ -3,16 +3,21 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result, bail};
 use clap::ValueEnum;
+use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::arrow::csv::WriterBuilder as CsvWriterBuilder;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::ipc::writer::StreamWriter;
 use datafusion::arrow::json::WriterBuilder as JsonWriterBuilder;
 use datafusion::arrow::json::writer::{JsonArray, LineDelimited};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::parquet::arrow::ArrowWriter;
+use sluice_engine::{RunOutput, RunReport};
 
 /// `println!` that returns the write error (a closed pipe) instead of panicking.
 #[macro_export]
@@ -154,40 +159,76 @@ pub fn emit(
     }
 }
 
-/// `1.5 MiB` style sizes.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+pub use sluice_engine::util::text::{human_bytes, human_duration, thousands as human_count};
+
+/// Prints rows of text as an aligned table with arrow's pretty printer.
+pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    let fields: Vec<Field> = headers
+        .iter()
+        .map(|h| Field::new(*h, DataType::Utf8, false))
+        .collect();
+    let columns: Vec<ArrayRef> = (0..headers.len())
+        .map(|i| {
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|r| r[i].as_str()),
+            )) as ArrayRef
+        })
+        .collect();
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    outln!("{}", pretty_format_batches(&[batch])?);
+    Ok(())
 }
 
-/// `1,234,567` style counts.
-pub fn human_count(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
-            out.push(',');
+/// The one-line summary of a run, for standard error.
+pub fn summary_line(report: &RunReport) -> String {
+    let what = match &report.pipe {
+        Some(p) => format!("pipe {p}"),
+        None => "query".to_string(),
+    };
+    let sample = match &report.sample {
+        Some(p) => format!(
+            "sample {p}, kept {:.1}% of rows",
+            report.effective_fraction() * 100.0
+        ),
+        None => "full data".to_string(),
+    };
+    format!(
+        "{} · {} · {} rows in {} · scanned {} rows, {} · {}",
+        report.env,
+        what,
+        human_count(report.rows_out),
+        human_duration(report.elapsed),
+        human_count(report.rows_scanned()),
+        human_bytes(report.bytes_scanned()),
+        sample
+    )
+}
+
+pub fn print_output(out: &RunOutput, args: &crate::args::OutputArgs, verbose: u8) -> Result<()> {
+    emit(
+        args.output.as_deref(),
+        args.format,
+        &out.schema,
+        &out.batches,
+    )?;
+    if !args.quiet {
+        eprintln!("{}", summary_line(&out.report));
+        if verbose > 0 {
+            for s in &out.report.sources {
+                eprintln!(
+                    "  {}: {} · scanned {} of {} rows, {} · kept {:.1}%",
+                    s.source,
+                    s.sampling,
+                    human_count(s.rows_scanned),
+                    human_count(s.rows_total),
+                    human_bytes(s.bytes_scanned),
+                    s.fraction * 100.0
+                );
+            }
         }
-        out.push(c);
+        if let Some(path) = &args.output {
+            eprintln!("wrote {}", path.display());
+        }
     }
-    out
-}
-
-pub fn human_duration(d: std::time::Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        format!("{:.2} s", ms / 1000.0)
-    }
+    Ok(())
 }

@@ -1,170 +1,44 @@
-//! Branch environments: an environment that reads its parent's store without copying
-//! it. Its own store overlays the parent's — sources it writes or ingests are its own,
-//! the rest fall through — and it has its own deployments and sampling policy. This is
-//! how a change is tried on production data without touching production.
-//!
-//! A branch is a file `.sluice/branches/NAME.toml` in the project (local state, like a
-//! git branch that was not pushed); its store defaults to `.sluice/branches/NAME/data`.
+//! Creating and deleting branch environments (defined in `project::branch`): an
+//! environment that reads its parent's store without copying it. Deleting one removes
+//! what its own store holds and nothing else: a store that overlaps another
+//! environment's, or that does not carry the branch's own marker, is refused.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use crate::error::{Result, SluiceError};
+use crate::project::branch::{
+    BRANCHES_DIR, BranchFile, branch_environment, branch_file, policy_value,
+};
+use crate::project::location::StoreLocation;
+use crate::project::sampling::{SampleOverride, SamplePolicy};
+use crate::project::{Environment, Project, is_identifier};
+use crate::store::Store;
 
-use serde::{Deserialize, Serialize};
+/// The object in a branch's own store that says whose store it is: written when the
+/// branch is created, checked before it is deleted.
+pub const BRANCH_MARKER: &str = "_sluice/branch.json";
 
-use crate::error::{Problem, Result, SluiceError};
-use crate::project::{Environment, Project, SourceText, is_identifier, parse_policy};
-use crate::sample::SamplePolicy;
-use crate::store::{StorageSettings, Store, StoreLocation};
-
-/// Where branch definitions live, under the project root.
-pub const BRANCHES_DIR: &str = ".sluice/branches";
-
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BranchFile {
-    parent: String,
-    data: String,
-    /// `"full"` or a policy table, as in `sluice.toml`.
-    sample: toml::Value,
-    created_at: String,
-    created_by: String,
-}
-
-fn branch_file(root: &Path, name: &str) -> PathBuf {
-    root.join(BRANCHES_DIR).join(format!("{name}.toml"))
-}
-
-/// The branches of a project, as environments. Problems are reported like those of
-/// `sluice.toml`, with the branch file's line.
-pub(crate) fn load_branches(
-    root: &Path,
-    environments: &BTreeMap<String, Environment>,
-    problems: &mut Vec<Problem>,
-) -> Vec<Environment> {
-    let dir = root.join(BRANCHES_DIR);
-    let Ok(files) = crate::project::files_with_extension(&dir, "toml") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for path in files {
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) => {
-                problems.push(Problem {
-                    file: path.clone(),
-                    line: 1,
-                    column: 1,
-                    message: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let file = SourceText {
-            path: &path,
-            text: &text,
-        };
-        let raw: BranchFile = match toml::from_str(&text) {
-            Ok(r) => r,
-            Err(e) => {
-                problems.push(file.parse_error(e));
-                continue;
-            }
-        };
-        let at = |message: String| file.problem(0, message);
-        if environments.contains_key(&name) {
-            problems.push(at(format!(
-                "branch `{name}` has the name of an environment of sluice.toml"
-            )));
-            continue;
-        }
-        let Some(parent) = environments.get(&raw.parent) else {
-            problems.push(at(format!(
-                "branch `{name}`: its parent environment `{}` is not in sluice.toml",
-                raw.parent
-            )));
-            continue;
-        };
-        let location = match StoreLocation::parse(&raw.data, root) {
-            Ok(l) => l,
-            Err(m) => {
-                problems.push(at(format!("branch `{name}`: {m}")));
-                continue;
-            }
-        };
-        let sample = match parse_policy(&raw.sample) {
-            Ok(p) => p,
-            Err(m) => {
-                problems.push(at(format!("branch `{name}`: {m}")));
-                continue;
-            }
-        };
-        out.push(branch_environment(
-            &name, parent, location, raw.data, sample,
-        ));
-    }
-    out
-}
-
-fn branch_environment(
-    name: &str,
-    parent: &Environment,
-    location: StoreLocation,
-    data: String,
-    sample: Option<SamplePolicy>,
-) -> Environment {
-    // A branch store on the parent's service uses the parent's credentials.
-    let storage = if location.scheme() == parent.location.scheme() {
-        parent.storage.clone()
-    } else {
-        StorageSettings::default()
-    };
-    Environment {
-        name: name.to_string(),
-        data,
-        location,
-        storage,
-        sample,
-        protected: false,
-        settings: parent.settings.clone(),
-        engine: parent.engine.clone(),
-        serve: parent.serve.clone(),
-        parent: Some(Box::new(parent.clone())),
-    }
-}
-
-/// A policy as it is written in `sluice.toml`.
-fn policy_value(policy: Option<&SamplePolicy>) -> toml::Value {
-    let Some(p) = policy else {
-        return toml::Value::String("full".into());
-    };
-    let mut t = toml::Table::new();
-    t.insert("method".into(), p.method().into());
-    match p {
-        SamplePolicy::Rows { rows, .. } => {
-            t.insert("rows".into(), (*rows as i64).into());
-        }
-        _ => {
-            t.insert("fraction".into(), p.fraction().unwrap_or(1.0).into());
-        }
-    }
-    t.insert("seed".into(), (p.seed() as i64).into());
-    if let SamplePolicy::Key { key: Some(k), .. } = p {
-        t.insert("key".into(), k.clone().into());
-    }
-    toml::Value::Table(t)
+/// The environment (or branch) of `project` whose store overlaps `location`, other
+/// than `except`.
+fn overlapping<'a>(
+    project: &'a Project,
+    location: &StoreLocation,
+    except: Option<&str>,
+) -> Option<&'a Environment> {
+    project
+        .environments
+        .values()
+        .filter(|e| Some(e.name.as_str()) != except)
+        .find(|e| e.location.overlaps(location))
 }
 
 /// Creates a branch of `parent` and returns it. `data` is where its own store goes
-/// (default `.sluice/branches/NAME/data`); `sample` its sampling policy.
-pub fn create(
+/// (default `.sluice/branches/NAME/data`); its sampling policy is the parent's with
+/// `sample` applied. The store must not overlap the store of any environment or branch
+/// of the project.
+pub async fn create(
     project: &Project,
     name: &str,
     parent: &str,
-    sample: Option<&SamplePolicy>,
+    sample: &SampleOverride,
     data: Option<&str>,
     actor: &str,
 ) -> Result<Environment> {
@@ -184,40 +58,49 @@ pub fn create(
             "`{parent}` is a branch: branch from an environment of sluice.toml"
         )));
     }
+    let policy: Option<SamplePolicy> = sample
+        .apply(parent_env.sample.as_ref())
+        .map_err(SluiceError::SampleOverride)?;
+    let sample = policy.as_ref();
     let data = data
         .map(str::to_string)
         .unwrap_or_else(|| format!("{BRANCHES_DIR}/{name}/data"));
     let location = StoreLocation::parse(&data, &project.root).map_err(SluiceError::Usage)?;
-    let overlaps = |a: &str, b: &str| {
-        a == b || a.starts_with(&format!("{b}/")) || b.starts_with(&format!("{a}/"))
-    };
-    if overlaps(&location.to_string(), &parent_env.location.to_string()) {
+    if let Some(other) = overlapping(project, &location, None) {
         return Err(SluiceError::Usage(format!(
-            "branch `{name}`: its store {location} must not be inside (or contain) the store of `{parent}` ({})",
-            parent_env.location
+            "branch `{name}`: its store {location} overlaps the store of environment `{}` ({}): a branch needs a store of its own",
+            other.name, other.location
         )));
     }
+    let env = branch_environment(name, parent_env, location, data.clone(), sample.cloned());
+    // The marker goes in first: a store without it is never deleted as this branch's.
+    let store = Store::open(&env)?;
+    let marker = serde_json::json!({
+        "branch": name,
+        "parent": parent,
+        "project": project.root.display().to_string(),
+        "created_at": crate::util::clock::now(),
+    });
+    store
+        .put(BRANCH_MARKER, marker.to_string().into_bytes().into())
+        .await?;
     let file = BranchFile {
         parent: parent.to_string(),
-        data: data.clone(),
+        data,
         sample: policy_value(sample),
-        created_at: crate::deploy::now(),
+        created_at: crate::util::clock::now(),
         created_by: actor.to_string(),
     };
     let path = branch_file(&project.root, name);
     let text = toml::to_string(&file).expect("branch file serializes");
-    crate::deploy::write_atomic(&path, text.as_bytes())?;
-    Ok(branch_environment(
-        name,
-        parent_env,
-        location,
-        data,
-        sample.cloned(),
-    ))
+    crate::util::fs::write_atomic(&path, text.as_bytes())?;
+    Ok(env)
 }
 
 /// Deletes a branch: what its own store holds (its sources, deployments, state) and
-/// its definition. The parent's store is not touched. Returns the objects deleted.
+/// its definition. The parent's store is not touched, and a store that overlaps any
+/// other environment's, or does not carry this branch's marker, is refused. Returns the
+/// objects deleted.
 pub async fn delete(project: &Project, name: &str) -> Result<usize> {
     let env = project.environment(name)?;
     if !env.is_branch() {
@@ -225,9 +108,36 @@ pub async fn delete(project: &Project, name: &str) -> Result<usize> {
             "`{name}` is not a branch (an environment of sluice.toml is never deleted by sluice)"
         )));
     }
-    let store = Store::open(env)?;
-    let deleted = store.delete_all("").await?;
     let path = branch_file(&project.root, name);
+    if let Some(other) = overlapping(project, &env.location, Some(name)) {
+        return Err(SluiceError::Usage(format!(
+            "branch `{name}`: its store {} overlaps the store of environment `{}` ({}): nothing deleted (remove {} by hand to forget the branch)",
+            env.location,
+            other.name,
+            other.location,
+            path.display()
+        )));
+    }
+    let store = Store::open(env)?;
+    let marker: Option<serde_json::Value> = store
+        .get(BRANCH_MARKER)
+        .await?
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let marked = marker
+        .as_ref()
+        .is_some_and(|m| m["branch"].as_str() == Some(name));
+    // Branches made before markers existed: only their default store, inside the
+    // project's own `.sluice/branches/NAME/`, is theirs for certain.
+    let default_store = StoreLocation::parse(&format!("{BRANCHES_DIR}/{name}"), &project.root)
+        .is_ok_and(|d| d.contains(&env.location));
+    if !marked && !(marker.is_none() && default_store) {
+        return Err(SluiceError::Usage(format!(
+            "branch `{name}`: the store {} does not carry this branch's marker ({BRANCH_MARKER}): nothing deleted (remove {} by hand to forget the branch)",
+            env.location,
+            path.display()
+        )));
+    }
+    let deleted = store.delete_all("").await?;
     std::fs::remove_file(&path).map_err(|e| SluiceError::io(&path, e))?;
     Ok(deleted)
 }

@@ -11,43 +11,18 @@ use datafusion::arrow::array::{
     Array, ArrayRef, RecordBatch, StringArray, StringBuilder, UInt64Array,
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Result, SluiceError};
 use crate::project::SourceDef;
 use crate::session::EnvSession;
-use crate::store::STATE_DIR;
 use crate::store::dataset::{DatasetWriter, WriteMode};
 
-/// Where rejected rows of a source go, in its environment's store.
-pub fn errors_dataset(source: &str) -> String {
-    format!("{STATE_DIR}/errors/{source}")
-}
-
-/// The suffix of the table a source's quarantine is queried as: `sluice.calls_errors`.
-pub const ERRORS_TABLE_SUFFIX: &str = "_errors";
-
-/// The table a source's quarantine is queried as, in the `sluice` schema.
-pub fn errors_table(source: &str) -> String {
-    format!(
-        "{}.{source}{ERRORS_TABLE_SUFFIX}",
-        crate::stats::STATS_SCHEMA
-    )
-}
-
-/// The columns of a quarantine dataset.
-pub fn errors_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("ingest_id", DataType::Utf8, false),
-        Field::new("ingested_at", DataType::Utf8, false),
-        Field::new("file", DataType::Utf8, false),
-        Field::new("line", DataType::UInt64, false),
-        Field::new("reason", DataType::Utf8, false),
-        Field::new("raw", DataType::Utf8, false),
-    ]))
-}
+pub use crate::project::system_tables::{
+    ERRORS_TABLE_SUFFIX, errors_dataset, errors_schema, errors_table,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InputFormat {
@@ -225,7 +200,7 @@ fn describe_files(files: &[PathBuf]) -> String {
 /// The quarantine's rows: which ingest, file, line, why, and the row as read.
 fn rejected_batch(write_id: &str, rejected: &[RejectedRow]) -> Result<RecordBatch> {
     let schema = errors_schema();
-    let now = crate::deploy::now();
+    let now = crate::util::clock::now();
     let n = rejected.len();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![write_id; n])),

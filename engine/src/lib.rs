@@ -3,7 +3,8 @@
 //! The library behind the `sluice` binary: a project model (`sluice.toml`, `pipes/`),
 //! per-environment Parquet stores, sampling on read, typed pipe parameters, and runs of
 //! pipes on Apache DataFusion. It prints nothing and parses no arguments: the binary
-//! (and any program embedding Sluice) does that.
+//! (and any program embedding Sluice) does that. The HTTP server is the crate
+//! `sluice-serve`, above this one.
 //!
 //! ```no_run
 //! # async fn demo() -> sluice_engine::Result<()> {
@@ -15,39 +16,57 @@
 //! println!("{} rows, {} bytes scanned", out.report.rows_out, out.report.bytes_scanned());
 //! # Ok(()) }
 //! ```
+//!
+//! ## Layers
+//!
+//! Each module may use the modules of its own layer and of the layers below it, never
+//! one above (`tests/layers.rs` checks every `crate::` path of this crate):
+//!
+//! | layer | modules | what they hold |
+//! | --- | --- | --- |
+//! | 0 | `error`, `util` | the error type; clock, atomic files, failpoints, text formatting |
+//! | 1 | `project` | every definition parsed from a project's files |
+//! | 2 | `store` | stores: listing, datasets, locks, footers, deployment records |
+//! | 3 | `scan` | a source registered for a run, sampled as its policy says; footer statistics |
+//! | 4 | `optimizer` | Sluice's optimizer rules and the DataFusion settings of a session |
+//! | 5 | `session` | `EnvSession`: runs of SQL and pipes in an environment, embedded or on Ballista |
+//! | 6 | `deploy`, `quality`, `ingest`, `materialize`, `sample_store`, `stats`, `branch`, `bench`, `fixtures` | operations built on runs |
+//!
+//! Above the engine: `sluice-serve` (the HTTP server), then the `sluice` binary.
 
-#[cfg(feature = "ballista")]
-pub mod ballista;
+// Layer 0
+pub mod error;
+pub mod util;
+// Layer 1
+pub mod project;
+// Layer 2
+pub mod store;
+// Layer 3
+pub mod scan;
+// Layer 4
+pub mod optimizer;
+// Layer 5
+pub mod session;
+// Layer 6
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod branch;
-pub mod checks;
 pub mod deploy;
-pub mod error;
+#[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod ingest;
 pub mod materialize;
-pub mod optimizer;
-pub mod params;
-pub mod parquet_reader;
-pub mod pipe_tests;
-pub mod project;
-pub mod report;
-pub mod sample;
-pub mod sample_build;
-pub mod sampling;
-pub mod serve;
-pub mod session;
-pub mod shared_nodes;
+pub mod quality;
+pub mod sample_store;
 pub mod stats;
-pub mod store;
-pub mod tuning;
 
-pub use checks::{CheckKind, CheckResult, DataCheck, SqlCheck};
 pub use error::{ErrorClass, Problem, Result, SluiceError};
-pub use params::{Param, ParamType, ParamValue};
-pub use pipe_tests::CaseResult;
+pub use project::checks::{CheckKind, DataCheck, SqlCheck};
+pub use project::params::{Param, ParamType, ParamValue};
+pub use project::sampling::{SampleOverride, SamplePolicy, SourceSampling};
 pub use project::{BallistaEngine, Environment, Pipe, Project, RunEngine, SourceDef};
-pub use report::{RunReport, SourceReport};
-pub use sample::{SampleOverride, SamplePolicy, SourceSampling};
+pub use quality::checks::CheckResult;
+pub use quality::pipe_tests::CaseResult;
+pub use session::report::{RunReport, SourceReport};
 pub use session::{EnvSession, PlanFailure, RunOptions, RunOutput};
 pub use store::Store;

@@ -6,8 +6,8 @@
 use futures::StreamExt;
 
 use crate::error::{Result, SluiceError};
-use crate::report::RunReport;
 use crate::session::EnvSession;
+use crate::session::report::RunReport;
 use crate::store::dataset::{DatasetWriter, Manifest, WriteMode};
 
 /// What a materialization wrote.
@@ -57,8 +57,23 @@ pub async fn materialize(
             )));
         }
     }
-    if target.mode == WriteMode::Append && store.owns(&target.to).await? {
-        check_append_schema(session, pipe, &target.to, &target.partition_by, &schema).await?;
+    if store.owns(&target.to).await? {
+        // A folder of Parquet files Sluice did not write (no dataset manifest) is data
+        // brought from elsewhere, like a declared source: replaced only when the pipe
+        // says so.
+        let managed = crate::store::dataset::read_manifest(store, &target.to)
+            .await?
+            .is_some();
+        if !managed && !target.replace_source {
+            return Err(SluiceError::Usage(format!(
+                "pipe `{pipe}`: materialize `to = \"{}\"` names {}, a folder of files Sluice did not write: a run would replace them; write to a dataset of its own, or set `replace_source = true` in `materialize` if it is meant to",
+                target.to,
+                store.describe(&target.to)
+            )));
+        }
+        if target.mode == WriteMode::Append || target.replace_source {
+            check_same_columns(session, pipe, &target.to, &target.partition_by, &schema).await?;
+        }
     }
     let mut writer = DatasetWriter::begin(store, &target.to, &target.partition_by, actor).await?;
     let mut rows = 0u64;
@@ -68,7 +83,7 @@ pub async fn materialize(
         writer.write(&batch).await?;
     }
     let write_id = writer.write_id().to_string();
-    let version = crate::deploy::version_of(&def.text).unwrap_or_default();
+    let version = crate::project::version_of(&def.text).unwrap_or_default();
     let manifest = writer
         .commit(target.mode, &format!("materialize {pipe}@{version}"))
         .await?;
@@ -98,8 +113,9 @@ pub async fn materialize(
     })
 }
 
-/// An append must bring the columns the dataset has, of the same types.
-async fn check_append_schema(
+/// An append, or a write over a source, must bring the columns the dataset has, of the
+/// same types.
+async fn check_same_columns(
     session: &EnvSession,
     pipe: &str,
     dataset: &str,
@@ -134,7 +150,7 @@ async fn check_append_schema(
                 .join(", ")
         };
         return Err(SluiceError::Usage(format!(
-            "pipe `{pipe}` cannot append to dataset `{dataset}` in environment `{}`: its output has columns ({}) but the dataset has ({}); use mode = \"replace\" or change the pipe",
+            "pipe `{pipe}` cannot write to dataset `{dataset}` in environment `{}`: its output has columns ({}) but the dataset has ({}); an append or a write over a source must keep its columns (change the pipe, or use mode = \"replace\" on a dataset of its own)",
             session.environment().name,
             show(&out),
             show(&have)

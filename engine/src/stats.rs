@@ -15,21 +15,18 @@ use bytes::Bytes;
 use datafusion::arrow::array::{
     ArrayRef, Float64Builder, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::error::Result;
-use crate::report::RunReport;
+use crate::project::Pipe;
+pub use crate::project::system_tables::{STATS_DIR, STATS_SCHEMA, STATS_TABLE, stats_schema};
+use crate::session::report::RunReport;
+use crate::session::{EnvSession, RunOptions, RunOutput};
 use crate::store::Store;
-
-/// The folder of the store holding the records.
-pub const STATS_DIR: &str = "_sluice/stats";
-/// The schema and table name the records are read under.
-pub const STATS_SCHEMA: &str = "sluice";
-pub const STATS_TABLE: &str = "pipe_stats";
 
 /// One run of a pipe.
 #[derive(Debug, Clone)]
@@ -119,9 +116,40 @@ impl RunRecord {
     }
 }
 
+/// Runs a pipe like `EnvSession::run_pipe_def` and appends its run record (finished or failed)
+/// to the environment's `_sluice/stats/`. A record that cannot be written is
+/// logged; it never fails the run.
+pub async fn run_pipe_recorded(
+    session: &EnvSession,
+    pipe: &Pipe,
+    given: &[(String, String)],
+    options: &RunOptions,
+    origin: &'static str,
+) -> Result<RunOutput> {
+    let started_at = std::time::SystemTime::now();
+    let result = session.run_pipe_def(pipe, given, options).await;
+    let record = match &result {
+        Ok(out) => RunRecord::finished(pipe, origin, started_at, given, &out.report),
+        Err(e) => RunRecord::failed(
+            &session.environment().name,
+            &pipe.name,
+            Some(pipe_version(pipe)),
+            origin,
+            started_at,
+            given,
+            "error",
+            e.to_string(),
+        ),
+    };
+    if let Err(e) = write_records(session.store(), &[record]).await {
+        tracing::warn!(env = %session.environment().name, pipe = %pipe.name, "run statistics not written: {e}");
+    }
+    result
+}
+
 /// The short content version of a pipe definition (as deployments name it).
 pub fn pipe_version(pipe: &crate::project::Pipe) -> String {
-    crate::deploy::version_of(&pipe.text).unwrap_or_default()
+    crate::project::version_of(&pipe.text).unwrap_or_default()
 }
 
 /// SHA-256 (hex, 16 characters) of the parameters as given, in name order.
@@ -137,30 +165,6 @@ pub fn params_hash(given: &[(String, String)]) -> String {
     }
     let digest = h.finalize();
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The schema of `sluice.pipe_stats`.
-pub fn stats_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new(
-            "started_at",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
-        Field::new("env", DataType::Utf8, false),
-        Field::new("pipe", DataType::Utf8, false),
-        Field::new("version", DataType::Utf8, false),
-        Field::new("origin", DataType::Utf8, false),
-        Field::new("duration_ms", DataType::Float64, false),
-        Field::new("rows_read", DataType::UInt64, false),
-        Field::new("bytes_read", DataType::UInt64, false),
-        Field::new("rows_out", DataType::UInt64, false),
-        Field::new("sample_fraction", DataType::Float64, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("error", DataType::Utf8, true),
-        Field::new("token", DataType::Utf8, true),
-        Field::new("params_hash", DataType::Utf8, false),
-    ]))
 }
 
 fn to_batch(records: &[RunRecord]) -> Result<RecordBatch> {

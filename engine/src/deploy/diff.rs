@@ -13,6 +13,7 @@ use datafusion::prelude::SessionContext;
 use super::gates::{SchemaChange, schema_changes};
 use crate::error::{Result, SluiceError};
 use crate::session::RunOutput;
+use crate::util::text::quote_ident;
 
 /// One side of a comparison, for the report.
 #[derive(Debug, Clone)]
@@ -65,10 +66,6 @@ impl DiffReport {
     }
 }
 
-fn quote(c: &str) -> String {
-    format!("\"{}\"", c.replace('"', "\"\""))
-}
-
 async fn collect(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
     Ok(ctx.sql(sql).await?.collect().await?)
 }
@@ -118,7 +115,7 @@ pub async fn diff_outputs(
         .collect();
     let cols = common
         .iter()
-        .map(|c| quote(c))
+        .map(|c| quote_ident(c))
         .collect::<Vec<_>>()
         .join(", ");
     let mut report = DiffReport {
@@ -171,7 +168,7 @@ pub async fn diff_outputs(
     }
     let on = key
         .iter()
-        .map(|k| format!("(b.{0} IS NOT DISTINCT FROM h.{0})", quote(k)))
+        .map(|k| format!("(b.{0} IS NOT DISTINCT FROM h.{0})", quote_ident(k)))
         .collect::<Vec<_>>()
         .join(" AND ");
     report.only_in_base = count(
@@ -186,7 +183,7 @@ pub async fn diff_outputs(
     .await?;
     let mut differs = Vec::new();
     for c in common.iter().filter(|c| !key.contains(c)) {
-        let q = quote(c);
+        let q = quote_ident(c);
         let sql = format!(
             "SELECT count(*) AS compared, count(*) FILTER (WHERE (b.{q} IS NOT DISTINCT FROM h.{q})) AS matching \
              FROM base b JOIN head h ON {on}"
@@ -212,10 +209,10 @@ pub async fn diff_outputs(
     let differing = |table: &str, this: &str, other_table: &str, other: &str| {
         let keys = key
             .iter()
-            .map(|k| format!("{this}.{}", quote(k)))
+            .map(|k| format!("{this}.{}", quote_ident(k)))
             .collect::<Vec<_>>()
             .join(", ");
-        let first = quote(&key[0]);
+        let first = quote_ident(&key[0]);
         format!(
             "SELECT {this}.* FROM {table} {this} LEFT JOIN {other_table} {other} ON {on} \
              WHERE ({other}.{first} IS NULL AND {this}.{first} IS NOT NULL) OR ({any_differs}) \

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 
-use super::state::GateResult;
 use crate::error::Result;
+use crate::project::sampling::SampleOverride;
 use crate::project::{Pipe, Project};
-use crate::sample::SampleOverride;
 use crate::session::EnvSession;
+use crate::store::deployments::GateResult;
 
 /// How the gates run.
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ pub(crate) async fn run_gates(
     };
 
     // 2. Pipe tests on the project's fixture data.
-    let cases = crate::pipe_tests::run_pipe_tests_for(project.clone(), candidate).await?;
+    let cases = crate::quality::pipe_tests::run_pipe_tests_for(project.clone(), candidate).await?;
     let failed: Vec<_> = cases.iter().filter(|c| !c.passed).collect();
     if failed.is_empty() {
         results.push(gate(
@@ -182,11 +182,15 @@ pub(crate) async fn run_gates(
     ] {
         let session = EnvSession::open(project.clone(), env, &sample)?;
         // The pipe's own checks, then the project's SQL checks (which must return no rows).
-        let checks = match crate::checks::run_pipe_checks(&session, candidate).await {
-            Ok(mut pipe_checks) => crate::checks::run_sql_checks(&session).await.map(|sql| {
-                pipe_checks.extend(sql);
-                pipe_checks
-            }),
+        let checks = match crate::quality::checks::run_pipe_checks(&session, candidate).await {
+            Ok(mut pipe_checks) => {
+                crate::quality::checks::run_sql_checks(&session)
+                    .await
+                    .map(|sql| {
+                        pipe_checks.extend(sql);
+                        pipe_checks
+                    })
+            }
             Err(e) => Err(e),
         };
         let name = format!("checks on {env}");

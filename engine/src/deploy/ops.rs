@@ -2,37 +2,21 @@
 //! from one environment to another, roll back, and compare what runs where.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use similar::TextDiff;
 
 use super::gates::{GateOptions, SchemaChange, run_gates, schema_changes};
-use super::state::{Change, DeploymentState, GateResult, HistoryEvent};
-use super::version_of;
 use crate::error::{Result, SluiceError};
+use crate::project::sampling::SampleOverride;
+use crate::project::version_of;
 use crate::project::{Pipe, Project};
-use crate::sample::SampleOverride;
 use crate::session::EnvSession;
+use crate::store::deployments::{Change, DeploymentState, GateResult, HistoryEvent};
 
 /// The version of a pipe's working copy.
 fn working_version(pipe: &Pipe) -> Result<String> {
     version_of(&pipe.text).map_err(|e| SluiceError::Usage(format!("pipe `{}`: {e}", pipe.name)))
-}
-
-/// Loads a deployed version of a pipe from an environment's store.
-pub(crate) async fn deployed_pipe(
-    project: &Project,
-    state: &DeploymentState,
-    pipe: &str,
-    version: &str,
-) -> Result<Pipe> {
-    let text = state.version_text(pipe, version).await?;
-    let path = PathBuf::from(format!(
-        "{}:_sluice/versions/{pipe}/{version}.toml",
-        state.env()
-    ));
-    Pipe::from_text(project, &path, pipe, &text)
 }
 
 fn select_pipes(all: impl Iterator<Item = String>, wanted: &[String]) -> Vec<String> {
@@ -153,7 +137,7 @@ pub async fn plan(project: Arc<Project>, from: &str, to: &str) -> Result<Promoti
     let mut items = Vec::new();
     for (pipe, entry) in &source_live {
         let to_version = target_live.get(pipe).map(|e| e.version.clone());
-        let new = deployed_pipe(&project, &source, pipe, &entry.version).await?;
+        let new = source.pipe(&project, pipe, &entry.version).await?;
         let kind = match &to_version {
             None => PlanKind::Added,
             Some(v) if *v == entry.version => PlanKind::Unchanged,
@@ -173,7 +157,7 @@ pub async fn plan(project: Arc<Project>, from: &str, to: &str) -> Result<Promoti
             continue;
         }
         let old = match &to_version {
-            Some(v) => Some(deployed_pipe(&project, &target, pipe, v).await?),
+            Some(v) => Some(target.pipe(&project, pipe, v).await?),
             None => None,
         };
         let old_text = old.as_ref().map(|p| p.text.as_str()).unwrap_or("");
@@ -346,7 +330,7 @@ pub async fn promote(
                 }
             }
         })?;
-        let candidate = deployed_pipe(&project, &source, name, &entry.version).await?;
+        let candidate = source.pipe(&project, name, &entry.version).await?;
         let previous = target_live.get(name).map(|e| e.version.clone());
         if previous.as_deref() == Some(entry.version.as_str()) {
             report.pipes.push(PromotedPipe {
@@ -359,7 +343,7 @@ pub async fn promote(
             continue;
         }
         let live = match &previous {
-            Some(v) => Some(deployed_pipe(&project, &target, name, v).await?),
+            Some(v) => Some(target.pipe(&project, name, v).await?),
             None => None,
         };
         let gates = run_gates(
@@ -414,39 +398,41 @@ pub async fn rollback(
             "pipe `{pipe}` has no deployed version in `{env}`: nothing to roll back"
         ))
     })?;
+    // The versions made live before the current one, along the history: a rollback
+    // only ever goes back this way (going forward is a promotion, with its gates).
+    let lineage = live_lineage(&state.history(Some(pipe)).await?);
+    let earlier = &lineage[..lineage.len().saturating_sub(1)];
+    if lineage.last() != Some(&current.version) {
+        return Err(SluiceError::State {
+            env: env.to_string(),
+            message: format!(
+                "the history of `{pipe}` does not end with its live version {}: the deployment records are damaged",
+                current.version
+            ),
+        });
+    }
     let target = match to {
         Some(v) => {
-            if !state.has_version(pipe, v).await? {
-                return Err(SluiceError::Usage(format!(
-                    "environment `{env}` has no version `{v}` of pipe `{pipe}` (see sluice history {pipe} --env {env})"
-                )));
-            }
             if v == current.version {
                 return Err(SluiceError::Usage(format!(
                     "version `{v}` of `{pipe}` is already live in `{env}`"
                 )));
             }
+            if !earlier.iter().any(|e| e == v) {
+                return Err(SluiceError::Usage(format!(
+                    "version `{v}` of `{pipe}` was not live in `{env}` before {}: a rollback only goes back (versions before it: {}); to make another version live, promote it (see sluice history {pipe} --env {env})",
+                    current.version,
+                    if earlier.is_empty() { "none".to_string() } else { earlier.join(", ") }
+                )));
+            }
             v.to_string()
         }
-        None => {
-            let history = state.history(Some(pipe)).await?;
-            let event = history
-                .iter()
-                .find(|e| e.seq == current.seq)
-                .ok_or_else(|| SluiceError::State {
-                    env: env.to_string(),
-                    message: format!(
-                        "the history of `{pipe}` has no event {} (the one that made it live)",
-                        current.seq
-                    ),
-                })?;
-            event.previous.clone().ok_or_else(|| {
-                SluiceError::Usage(format!(
-                    "version `{}` is the first version of `{pipe}` in `{env}`: there is nothing before it to roll back to",
-                    current.version
-                ))
-            })?
-        }
+        None => earlier.last().cloned().ok_or_else(|| {
+            SluiceError::Usage(format!(
+                "version `{}` is the first version of `{pipe}` in `{env}`: there is nothing before it to roll back to",
+                current.version
+            ))
+        })?,
     };
     let text = state.version_text(pipe, &target).await?;
     let mut events = state
@@ -464,6 +450,28 @@ pub async fn rollback(
         )
         .await?;
     Ok(events.remove(0))
+}
+
+/// The versions a pipe's history made live, oldest first, as they stand after its
+/// rollbacks: a deploy or promotion adds its version; a rollback to version V goes back
+/// to the last V and forgets what came after it. The last one is the live version.
+fn live_lineage(history: &[HistoryEvent]) -> Vec<String> {
+    let mut lineage: Vec<String> = Vec::new();
+    for e in history {
+        if e.action == "rollback" {
+            if let Some(i) = lineage.iter().rposition(|v| *v == e.version) {
+                lineage.truncate(i + 1);
+            } else {
+                // A rollback to a version this history never made live (records from an
+                // older Sluice): start the lineage there.
+                lineage.clear();
+                lineage.push(e.version.clone());
+            }
+        } else if lineage.last() != Some(&e.version) {
+            lineage.push(e.version.clone());
+        }
+    }
+    lineage
 }
 
 /// A pipe's working-copy version and the version live in each environment.
@@ -508,4 +516,96 @@ pub async fn status(project: &Project) -> Result<Vec<PipeStatus>> {
             })
         })
         .collect()
+}
+
+/// Deploys every pipe's working copy to `from` and promotes them all to `to` through
+/// the gates, as `actor` (how `sluice init` and `sluice fixtures tpch --init` give both
+/// environments the project's pipes on day one). A blocked promotion is an error
+/// naming the failed gates; nothing is promoted then.
+pub async fn deploy_and_promote(
+    project: Arc<Project>,
+    from: &str,
+    to: &str,
+    actor: &str,
+) -> Result<PromotionReport> {
+    deploy(&project, from, &[], actor).await?;
+    let report = promote(
+        project,
+        from,
+        to,
+        &[],
+        &PromoteOptions {
+            actor: actor.to_string(),
+            ..PromoteOptions::default()
+        },
+    )
+    .await?;
+    if report.blocked() {
+        return Err(SluiceError::Blocked {
+            message: format!(
+                "the promotion of the pipes from `{from}` to `{to}` was blocked: {}",
+                report.failed_gates().join("; ")
+            ),
+        });
+    }
+    Ok(report)
+}
+
+/// A definition of `pipe` in `session`'s environment, named as `sluice diff --versions`
+/// names them: `working` (the project's file), `live` (the deployed version), or a
+/// version id recorded in the environment.
+pub async fn resolve_version(session: &EnvSession, pipe: &str, spec: &str) -> Result<Pipe> {
+    match spec {
+        "working" => Ok(session.project().pipe(pipe)?.clone()),
+        "live" => session.resolve_pipe(pipe, true).await,
+        version => {
+            let state = session.deployments();
+            if !state.has_version(pipe, version).await? {
+                return Err(SluiceError::Usage(format!(
+                    "pipe `{pipe}` has no version `{version}` in environment `{}` (use `live`, `working` or an id from `sluice history {pipe} --env {}`)",
+                    session.environment().name,
+                    session.environment().name
+                )));
+            }
+            state.pipe(session.project(), pipe, version).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(seq: u64, action: &str, version: &str) -> HistoryEvent {
+        HistoryEvent {
+            seq,
+            at: String::new(),
+            actor: String::new(),
+            action: action.into(),
+            pipe: "p".into(),
+            version: version.into(),
+            previous: None,
+            from_env: None,
+            gates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn rollbacks_only_go_back() {
+        let mut h = vec![
+            event(1, "deploy", "v1"),
+            event(2, "deploy", "v2"),
+            event(3, "promote", "v3"),
+        ];
+        assert_eq!(live_lineage(&h), ["v1", "v2", "v3"]);
+        h.push(event(4, "rollback", "v2"));
+        assert_eq!(live_lineage(&h), ["v1", "v2"]);
+        // A second rollback goes further back, never forward to v3.
+        h.push(event(5, "rollback", "v1"));
+        assert_eq!(live_lineage(&h), ["v1"]);
+        h.push(event(6, "deploy", "v4"));
+        assert_eq!(live_lineage(&h), ["v1", "v4"]);
+        h.push(event(7, "deploy", "v4"));
+        assert_eq!(live_lineage(&h), ["v1", "v4"]);
+    }
 }

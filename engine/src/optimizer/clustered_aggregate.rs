@@ -52,6 +52,8 @@ use datafusion::physical_plan::{
     SendableRecordBatchStream,
 };
 
+use crate::store::snapshot::RunSnapshot;
+
 /// Puts a [`ClusteredInput`] under each partial aggregate whose group key the files keep
 /// together (see the module's documentation).
 #[derive(Debug, Default)]
@@ -61,7 +63,7 @@ impl PhysicalOptimizerRule for ClusteredAggregate {
     fn optimize(
         &self,
         plan: Arc<dyn ExecutionPlan>,
-        _config: &ConfigOptions,
+        config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| {
             let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
@@ -78,7 +80,7 @@ impl PhysicalOptimizerRule for ClusteredAggregate {
             }
             let clustered = aggregate.group_expr().expr().iter().any(|(k, _)| {
                 k.downcast_ref::<Column>()
-                    .is_some_and(|c| column_is_clustered(aggregate.input(), c.index()))
+                    .is_some_and(|c| column_is_clustered(config, aggregate.input(), c.index()))
             });
             if !clustered {
                 return Ok(Transformed::no(node));
@@ -132,13 +134,17 @@ fn over_clustered_input(aggregate: &AggregateExec) -> Result<Option<AggregateExe
 
 /// Whether column `index` of `plan`'s output comes, row order kept within each
 /// partition, from a Parquet scan column that every file keeps clustered.
-fn column_is_clustered(plan: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
+fn column_is_clustered(
+    config: &ConfigOptions,
+    plan: &Arc<dyn ExecutionPlan>,
+    index: usize,
+) -> bool {
     if let Some(projection) = plan.downcast_ref::<ProjectionExec>() {
         return projection
             .expr()
             .get(index)
             .and_then(|p| p.expr.downcast_ref::<Column>())
-            .is_some_and(|c| column_is_clustered(projection.input(), c.index()));
+            .is_some_and(|c| column_is_clustered(config, projection.input(), c.index()));
     }
     if let Some(filter) = plan.downcast_ref::<FilterExec>() {
         let index = match filter.projection() {
@@ -148,10 +154,10 @@ fn column_is_clustered(plan: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
             },
             None => index,
         };
-        return column_is_clustered(filter.input(), index);
+        return column_is_clustered(config, filter.input(), index);
     }
     if let Some(repartition) = plan.downcast_ref::<RepartitionExec>() {
-        return column_is_clustered(repartition.input(), index);
+        return column_is_clustered(config, repartition.input(), index);
     }
     if let Some(join) = plan.downcast_ref::<HashJoinExec>() {
         // Output rows follow the probe (right) side batch by batch.
@@ -171,20 +177,21 @@ fn column_is_clustered(plan: &Arc<dyn ExecutionPlan>, index: usize) -> bool {
         let left_columns = join.left().schema().fields().len();
         return match join.join_type() {
             JoinType::Inner | JoinType::Right => {
-                index >= left_columns && column_is_clustered(join.right(), index - left_columns)
+                index >= left_columns
+                    && column_is_clustered(config, join.right(), index - left_columns)
             }
-            _ => column_is_clustered(join.right(), index),
+            _ => column_is_clustered(config, join.right(), index),
         };
     }
     if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
-        return scan_column_is_clustered(scan, index);
+        return scan_column_is_clustered(config, scan, index);
     }
     false
 }
 
 /// Whether output column `index` of a Parquet scan is clustered in every file it reads.
-fn scan_column_is_clustered(scan: &DataSourceExec, index: usize) -> bool {
-    let Some(config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
+fn scan_column_is_clustered(config: &ConfigOptions, scan: &DataSourceExec, index: usize) -> bool {
+    let Some(scan_config) = scan.data_source().downcast_ref::<FileScanConfig>() else {
         return false;
     };
     let schema = scan.schema();
@@ -193,9 +200,9 @@ fn scan_column_is_clustered(scan: &DataSourceExec, index: usize) -> bool {
     };
     let mut files = 0;
     let mut all = true;
-    for file in config.file_groups.iter().flat_map(|g| g.iter()) {
+    for file in scan_config.file_groups.iter().flat_map(|g| g.iter()) {
         files += 1;
-        let footer = crate::store::snapshot::cached_footer(&file.object_meta.location);
+        let footer = RunSnapshot::footer(config, &file.object_meta.location);
         if !footer.is_some_and(|f| file_keeps_clustered(&f, field.name())) {
             all = false;
             break;

@@ -573,7 +573,7 @@ mod tests {
         let provider = plain.table_provider("t").await.unwrap();
         let state = SessionStateBuilder::new()
             .with_default_features()
-            .with_physical_optimizer_rules(crate::tuning::physical_optimizer_rules())
+            .with_physical_optimizer_rules(crate::optimizer::settings::physical_optimizer_rules())
             .build();
         let sluice = SessionContext::new_with_state(state);
         sluice.register_table("t", provider).unwrap();

@@ -15,7 +15,7 @@
 //!   n_nationkey` let customers join nations directly), and its other join conditions;
 //! - each relation's rows are estimated from its sources' statistics (row counts, column
 //!   ranges and string columns' dictionary sizes from the Parquet footers,
-//!   `optimizer::statistics`) and its filters: an equality with a value keeps one
+//!   `scan::statistics`) and its filters: an equality with a value keeps one
 //!   distinct value of its column; the rest go to DataFusion's interval analysis (20%
 //!   where it has none, as DataFusion's `FilterExec` assumes);
 //! - a join's rows are its inputs' rows multiplied, divided by the distinct values of the
@@ -959,7 +959,7 @@ pub(super) mod tests {
     pub(in crate::optimizer) fn context() -> SessionContext {
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_default_features()
-            .with_optimizer_rules(crate::tuning::optimizer_rules())
+            .with_optimizer_rules(crate::optimizer::settings::optimizer_rules())
             .build();
         SessionContext::new_with_state(state)
     }

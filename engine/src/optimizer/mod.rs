@@ -56,7 +56,7 @@ pub mod early_dynamic_filters;
 pub mod filter_order;
 pub mod join_order;
 pub mod like_segments;
-pub mod statistics;
+pub mod settings;
 pub mod view_equality;
 
 use std::cell::OnceCell;
@@ -524,7 +524,7 @@ fn by_name(expr: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
 /// Whether `expr` is the `key` sample's filter.
 fn is_key_sample(expr: &Arc<dyn PhysicalExpr>) -> bool {
     expr.downcast_ref::<ScalarFunctionExpr>()
-        .is_some_and(|f| f.name() == crate::sampling::key::FUNCTION_NAME)
+        .is_some_and(|f| f.name() == crate::scan::key::FUNCTION_NAME)
 }
 
 /// The first file a scan reads, to name it in logs.

@@ -8,18 +8,17 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::WriteMode;
+use super::checks::{CheckKind, CheckValue, DataCheck, SqlCheck};
+use super::location::{StorageSettings, StoreLocation, validate_settings};
 use super::sql::{node_references, placeholders, query_references};
 use super::{
     BallistaEngine, EngineSettings, Environment, Materialize, Node, Pipe, Project, RunEngine,
     ServeSettings, SortKey, SourceDef,
 };
-use crate::checks::{CheckKind, CheckValue, DataCheck, SqlCheck};
 use crate::error::{Problem, Result, SluiceError};
-use crate::params::{Param, ParamType, TYPES};
-use crate::sample::{SamplePolicy, SourceSampling};
-use crate::store::dataset::WriteMode;
-use crate::store::location::validate_settings;
-use crate::store::{StorageSettings, StoreLocation};
+use crate::project::params::{Param, ParamType, TYPES};
+use crate::project::sampling::{SamplePolicy, SourceSampling};
 
 pub const PROJECT_FILE: &str = "sluice.toml";
 
@@ -111,6 +110,8 @@ struct RawMaterialize {
     mode: Option<Spanned<String>>,
     #[serde(default)]
     partition_by: Vec<Spanned<String>>,
+    #[serde(default)]
+    replace_source: bool,
 }
 
 /// A `[[check]]`: exactly one kind, and an optional name.
@@ -215,6 +216,8 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
     });
 
     let mut environments = BTreeMap::new();
+    // Where each environment's `data` is written, to point at it.
+    let mut data_at: BTreeMap<String, usize> = BTreeMap::new();
     for (env_name, raw_env) in raw.environments {
         let span = raw_env.span();
         let raw_env = raw_env.into_inner();
@@ -231,6 +234,7 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
             ));
             continue;
         };
+        data_at.insert(env_name.clone(), data.span().start);
         let location = match StoreLocation::parse(data.get_ref(), &root) {
             Ok(d) => d,
             Err(msg) => {
@@ -255,27 +259,34 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
             },
         };
         let mut settings = EngineSettings::default();
-        for (key, value, slot) in [
+        for (key, value, slot, max) in [
             (
                 "target_partitions",
                 &raw_env.target_partitions,
                 &mut settings.target_partitions,
+                MAX_TARGET_PARTITIONS,
             ),
-            ("batch_size", &raw_env.batch_size, &mut settings.batch_size),
+            (
+                "batch_size",
+                &raw_env.batch_size,
+                &mut settings.batch_size,
+                MAX_BATCH_SIZE,
+            ),
         ] {
             if let Some(v) = value {
-                if *v.get_ref() < 1 {
-                    problems.push(file.problem(
+                match bounded(*v.get_ref(), 1, max as i64) {
+                    Ok(n) => *slot = Some(n as usize),
+                    Err(m) => problems.push(file.problem(
                         v.span().start,
-                        format!("environment `{env_name}`: `{key}` must be at least 1"),
-                    ));
-                } else {
-                    *slot = Some(*v.get_ref() as usize);
+                        format!("environment `{env_name}`: `{key}` {m}"),
+                    )),
                 }
             }
         }
         if let Some(v) = &raw_env.memory_limit {
-            match parse_bytes(v.get_ref()) {
+            match parse_bytes(v.get_ref())
+                .and_then(|b| bounded_bytes(b, MIN_MEMORY_LIMIT, MAX_MEMORY_LIMIT))
+            {
                 Ok(b) => settings.memory_limit = Some(b),
                 Err(msg) => problems.push(file.problem(
                     v.span().start,
@@ -320,27 +331,37 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
             serve.anonymous = raw_serve.anonymous.unwrap_or(false);
             serve.sql = raw_serve.sql.unwrap_or(false);
             if let Some(t) = &raw_serve.timeout {
-                match parse_duration(t.get_ref()) {
+                match parse_duration(t.get_ref()).and_then(|d| {
+                    if d > MAX_SERVE_TIMEOUT {
+                        Err(format!(
+                            "`{}` is more than the allowed {}",
+                            t.get_ref(),
+                            humantime::format_duration(MAX_SERVE_TIMEOUT)
+                        ))
+                    } else {
+                        Ok(d)
+                    }
+                }) {
                     Ok(d) => serve.timeout = d,
                     Err(m) => problem(t.span().start, format!("timeout`: {m}")),
                 }
             }
             if let Some(v) = &raw_serve.max_rows {
-                if *v.get_ref() < 1 {
-                    problem(v.span().start, "max_rows`: must be at least 1".into());
-                } else {
-                    serve.max_rows = *v.get_ref() as u64;
+                match bounded(*v.get_ref(), 1, MAX_SERVE_ROWS) {
+                    Ok(n) => serve.max_rows = n as u64,
+                    Err(m) => problem(v.span().start, format!("max_rows` {m}")),
                 }
             }
             if let Some(v) = &raw_serve.max_concurrent {
-                if *v.get_ref() < 1 {
-                    problem(v.span().start, "max_concurrent`: must be at least 1".into());
-                } else {
-                    serve.max_concurrent = *v.get_ref() as usize;
+                match bounded(*v.get_ref(), 1, MAX_SERVE_CONCURRENT) {
+                    Ok(n) => serve.max_concurrent = n as usize,
+                    Err(m) => problem(v.span().start, format!("max_concurrent` {m}")),
                 }
             }
             if let Some(v) = &raw_serve.max_bytes {
-                match parse_bytes(v.get_ref()) {
+                match parse_bytes(v.get_ref())
+                    .and_then(|b| bounded_bytes(b, 1 << 10, MAX_SERVE_BYTES))
+                {
                     Ok(b) => serve.max_bytes = b,
                     Err(m) => problem(v.span().start, format!("max_bytes`: {m}")),
                 }
@@ -418,9 +439,10 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
         );
     }
 
-    for branch in crate::branch::load_branches(&root, &environments, &mut problems) {
+    for branch in super::branch::load_branches(&root, &environments, &mut problems) {
         environments.insert(branch.name.clone(), branch);
     }
+    check_store_isolation(&file, &root, &environments, &data_at, &mut problems);
     let pipes = load_pipes(&root, &sources, &mut problems)?;
     let sql_checks = load_sql_checks(&root, &sources, &pipes, &mut problems)?;
 
@@ -435,6 +457,51 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
         pipes,
         sql_checks,
     })
+}
+
+/// Every environment and branch has a store of its own: no two roots may be the same
+/// or one inside the other (two environments sharing objects would deploy, ingest and
+/// sample-build over each other's data, and deleting a branch would delete the other's).
+fn check_store_isolation(
+    file: &SourceText<'_>,
+    root: &Path,
+    environments: &BTreeMap<String, Environment>,
+    data_at: &BTreeMap<String, usize>,
+    problems: &mut Vec<Problem>,
+) {
+    let envs: Vec<&Environment> = environments.values().collect();
+    for (i, a) in envs.iter().enumerate() {
+        for b in &envs[i + 1..] {
+            if !a.location.overlaps(&b.location) {
+                continue;
+            }
+            let message = format!(
+                "environments `{}` ({}) and `{}` ({}) share a store: every environment needs a store of its own, neither inside the other",
+                a.name, a.location, b.name, b.location
+            );
+            // A branch's own file is the place to fix it; else sluice.toml.
+            match [a, b].iter().find(|e| e.is_branch()) {
+                Some(branch) => {
+                    let path = root
+                        .join(super::branch::BRANCHES_DIR)
+                        .join(format!("{}.toml", branch.name));
+                    problems.push(Problem {
+                        file: path,
+                        line: 1,
+                        column: 1,
+                        message: format!(
+                            "{message} (delete this file to forget branch `{}`; its store is left as it is)",
+                            branch.name
+                        ),
+                    });
+                }
+                None => {
+                    let at = data_at.get(&b.name).copied().unwrap_or(0);
+                    problems.push(file.problem(at, message));
+                }
+            }
+        }
+    }
 }
 
 /// The `Line: L, Column: C` sqlparser puts in its messages, if any.
@@ -796,10 +863,27 @@ fn load_pipe(
             }
             partition_by.push(p.get_ref().clone());
         }
+        // A declared source is data the project reads from elsewhere: a pipe writing
+        // over it must say so.
+        if let Some(source) = sources
+            .values()
+            .find(|s| s.name == to || s.path.trim_matches('/') == to)
+            && !m.replace_source
+        {
+            problems.push(file.problem(
+                m.to.span().start,
+                format!(
+                    "pipe `{name}`: materialize `to = \"{to}\"` is the declared source `{}`: a run would replace its data; write to a dataset of its own, or set `replace_source = true` in `materialize` if it is meant to (its output must then have the source's columns)",
+                    source.name
+                ),
+            ));
+            ok = false;
+        }
         ok.then_some(Materialize {
             to,
             mode,
             partition_by,
+            replace_source: m.replace_source,
         })
     });
 
@@ -962,7 +1046,7 @@ fn load_check(
     } else {
         let expr = rc.expression.as_ref().expect("one kind is present");
         let text = expr.get_ref();
-        if let Err(msg) = crate::checks::parse_expression(text) {
+        if let Err(msg) = super::checks::parse_expression(text) {
             problems.push(file.problem(
                 expr.span().start,
                 format!("pipe `{pipe}`, check `expression`: {msg}"),
@@ -1185,7 +1269,46 @@ pub(crate) fn parse_policy(value: &toml::Value) -> Result<Option<SamplePolicy>, 
     SamplePolicy::build(&method, fraction, rows, seed, key).map(Some)
 }
 
-/// Parses `"4GiB"`, `"512 MB"`, `"1.5G"` or a plain integer of bytes.
+/// The bounds of an environment's settings: past them a value cannot help and can
+/// hurt (a `target_partitions` of 100,000 plans 100,000 partitions per scan; a
+/// `batch_size` near 2^62 overflows an allocation).
+pub const MAX_TARGET_PARTITIONS: usize = 1024;
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+pub const MIN_MEMORY_LIMIT: u64 = 1 << 20;
+pub const MAX_MEMORY_LIMIT: u64 = 1 << 50;
+pub const MAX_SERVE_ROWS: i64 = 100_000_000;
+pub const MAX_SERVE_CONCURRENT: i64 = 4096;
+pub const MAX_SERVE_BYTES: u64 = 16 << 30;
+pub const MAX_SERVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `n` if it is within `min..=max`, else a message giving the allowed range.
+fn bounded(n: i64, min: i64, max: i64) -> Result<i64, String> {
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "is {n}: it must be from {} to {}",
+            crate::util::text::thousands(min as u64),
+            crate::util::text::thousands(max as u64)
+        ))
+    }
+}
+
+/// A size within `min..=max` bytes, else a message giving the allowed range.
+fn bounded_bytes(b: u64, min: u64, max: u64) -> Result<u64, String> {
+    if (min..=max).contains(&b) {
+        Ok(b)
+    } else {
+        Err(format!(
+            "{} is outside the allowed range, {} to {}",
+            crate::util::text::human_bytes(b),
+            crate::util::text::human_bytes(min),
+            crate::util::text::human_bytes(max)
+        ))
+    }
+}
+
+/// Parses `"4GiB"`, `"512 MiB"`, `"1.5G"` or a plain integer of bytes.
 pub(crate) fn parse_bytes(value: &toml::Value) -> Result<u64, String> {
     match value {
         toml::Value::Integer(i) if *i > 0 => Ok(*i as u64),
@@ -1194,63 +1317,29 @@ pub(crate) fn parse_bytes(value: &toml::Value) -> Result<u64, String> {
     }
 }
 
-/// Parses `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"` (a number and a unit).
+/// Parses a span of time such as `"500ms"`, `"30s"`, `"5m"`, `"1h"`, `"7d"` or
+/// `"1h 30m"` (humantime's format); it must be more than zero.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like \"30s\", \"5m\" or \"1h\""))?;
-    let secs = match unit.trim() {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        "d" => n * 86400.0,
-        "" => return Err(format!("`{s}`: give a unit (ms, s, m, h or d)")),
-        other => {
-            return Err(format!(
-                "`{s}`: unknown unit `{other}` (use ms, s, m, h or d)"
-            ));
-        }
-    };
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("`{s}` is not a duration like \"30s\", \"5m\" or \"1h\" ({e})"))?;
     // Every duration Sluice reads (timeouts, `--since`) is a span of time, never none.
-    if secs <= 0.0 {
+    if d.is_zero() {
         return Err(format!("`{s}` must be more than 0"));
     }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    Ok(d)
 }
 
+/// Parses a size such as `"4GiB"`, `"512 MiB"`, `"500MB"` (decimal units: 10^6) or
+/// `"1.5 GiB"` (bytesize's format); it must be more than zero bytes.
 pub fn parse_byte_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
+    let size: bytesize::ByteSize = s
+        .trim()
         .parse()
-        .map_err(|_| format!("`{s}` is not a size like \"4GiB\""))?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "`{s}`: unknown unit `{}` (use B, KiB, MiB, GiB or TiB)",
-                unit.trim()
-            ));
-        }
-    };
-    let bytes = (n * mult as f64) as u64;
-    if bytes == 0 {
+        .map_err(|e| format!("`{s}` is not a size like \"4GiB\" or \"512MiB\" ({e})"))?;
+    if size.as_u64() == 0 {
         return Err(format!("`{s}` must be more than 0 bytes"));
     }
-    Ok(bytes)
+    Ok(size.as_u64())
 }
 
 fn parse_sort_key(s: &str) -> Result<SortKey, String> {
@@ -1294,7 +1383,17 @@ mod tests {
     #[test]
     fn byte_sizes() {
         assert_eq!(parse_byte_size("4GiB").unwrap(), 4 << 30);
-        assert_eq!(parse_byte_size("512 MB").unwrap(), 512 << 20);
+        assert_eq!(parse_byte_size("512 MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_byte_size("500MB").unwrap(), 500_000_000);
+        assert!(parse_byte_size("0B").is_err());
+        assert!(
+            bounded_bytes(
+                parse_byte_size("99999999999TiB").unwrap_or(u64::MAX),
+                MIN_MEMORY_LIMIT,
+                MAX_MEMORY_LIMIT
+            )
+            .is_err()
+        );
         assert!(parse_byte_size("4 parsecs").is_err());
     }
 

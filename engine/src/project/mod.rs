@@ -1,20 +1,32 @@
-//! The project model: `sluice.toml` (environments, sources), `pipes/*.toml` (with their
-//! `[[check]]`s) and `checks/*.sql`, loaded and validated as a whole. Every problem is reported with its file, line and column.
+//! The project model, the bottom layer: every definition parsed from a project's files
+//! — `sluice.toml` (environments, stores, sources), `pipes/*.toml` (with their params and
+//! `[[check]]`s), `checks/*.sql`, `tests/*.toml` and `.sluice/branches/*.toml` — loaded
+//! and validated as a whole, every problem reported with its file, line and column.
+//! Nothing here reads data or imports a module above it.
 
-mod load;
-mod sql;
+pub mod branch;
+pub mod checks;
+pub(crate) mod load;
+pub mod location;
+pub mod params;
+pub mod pipe_tests;
+pub mod sampling;
+pub mod sql;
+pub mod system_tables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::checks::{DataCheck, SqlCheck};
-use crate::error::{Result, SluiceError};
-use crate::params::Param;
-use crate::sample::{SamplePolicy, SourceSampling};
-use crate::store::{StorageSettings, StoreLocation};
+use sha2::{Digest, Sha256};
 
+use crate::error::{Result, SluiceError};
+use checks::{DataCheck, SqlCheck};
+use location::{StorageSettings, StoreLocation};
+use params::Param;
+use sampling::{SamplePolicy, SourceSampling};
+
+pub(crate) use load::is_identifier;
 pub use load::{PROJECT_FILE, find_project_root, parse_byte_size, parse_duration};
-pub(crate) use load::{SourceText, files_with_extension, is_identifier, parse_policy};
 
 /// The environment used when none is named.
 pub const DEFAULT_ENV: &str = "staging";
@@ -174,9 +186,28 @@ pub struct Pipe {
 pub struct Materialize {
     /// The dataset (a source folder) written.
     pub to: String,
-    pub mode: crate::store::dataset::WriteMode,
+    pub mode: WriteMode,
     /// Columns whose values become `k=v/` folders.
     pub partition_by: Vec<String>,
+    /// The pipe means to replace a source the project declares (or a folder Sluice did
+    /// not write): `replace_source = true`, and its output must have the source's columns.
+    pub replace_source: bool,
+}
+
+/// Whether a write replaces the dataset or adds to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    Replace,
+    Append,
+}
+
+impl WriteMode {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            WriteMode::Replace => "replace",
+            WriteMode::Append => "append",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -264,6 +295,15 @@ impl Project {
     }
 }
 
+/// The version of a pipe definition: a hash of its normalized TOML (comments, layout
+/// and key order do not change it; any change of content does).
+pub fn version_of(text: &str) -> std::result::Result<String, String> {
+    let table: toml::Table = toml::from_str(text).map_err(|e| e.message().to_string())?;
+    let canonical = toml::to_string(&table).map_err(|e| e.to_string())?;
+    let digest = Sha256::digest(canonical.as_bytes());
+    Ok(digest.iter().take(6).map(|b| format!("{b:02x}")).collect())
+}
+
 /// Lower-cased names of the tables a node's SQL reads.
 pub(crate) fn node_references_of(sql: &str) -> std::result::Result<Vec<String>, String> {
     sql::node_references(sql)
@@ -273,4 +313,20 @@ pub(crate) fn node_references_of(sql: &str) -> std::result::Result<Vec<String>, 
 /// (queries and EXPLAIN of a query) are accepted.
 pub(crate) fn query_references(sql: &str) -> std::result::Result<Vec<String>, String> {
     sql::query_references(sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_ignore_layout_but_not_content() {
+        let a = "description = \"x\"\n[[node]]\nname = \"a\"\nsql = \"SELECT 1\"\n";
+        let b =
+            "# a comment\ndescription   = \"x\"\n\n[[node]]\nsql = \"SELECT 1\"\nname = \"a\"\n";
+        let c = "description = \"x\"\n[[node]]\nname = \"a\"\nsql = \"SELECT 2\"\n";
+        assert_eq!(version_of(a).unwrap(), version_of(b).unwrap());
+        assert_ne!(version_of(a).unwrap(), version_of(c).unwrap());
+        assert_eq!(version_of(a).unwrap().len(), 12);
+    }
 }

@@ -6,12 +6,75 @@ use std::collections::BTreeSet;
 use datafusion::sql::parser::{DFParser, Statement};
 use datafusion::sql::resolve::resolve_table_references;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
 use datafusion::sql::sqlparser::ast::Statement as Sql;
 
+/// The largest SQL text of one node or query, in bytes.
+pub const MAX_SQL_BYTES: usize = 1 << 20;
+/// The most binary operators (`+`, `AND`, `=`, …) one statement may chain. Each one can
+/// nest the expression a level deeper, and planning walks expressions recursively: a
+/// chain of thousands would overflow the planner's stack and abort the process, so it
+/// is refused before it is parsed. Sluice plans on threads with a 64 MiB stack, enough
+/// for this many with a wide margin (tests/config.rs, `deep_expressions_are_refused`).
+pub const MAX_SQL_OPERATORS: usize = 4096;
+
+/// Checks the size and the operator count of SQL before anything parses it, with the
+/// tokenizer (which does not recurse).
+pub fn check_limits(sql: &str) -> Result<(), String> {
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(format!(
+            "the SQL is {} bytes, more than the limit of {} bytes",
+            sql.len(),
+            MAX_SQL_BYTES
+        ));
+    }
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .map_err(|e| format!("SQL does not tokenize: {e}"))?;
+    let operators = tokens
+        .iter()
+        .filter(|t| match t {
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::DuckIntDiv
+            | Token::StringConcat
+            | Token::Eq
+            | Token::DoubleEq
+            | Token::Neq
+            | Token::Lt
+            | Token::Gt
+            | Token::LtEq
+            | Token::GtEq
+            | Token::Spaceship
+            | Token::Caret
+            | Token::Ampersand
+            | Token::Pipe
+            | Token::ShiftLeft
+            | Token::ShiftRight => true,
+            Token::Word(w) => matches!(
+                w.keyword,
+                Keyword::AND | Keyword::OR | Keyword::LIKE | Keyword::ILIKE | Keyword::IS
+            ),
+            _ => false,
+        })
+        .count();
+    if operators > MAX_SQL_OPERATORS {
+        return Err(format!(
+            "the SQL chains {operators} operators, more than the limit of {MAX_SQL_OPERATORS} (an expression that long is refused before planning: split it, or use IN (…) for a list of values)"
+        ));
+    }
+    Ok(())
+}
+
 /// Parses SQL that must be exactly one statement.
 fn parse_one(sql: &str) -> Result<Statement, String> {
+    check_limits(sql)?;
     let mut statements = DFParser::parse_sql(sql)
         .map_err(|e| format!("SQL does not parse: {}", e.strip_backtrace()))?;
     if statements.len() != 1 {
@@ -41,11 +104,13 @@ fn tables_read(statement: &Statement) -> Result<Vec<String>, String> {
         .into_iter()
         .filter_map(|t| match t.schema() {
             None => Some(t.table().to_ascii_lowercase()),
-            Some(s) if s.eq_ignore_ascii_case(crate::stats::STATS_SCHEMA) => Some(format!(
-                "{}.{}",
-                crate::stats::STATS_SCHEMA,
-                t.table().to_ascii_lowercase()
-            )),
+            Some(s) if s.eq_ignore_ascii_case(crate::project::system_tables::STATS_SCHEMA) => {
+                Some(format!(
+                    "{}.{}",
+                    crate::project::system_tables::STATS_SCHEMA,
+                    t.table().to_ascii_lowercase()
+                ))
+            }
             Some(_) => None,
         })
         .collect())

@@ -86,21 +86,7 @@ impl Manifest {
     }
 }
 
-/// Whether a write replaces the dataset or adds to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    Replace,
-    Append,
-}
-
-impl WriteMode {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            WriteMode::Replace => "replace",
-            WriteMode::Append => "append",
-        }
-    }
-}
+pub use crate::project::WriteMode;
 
 fn manifest_path(dataset: &str) -> String {
     format!("{dataset}/{MANIFEST}")
@@ -382,21 +368,21 @@ impl<'a> DatasetWriter<'a> {
         let manifest = Manifest {
             version: previous.as_ref().map(|m| m.version).unwrap_or(0) + 1,
             write_id: self.write_id.clone(),
-            committed_at: crate::deploy::now(),
+            committed_at: crate::util::clock::now(),
             mode: mode.as_str().into(),
             origin: origin.into(),
             include_parent,
             sample: self.sample.take().filter(|_| mode == WriteMode::Replace),
             files,
         };
-        failpoint("dataset:before_commit");
+        crate::util::failpoint::hit("dataset:before_commit");
         self.store
             .put(
                 &manifest_path(&self.dataset),
                 Bytes::from(serde_json::to_vec_pretty(&manifest).expect("manifest serializes")),
             )
             .await?;
-        failpoint("dataset:after_commit");
+        crate::util::failpoint::hit("dataset:after_commit");
         self.collect_garbage(&manifest, previous.as_ref()).await?;
         Ok(manifest)
     }
@@ -439,12 +425,4 @@ fn rand_u32() -> u32 {
     );
     h.write_u32(std::process::id());
     h.finish() as u32
-}
-
-/// Fault injection for tests of interrupted writes: `SLUICE_FAILPOINT=NAME` aborts the
-/// process at that point, as a crash or `kill -9` would.
-pub(crate) fn failpoint(name: &str) {
-    if std::env::var("SLUICE_FAILPOINT").is_ok_and(|v| v == name) {
-        std::process::abort();
-    }
 }

@@ -9,8 +9,10 @@
 //! of the `Store`, and scans read them from that cache.
 
 pub mod dataset;
-pub mod location;
+pub mod deployments;
+pub mod footers;
 pub mod lock;
+pub mod open;
 pub mod snapshot;
 
 use std::collections::BTreeSet;
@@ -25,12 +27,10 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 
 use crate::error::{Result, SluiceError};
-use crate::parquet_reader::FooterCache;
+pub use crate::project::location::{StorageSettings, StoreLocation};
+pub use crate::project::system_tables::STATE_DIR;
 use crate::project::{Environment, SourceDef};
-pub use location::{StorageSettings, StoreLocation};
-
-/// The folder under every store root where Sluice keeps its own state.
-pub const STATE_DIR: &str = "_sluice";
+use crate::store::footers::FooterCache;
 
 /// One Parquet file of a source, with its footer.
 #[derive(Debug, Clone)]
@@ -112,7 +112,7 @@ impl Store {
     /// Opens an environment's store (and its parent's, for a branch). Fails if its
     /// settings are incomplete, e.g. a credential variable is not set.
     pub fn open(env: &Environment) -> Result<Store> {
-        let opened = location::open(&env.location, &env.storage).map_err(|message| {
+        let opened = open::open(&env.location, &env.storage).map_err(|message| {
             SluiceError::StorageConfig {
                 env: env.name.clone(),
                 url: env.location.to_string(),

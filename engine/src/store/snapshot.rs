@@ -7,14 +7,16 @@
 //! run goes on is not half-seen, and every source reads from the store that owns it.
 //! Reads are passed to the owning store under the file's real path.
 
+use std::any::Any;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, RwLock, Weak};
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use datafusion::config::{ConfigEntry, ConfigExtension, ConfigOptions, ExtensionOptions};
 use futures::stream::{self, BoxStream, StreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{
@@ -22,7 +24,7 @@ use object_store::{
     PutMultipartOptions, PutOptions, PutPayload, PutResult,
 };
 
-use crate::parquet_reader::FooterCache;
+use crate::store::footers::FooterCache;
 
 /// The URL a run's snapshot is registered under in its session.
 pub const SNAPSHOT_URL: &str = "sluice://scan";
@@ -51,24 +53,54 @@ pub struct ScanSnapshot {
 /// Folder names are unique in the process, so scan metrics name their source.
 static NEXT_FOLDER: AtomicU64 = AtomicU64::new(1);
 
-/// Every live snapshot folder by name: a physical optimizer rule sees a scan's files by
-/// the paths the run sees them at, and reads their footers here (`cached_footer`).
-static LIVE_FOLDERS: LazyLock<Mutex<HashMap<String, Weak<Folder>>>> =
-    LazyLock::new(Default::default);
+/// A run's snapshot carried in its session's configuration, so a physical optimizer
+/// rule (which sees only the plan and the `ConfigOptions`) can read the footers of the
+/// files a scan reads by the paths the run sees them at (`ScanSnapshot::cached_footer`).
+#[derive(Debug, Clone, Default)]
+pub struct RunSnapshot(pub Option<Arc<ScanSnapshot>>);
 
-/// The footer of a file of a live snapshot, by the path its run sees it at, if its
-/// store's cache holds it (the listing read it): no I/O.
-pub fn cached_footer(
-    location: &ObjectPath,
-) -> Option<Arc<datafusion::parquet::file::metadata::ParquetMetaData>> {
-    let first = location.parts().next()?;
-    let folder = LIVE_FOLDERS
-        .lock()
-        .expect("live folders")
-        .get(first.as_ref())?
-        .upgrade()?;
-    let f = &folder.files[*folder.by_location.get(location.as_ref())?];
-    f.footers.cached(&f.real)
+impl ConfigExtension for RunSnapshot {
+    const PREFIX: &'static str = "sluice_run_snapshot";
+}
+
+impl ExtensionOptions for RunSnapshot {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+
+    fn cloned(&self) -> Box<dyn ExtensionOptions> {
+        Box::new(self.clone())
+    }
+
+    fn set(&mut self, key: &str, _value: &str) -> datafusion::error::Result<()> {
+        Err(datafusion::error::DataFusionError::Configuration(format!(
+            "`{}.{key}` cannot be set: the run's snapshot is Sluice's own",
+            Self::PREFIX
+        )))
+    }
+
+    fn entries(&self) -> Vec<ConfigEntry> {
+        Vec::new()
+    }
+}
+
+impl RunSnapshot {
+    /// The footer of a file a run's scan reads, from the run's snapshot in `config`.
+    pub fn footer(
+        config: &ConfigOptions,
+        location: &ObjectPath,
+    ) -> Option<Arc<datafusion::parquet::file::metadata::ParquetMetaData>> {
+        config
+            .extensions
+            .get::<RunSnapshot>()?
+            .0
+            .as_ref()?
+            .cached_footer(location)
+    }
 }
 
 impl ScanSnapshot {
@@ -113,19 +145,22 @@ impl ScanSnapshot {
             files: snapshot_files,
             by_location,
         });
-        {
-            let mut live = LIVE_FOLDERS.lock().expect("live folders");
-            // Runs come and go: forget the folders of finished ones as the map grows.
-            if live.len() >= 256 && live.len().is_power_of_two() {
-                live.retain(|_, f| f.strong_count() > 0);
-            }
-            live.insert(folder.clone(), Arc::downgrade(&added));
-        }
         self.folders
             .write()
             .expect("snapshot")
             .insert(folder.clone(), added);
         (folder, seen_paths)
+    }
+
+    /// The footer of a file of this snapshot, by the path its run sees it at, if its
+    /// store's cache holds it (the listing read it): no I/O.
+    pub fn cached_footer(
+        &self,
+        location: &ObjectPath,
+    ) -> Option<Arc<datafusion::parquet::file::metadata::ParquetMetaData>> {
+        let folder = self.folder_of(location)?;
+        let f = &folder.files[*folder.by_location.get(location.as_ref())?];
+        f.footers.cached(&f.real)
     }
 
     /// The store, footer cache and real file behind a location of the snapshot.

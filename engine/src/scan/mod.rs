@@ -1,0 +1,484 @@
+//! Sampling on read: turns a source's `SourceSampling` into the table a session scans.
+//!
+//! - `system`, `bernoulli`, `rows`: a `SampledTable` that attaches a Parquet access plan
+//!   to every file of the scan, so skipped rows are never fetched.
+//! - `key`: a view filtering the source on `sluice_key_sample(key, seed, fraction)`.
+//! - full: the listing table as it is.
+//!
+//! Every scan reads footers through the store's cache (`crate::store::footers`).
+
+pub mod access;
+pub mod build;
+pub mod hash;
+pub mod key;
+pub mod statistics;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::Session;
+use datafusion::common::Statistics;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::config::TableParquetOptions;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::physical_plan::parquet::ParquetAccessPlan;
+use datafusion::datasource::physical_plan::parquet::metadata::CachedParquetMetaData;
+use datafusion::datasource::physical_plan::{
+    FileGroup, FileScanConfig, FileScanConfigBuilder, ParquetSource,
+};
+use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::{TableProvider, TableType, provider_as_source};
+use datafusion::error::Result as DfResult;
+use datafusion::execution::cache::cache_manager::{CachedFileMetadataEntry, FileStatisticsCache};
+use datafusion::logical_expr::{Expr, LogicalPlanBuilder, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::{SessionContext, ident};
+use object_store::ObjectMeta;
+use object_store::path::Path as ObjectPath;
+
+use crate::error::{Result, SluiceError};
+use crate::project::SourceDef;
+use crate::project::sampling::{SamplePolicy, SourceSampling};
+use crate::scan::statistics::SourceStatistics;
+use crate::store::SourceListing;
+use crate::store::footers::CachedFooterReaderFactory;
+use crate::store::snapshot::{SNAPSHOT_URL, ScanSnapshot};
+use access::FileLayout;
+use key::{KeySample, KeySampleCounters};
+
+/// How one source is read in one session, and what its sample kept.
+#[derive(Debug, Clone)]
+pub struct SourceScan {
+    pub source: String,
+    /// The store folder's path as DataFusion sees it (to attribute scan metrics).
+    pub location_prefix: String,
+    /// What the source reads: `full`, or the policy in effect.
+    pub sampling: SourceSampling,
+    /// Why a sampled environment reads this source in full, if it does.
+    pub full_reason: Option<String>,
+    /// What else the report must say of a sampled read (e.g. that it reads a build).
+    pub note: Option<String>,
+    pub rows_total: u64,
+    /// Rows the access plans keep (system, bernoulli, rows).
+    pub rows_selected: Option<u64>,
+    /// Rows the key filter looked at and kept during the run (key).
+    pub key_counters: Option<Arc<KeySampleCounters>>,
+}
+
+impl SourceScan {
+    /// The fraction of the source's rows the sample keeps (1.0 for a full read).
+    pub fn fraction(&self) -> f64 {
+        if let Some(sel) = self.rows_selected {
+            return if self.rows_total == 0 {
+                1.0
+            } else {
+                sel as f64 / self.rows_total as f64
+            };
+        }
+        if let Some(c) = &self.key_counters {
+            let seen = c.rows_in.load(std::sync::atomic::Ordering::Relaxed);
+            let kept = c.rows_kept.load(std::sync::atomic::Ordering::Relaxed);
+            return if seen == 0 {
+                0.0
+            } else {
+                kept as f64 / seen as f64
+            };
+        }
+        1.0
+    }
+
+    pub fn describe(&self) -> String {
+        match (&self.sampling, &self.full_reason) {
+            (SourceSampling::Full, Some(why)) => format!("full ({why})"),
+            (SourceSampling::Full, None) => "full".into(),
+            (SourceSampling::Sampled(p), _) => match &self.note {
+                Some(note) => format!("{p} {note}"),
+                None => p.to_string(),
+            },
+        }
+    }
+}
+
+/// The column a `key` sample reads in a source: its own `sample_key`, else the policy's
+/// `key` if the source has that column.
+pub fn key_column(
+    def: &SourceDef,
+    key: Option<&str>,
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Option<String> {
+    match (&def.sample_key, key) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(k)) if schema.field_with_name(k).is_ok() => Some(k.to_string()),
+        _ => None,
+    }
+}
+
+/// Registers a source in a session as it must be read under `sampling`.
+pub async fn register_source(
+    ctx: &SessionContext,
+    env: &str,
+    def: &SourceDef,
+    listing: &SourceListing,
+    sampling: SourceSampling,
+    snapshot: &Arc<ScanSnapshot>,
+) -> Result<SourceScan> {
+    let (folder, seen) = snapshot.add(&listing.files);
+    share_footers(ctx, listing, &seen);
+    let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
+    let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
+    let scan_options = ScanOptions::of(ctx);
+    let location_prefix = folder.clone();
+    let rows_total = listing.rows();
+    let schema = listing.table_schema();
+    let err = |message: String| SluiceError::Source {
+        env: env.to_string(),
+        source_name: def.name.clone(),
+        message,
+    };
+    let mut scan = SourceScan {
+        source: def.name.clone(),
+        location_prefix,
+        sampling: sampling.clone(),
+        full_reason: None,
+        note: None,
+        rows_total,
+        rows_selected: None,
+        key_counters: None,
+    };
+
+    let policy = match sampling {
+        SourceSampling::Full => {
+            if def.sample == Some(SourceSampling::Full) {
+                scan.full_reason = Some("source setting".into());
+            }
+            let table = source_table(
+                def,
+                &url,
+                listing,
+                &schema,
+                &scan_options,
+                reader.clone(),
+                None,
+            )
+            .map_err(|e| err(e.to_string()))?;
+            ctx.register_table(def.name.as_str(), table)?;
+            return Ok(scan);
+        }
+        SourceSampling::Sampled(p) => p,
+    };
+
+    if let SamplePolicy::Key {
+        fraction,
+        seed,
+        key,
+    } = &policy
+    {
+        let Some(column) = key_column(def, key.as_deref(), &schema) else {
+            scan.sampling = SourceSampling::Full;
+            scan.full_reason = Some(match key {
+                Some(k) => format!("no `{k}` column and no sample_key"),
+                None => "no sample_key".into(),
+            });
+            let table = source_table(
+                def,
+                &url,
+                listing,
+                &schema,
+                &scan_options,
+                reader.clone(),
+                None,
+            )
+            .map_err(|e| err(e.to_string()))?;
+            ctx.register_table(def.name.as_str(), table)?;
+            return Ok(scan);
+        };
+        if schema.field_with_name(&column).is_err() {
+            return Err(err(format!(
+                "sample_key `{column}` is not a column of the source"
+            )));
+        }
+        let counters = Arc::new(KeySampleCounters::default());
+        let table = source_table(
+            def,
+            &url,
+            listing,
+            &schema,
+            &scan_options,
+            reader.clone(),
+            None,
+        )
+        .map_err(|e| err(e.to_string()))?;
+        let plan = LogicalPlanBuilder::scan(def.name.as_str(), provider_as_source(table), None)?
+            .filter(KeySample::predicate(
+                ident(column.as_str()),
+                *seed,
+                *fraction,
+                counters.clone(),
+            ))?
+            .build()?;
+        let view = datafusion::catalog::view::ViewTable::new(plan, None);
+        ctx.register_table(def.name.as_str(), Arc::new(view))?;
+        scan.key_counters = Some(counters);
+        return Ok(scan);
+    }
+
+    let layouts: Vec<FileLayout> = listing
+        .files
+        .iter()
+        .map(|f| FileLayout {
+            relative_path: f.relative_path.clone(),
+            row_groups: f
+                .metadata
+                .row_groups()
+                .iter()
+                .map(|rg| rg.num_rows() as u64)
+                .collect(),
+            page_starts: f
+                .metadata
+                .offset_index()
+                .map(|groups| {
+                    groups
+                        .iter()
+                        .map(|columns| {
+                            columns
+                                .first()
+                                .map(|c| {
+                                    c.page_locations()
+                                        .iter()
+                                        .map(|p| p.first_row_index as u64)
+                                        .collect()
+                                })
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect();
+    let plan = access::plan(&policy, &layouts).expect("access-plan policies");
+    scan.rows_selected = Some(plan.rows_selected);
+    let plans: HashMap<String, Arc<ParquetAccessPlan>> = listing
+        .files
+        .iter()
+        .zip(plan.files)
+        .zip(&seen)
+        .map(|((_, p), seen)| (seen.clone(), Arc::new(p)))
+        .collect();
+    let table = source_table(
+        def,
+        &url,
+        listing,
+        &schema,
+        &scan_options,
+        reader,
+        Some((Arc::new(plans), plan.rows_selected)),
+    )
+    .map_err(|e| err(e.to_string()))?;
+    ctx.register_table(def.name.as_str(), table)?;
+    Ok(scan)
+}
+
+/// Hands the listing's footers to the run's DataFusion metadata cache under the paths the
+/// run sees the files at: DataFusion derives each file's statistics from its footer when
+/// it plans a scan, and would otherwise read and parse every footer again in every run
+/// (a new run sees the files at new paths, and has a new cache).
+fn share_footers(ctx: &SessionContext, listing: &SourceListing, seen: &[String]) {
+    let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
+    for (file, seen) in listing.files.iter().zip(seen) {
+        let meta = ObjectMeta {
+            location: ObjectPath::from(seen.as_str()),
+            ..file.meta.clone()
+        };
+        cache.put(
+            &meta.location,
+            CachedFileMetadataEntry::new(
+                meta.clone(),
+                Arc::new(CachedParquetMetaData::new(Arc::clone(&file.metadata))),
+            ),
+        );
+    }
+}
+
+/// What a session's scans take from its configuration, as DataFusion's own
+/// `register_parquet` takes it: the Parquet reading options (`datafusion.execution.parquet.*`:
+/// filter pushdown, page index, bloom filters…) and the session's file statistics cache.
+struct ScanOptions {
+    parquet: TableParquetOptions,
+    statistics_cache: Option<Arc<FileStatisticsCache>>,
+}
+
+impl ScanOptions {
+    fn of(ctx: &SessionContext) -> ScanOptions {
+        ScanOptions {
+            parquet: ctx.copied_table_options().parquet,
+            statistics_cache: ctx.runtime_env().cache_manager.get_file_statistic_cache(),
+        }
+    }
+}
+
+/// How DataFusion lists and reads a source's files: Parquet in `format`, its hive
+/// partition columns, and its declared sort order (each sort column checked).
+pub(crate) fn listing_options(
+    def: &SourceDef,
+    listing: &SourceListing,
+    table_schema: &SchemaRef,
+    format: ParquetFormat,
+) -> DfResult<ListingOptions> {
+    let mut options = ListingOptions::new(Arc::new(format))
+        .with_file_extension(".parquet")
+        .with_table_partition_cols(
+            listing
+                .partitions
+                .iter()
+                .map(|p| (p.clone(), DataType::Utf8))
+                .collect(),
+        );
+    if !def.sort.is_empty() {
+        for k in &def.sort {
+            if table_schema.field_with_name(&k.column).is_err() {
+                return datafusion::common::plan_err!(
+                    "sort column `{}` is not a column of the source",
+                    k.column
+                );
+            }
+        }
+        let order = def
+            .sort
+            .iter()
+            .map(|k| ident(k.column.as_str()).sort(!k.descending, k.nulls_first))
+            .collect();
+        options = options.with_file_sort_order(vec![order]);
+    }
+    Ok(options)
+}
+
+/// The table a session scans for a source: DataFusion's listing table (pruning, file
+/// groups, ordering), whose scans read through the store's footer cache and, for an
+/// access-plan sample, only the planned row groups and rows.
+fn source_table(
+    def: &SourceDef,
+    url: &ListingTableUrl,
+    listing: &SourceListing,
+    table_schema: &SchemaRef,
+    scan_options: &ScanOptions,
+    reader: Arc<CachedFooterReaderFactory>,
+    sample: Option<(Arc<HashMap<String, Arc<ParquetAccessPlan>>>, u64)>,
+) -> DfResult<Arc<dyn TableProvider>> {
+    let format = ParquetFormat::default().with_options(scan_options.parquet.clone());
+    let options = listing_options(def, listing, table_schema, format)?;
+    let config = ListingTableConfig::new(url.clone())
+        .with_listing_options(options)
+        .with_schema(listing.file_schema.clone());
+    let (plans, rows_selected) = match sample {
+        Some((plans, rows)) => (Some(plans), Some(rows)),
+        None => (None, None),
+    };
+    Ok(Arc::new(SourceTable {
+        inner: Arc::new(
+            ListingTable::try_new(config)?.with_cache(scan_options.statistics_cache.clone()),
+        ),
+        reader,
+        plans,
+        statistics: SourceStatistics::new(
+            listing.files.iter().map(|f| f.metadata.clone()).collect(),
+            listing.file_schema.clone(),
+            table_schema.clone(),
+            rows_selected,
+        ),
+    }))
+}
+
+/// A source as scanned by Sluice (see `source_table`).
+#[derive(Debug)]
+struct SourceTable {
+    inner: Arc<dyn TableProvider>,
+    reader: Arc<CachedFooterReaderFactory>,
+    /// Access plan of each file, by its object-store location; `None`: every row.
+    plans: Option<Arc<HashMap<String, Arc<ParquetAccessPlan>>>>,
+    statistics: SourceStatistics,
+}
+
+#[async_trait]
+impl TableProvider for SourceTable {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.statistics.get()
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        self.inner.supports_filters_pushdown(filters)
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let plan = self.inner.scan(state, projection, filters, limit).await?;
+        let plans = self.plans.clone();
+        let reader = self.reader.clone();
+        let schema = self.inner.schema();
+        plan.transform_down(|node| {
+            let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>() else {
+                return Ok(Transformed::no(node));
+            };
+            let Some(parquet) = config.file_source().downcast_ref::<ParquetSource>() else {
+                return Ok(Transformed::no(node));
+            };
+            let source = parquet
+                .clone()
+                .with_parquet_file_reader_factory(reader.clone());
+            let mut builder =
+                FileScanConfigBuilder::from(config.clone()).with_source(Arc::new(source));
+            if let Some(plans) = &plans {
+                let groups: Vec<FileGroup> = config
+                    .file_groups
+                    .iter()
+                    .map(|group| {
+                        group
+                            .iter()
+                            // A file that appeared after the sample was planned is not
+                            // read: the sample stays the one that was planned.
+                            .filter_map(|file| {
+                                let plan = plans.get(file.object_meta.location.as_ref())?;
+                                let mut file = file.clone();
+                                file.statistics = None;
+                                file.extensions.insert_arc(plan.clone());
+                                Some(file)
+                            })
+                            .collect()
+                    })
+                    .collect();
+                // The files' statistics describe the full set, not the sample: drop
+                // them so no query is answered from them.
+                builder = builder
+                    .with_file_groups(groups)
+                    .with_statistics(Statistics::new_unknown(&schema));
+            }
+            Ok(Transformed::yes(
+                DataSourceExec::from_data_source(builder.build()) as Arc<dyn ExecutionPlan>,
+            ))
+        })
+        .map(|t| t.data)
+    }
+}

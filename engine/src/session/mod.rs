@@ -1,0 +1,899 @@
+//! Running SQL in an environment: one DataFusion session per run, configured with the
+//! environment's settings, with the sources the SQL reads registered as that
+//! environment's sampling policy says, and a pipe's nodes composed as views.
+//!
+//! `backend` is where runs execute (in this process or on a Ballista cluster),
+//! `report` what a run read, `shared_nodes` the nodes computed once per run.
+
+mod backend;
+#[cfg(feature = "ballista")]
+pub mod ballista;
+pub mod report;
+pub mod shared_nodes;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::physical_plan::display::DisplayableExecutionPlan;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
+use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
+
+use crate::error::{ErrorClass, Result, SluiceError, classify, df_message};
+use crate::project::params::{self, ParamValue};
+use crate::project::sampling::{SampleOverride, SamplePolicy, SourceSampling};
+use crate::project::system_tables::{
+    ERRORS_TABLE_SUFFIX, STATS_DIR, STATS_SCHEMA, STATS_TABLE, errors_dataset, errors_schema,
+    errors_table, stats_schema,
+};
+use crate::project::{Environment, Pipe, Project, RunEngine, SourceDef};
+use crate::scan::SourceScan;
+use crate::store::snapshot::ScanSnapshot;
+use crate::store::{SourceListing, Store};
+use backend::Backend;
+use report::{RunReport, source_reports};
+
+/// The result of a run: its rows and what it read.
+#[derive(Debug)]
+pub struct RunOutput {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub report: RunReport,
+}
+
+/// A pipe's output as it is computed (see `EnvSession::stream_pipe_def`).
+pub struct PipeStream {
+    pub stream: datafusion::execution::SendableRecordBatchStream,
+    plan: Arc<dyn ExecutionPlan>,
+    /// The nodes computed ahead of the output: their rows are read by the stream.
+    shared: Vec<crate::session::shared_nodes::SharedNode>,
+    scans: Vec<SourceScan>,
+    started: Instant,
+    env: String,
+    pipe: String,
+    sample: Option<SamplePolicy>,
+}
+
+impl PipeStream {
+    /// The run's report, once the stream is consumed.
+    pub fn report(&self, rows_out: u64) -> RunReport {
+        RunReport {
+            env: self.env.clone(),
+            pipe: Some(self.pipe.clone()),
+            sample: self.sample.clone(),
+            rows_out,
+            elapsed: self.started.elapsed(),
+            sources: source_reports(&self.plan, &shared_plans(&self.shared), &self.scans),
+        }
+    }
+
+    /// Turns a failure while reading the stream into the run's error.
+    pub fn error(&self, e: DataFusionError) -> SluiceError {
+        SluiceError::Query {
+            env: self.env.clone(),
+            message: format!("pipe `{}`: {}", self.pipe, df_message(&e)),
+            class: classify(&e),
+        }
+    }
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Keep at most this many output rows.
+    pub limit: Option<usize>,
+}
+
+/// What `plan_pipe` is for: a run, or a plan that is only shown or checked (nothing
+/// is computed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlanMode {
+    Run,
+    Explain,
+    /// Also build each node's physical plan, to find the node at fault.
+    Check,
+}
+
+/// A pipe planned for a run: its output, the sources registered for it and the nodes
+/// computed ahead of it (held until the run is over).
+struct PlannedPipe {
+    ctx: SessionContext,
+    output: DataFrame,
+    scans: Vec<SourceScan>,
+    /// The nodes the rest of the pipe reads more than once, and how many times.
+    shared_reads: HashMap<String, usize>,
+    shared: Vec<crate::session::shared_nodes::SharedNode>,
+}
+
+/// The plans of the nodes computed ahead of a run's output, for its report.
+fn shared_plans(
+    shared: &[crate::session::shared_nodes::SharedNode],
+) -> Vec<Arc<dyn ExecutionPlan>> {
+    shared.iter().map(|s| s.plan.clone()).collect()
+}
+
+/// Plans one node's SQL against what `ctx` has registered, with the run's parameters.
+async fn plan_node(
+    ctx: &SessionContext,
+    sql: &str,
+    params: &ParamValues,
+) -> std::result::Result<DataFrame, DataFusionError> {
+    ctx.sql(sql).await?.with_param_values(params.clone())
+}
+
+/// A pipe that failed to plan in an environment, with the node at fault.
+#[derive(Debug, Clone)]
+pub struct PlanFailure {
+    pub pipe: String,
+    pub node: Option<String>,
+    pub message: String,
+}
+
+/// An environment ready to run: its store, its effective sampling policy and the
+/// DataFusion runtime shared by its runs.
+pub struct EnvSession {
+    project: Arc<Project>,
+    env: Environment,
+    policy: Option<SamplePolicy>,
+    store: Arc<Store>,
+    runtime: Arc<RuntimeEnv>,
+    backend: Backend,
+}
+
+impl EnvSession {
+    /// Opens `env` of `project` with a run's sampling override applied once.
+    pub fn open(project: Arc<Project>, env: &str, sample: &SampleOverride) -> Result<EnvSession> {
+        let env = project.environment(env)?.clone();
+        Self::open_with(project, env, sample)
+    }
+
+    /// Opens an environment that is not (necessarily) declared in `sluice.toml`, such as
+    /// the fixture store pipe tests run against.
+    pub fn open_with(
+        project: Arc<Project>,
+        env: Environment,
+        sample: &SampleOverride,
+    ) -> Result<EnvSession> {
+        let policy = sample
+            .apply(env.sample.as_ref())
+            .map_err(SluiceError::SampleOverride)?;
+        let backend = Backend::of(&env)?;
+        let store = Arc::new(Store::open(&env)?);
+        let mut runtime = RuntimeEnvBuilder::new();
+        if let Some(limit) = env.settings.memory_limit {
+            runtime = runtime.with_memory_limit(limit as usize, 1.0);
+        }
+        let runtime = runtime.build_arc()?;
+        Ok(EnvSession {
+            project,
+            env,
+            policy,
+            store,
+            runtime,
+            backend,
+        })
+    }
+
+    pub fn environment(&self) -> &Environment {
+        &self.env
+    }
+
+    pub fn project(&self) -> &Project {
+        &self.project
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The sampling policy runs in this session use (`None`: the full set).
+    pub fn policy(&self) -> Option<&SamplePolicy> {
+        self.policy.as_ref()
+    }
+
+    fn config(&self) -> SessionConfig {
+        crate::optimizer::settings::session_config(&self.env.settings).with_information_schema(true)
+    }
+
+    /// Where this environment's runs execute: `embedded`, or `ballista df://host:port`.
+    pub fn engine(&self) -> &RunEngine {
+        &self.env.engine
+    }
+
+    /// Whether runs go to a cluster (whose executors cannot read this process's memory).
+    fn is_remote(&self) -> bool {
+        self.backend.is_remote()
+    }
+
+    /// A context for one run on the environment's engine.
+    async fn context(&self) -> Result<(SessionContext, Arc<ScanSnapshot>)> {
+        self.backend
+            .context(&self.env, self.config(), &self.runtime)
+            .await
+    }
+
+    /// The definition of a source: declared in `sluice.toml`, or a folder of the store
+    /// that is not declared (read in full, with default settings).
+    pub async fn source_def(&self, name: &str) -> Result<Option<SourceDef>> {
+        if let Some(def) = self.project.sources.get(name) {
+            return Ok(Some(def.clone()));
+        }
+        if name.starts_with(['_', '.']) || !self.store.folders().await?.iter().any(|f| f == name) {
+            return Ok(None);
+        }
+        Ok(Some(SourceDef {
+            name: name.to_string(),
+            path: name.to_string(),
+            sample_key: None,
+            sample: None,
+            sort: Vec::new(),
+        }))
+    }
+
+    /// Every source: declared ones, then undeclared folders of the store.
+    pub async fn source_names(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.project.sources.keys().cloned().collect();
+        for folder in self.store.folders().await? {
+            if !self.project.sources.values().any(|s| s.path == folder) && !names.contains(&folder)
+            {
+                names.push(folder);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Lists a source's files in this environment's store.
+    pub async fn list_source(&self, name: &str) -> Result<SourceListing> {
+        let def = self.source_def(name).await?.ok_or_else(|| {
+            SluiceError::Usage(format!(
+                "unknown source `{name}` in environment `{}`",
+                self.env.name
+            ))
+        })?;
+        self.store.list_source(&def).await
+    }
+
+    /// A source of this environment read in full, as a DataFrame to build on (sample
+    /// builds, exports).
+    pub async fn source_frame(&self, name: &str) -> Result<(DataFrame, SourceListing)> {
+        let def = self.source_def(name).await?.ok_or_else(|| {
+            SluiceError::Usage(format!(
+                "unknown source `{name}` in environment `{}`",
+                self.env.name
+            ))
+        })?;
+        let listing = self.store.list_source(&def).await?;
+        // Sample builds and exports write through this process: read here too.
+        let (ctx, snapshot) = backend::local_context(self.config(), &self.runtime)?;
+        crate::scan::register_source(
+            &ctx,
+            &self.env.name,
+            &def,
+            &listing,
+            SourceSampling::Full,
+            &snapshot,
+        )
+        .await?;
+        let df = ctx.table(def.name.as_str()).await?;
+        Ok((df, listing))
+    }
+
+    /// Registers the sources among `names` (other names are nodes or unknown tables,
+    /// which DataFusion reports when planning).
+    async fn register_sources(
+        &self,
+        ctx: &SessionContext,
+        snapshot: &Arc<ScanSnapshot>,
+        names: &BTreeSet<String>,
+    ) -> Result<Vec<SourceScan>> {
+        let mut scans = Vec::new();
+        for name in names {
+            if let Some(table) = name.strip_prefix(&format!("{STATS_SCHEMA}.")) {
+                if table == STATS_TABLE {
+                    scans.extend(self.register_stats(ctx, snapshot).await?);
+                } else if let Some(source) = table.strip_suffix(ERRORS_TABLE_SUFFIX)
+                    && self.source_def(source).await?.is_some()
+                {
+                    scans.extend(self.register_errors(ctx, snapshot, source).await?);
+                }
+                continue;
+            }
+            let Some(def) = self.source_def(name).await? else {
+                continue;
+            };
+            let listing = self.store.list_source(&def).await?;
+            let sampling = self.project.source_sampling(&def, self.policy.as_ref());
+            // A policy's fraction is of the data a build was taken from, not of the build.
+            let (sampling, build_note) = match (&listing.built_sample, &sampling) {
+                (Some(built), SourceSampling::Sampled(policy)) => {
+                    let key = match policy {
+                        SamplePolicy::Key { key, .. } => {
+                            crate::scan::key_column(&def, key.as_deref(), &listing.table_schema())
+                        }
+                        _ => None,
+                    };
+                    crate::scan::build::over_build(sampling.clone(), built, key.as_deref())
+                }
+                _ => (sampling, None),
+            };
+            tracing::debug!(
+                env = %self.env.name,
+                source = %def.name,
+                files = listing.files.len(),
+                rows = listing.rows(),
+                ?sampling,
+                "registering source"
+            );
+            let mut scan = self
+                .register_source(ctx, &def, &listing, sampling, snapshot)
+                .await?;
+            if let Some(note) = build_note {
+                match scan.sampling {
+                    SourceSampling::Full => scan.full_reason = Some(note),
+                    SourceSampling::Sampled(_) => scan.note = Some(note),
+                }
+            }
+            scans.push(scan);
+        }
+        Ok(scans)
+    }
+
+    /// Registers one source on the environment's engine.
+    async fn register_source(
+        &self,
+        ctx: &SessionContext,
+        def: &SourceDef,
+        listing: &SourceListing,
+        sampling: SourceSampling,
+        snapshot: &Arc<ScanSnapshot>,
+    ) -> Result<SourceScan> {
+        self.backend
+            .register_source(ctx, &self.env, def, listing, sampling, snapshot)
+            .await
+    }
+
+    /// Registers `sluice.pipe_stats`: the run records in this environment's own store
+    /// (an empty table before the first run; a branch's statistics are its own, never
+    /// its parent's).
+    async fn register_stats(
+        &self,
+        ctx: &SessionContext,
+        snapshot: &Arc<ScanSnapshot>,
+    ) -> Result<Option<SourceScan>> {
+        let own = self.store.list(STATS_DIR).await?;
+        let exists = own.iter().any(|(rel, _)| rel.ends_with(".parquet"));
+        let name = format!("{STATS_SCHEMA}.{STATS_TABLE}");
+        self.register_own_table(
+            ctx,
+            snapshot,
+            name,
+            STATS_DIR.to_string(),
+            stats_schema(),
+            exists,
+        )
+        .await
+    }
+
+    /// Registers `sluice.SOURCE_errors`: the rows ingestion kept out of a source, from
+    /// this environment's own quarantine (an empty table before the first rejected row;
+    /// a branch's quarantine is its own, never its parent's).
+    async fn register_errors(
+        &self,
+        ctx: &SessionContext,
+        snapshot: &Arc<ScanSnapshot>,
+        source: &str,
+    ) -> Result<Option<SourceScan>> {
+        let path = errors_dataset(source);
+        let exists = self.store.owns(&path).await?;
+        let name = errors_table(source);
+        self.register_own_table(ctx, snapshot, name, path, errors_schema(), exists)
+            .await
+    }
+
+    /// Registers one of Sluice's own tables (`sluice.NAME`): the dataset at `path` in
+    /// this environment's store, read in full, or an empty table of `schema` when it
+    /// does not exist yet.
+    async fn register_own_table(
+        &self,
+        ctx: &SessionContext,
+        snapshot: &Arc<ScanSnapshot>,
+        name: String,
+        path: String,
+        schema: SchemaRef,
+        exists: bool,
+    ) -> Result<Option<SourceScan>> {
+        self.ensure_sluice_schema(ctx)?;
+        if !exists {
+            let empty = datafusion::datasource::MemTable::try_new(schema, vec![vec![]])?;
+            ctx.register_table(name.as_str(), Arc::new(empty))?;
+            return Ok(None);
+        }
+        let def = SourceDef {
+            name,
+            path,
+            sample_key: None,
+            sample: None,
+            sort: Vec::new(),
+        };
+        let listing = self.store.list_source(&def).await?;
+        let scan = self
+            .register_source(ctx, &def, &listing, SourceSampling::Full, snapshot)
+            .await?;
+        Ok(Some(scan))
+    }
+
+    /// The `sluice` schema of Sluice's own tables (run statistics, quarantines).
+    fn ensure_sluice_schema(&self, ctx: &SessionContext) -> Result<()> {
+        let catalog_name = ctx.state().config_options().catalog.default_catalog.clone();
+        let catalog = ctx.catalog(&catalog_name).ok_or_else(|| {
+            SluiceError::Usage(format!("no catalog `{catalog_name}` in the session"))
+        })?;
+        if catalog.schema(STATS_SCHEMA).is_none() {
+            catalog.register_schema(
+                STATS_SCHEMA,
+                Arc::new(datafusion::catalog::MemorySchemaProvider::new()),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn node_error(&self, pipe: &Pipe, node: &str, err: &DataFusionError) -> SluiceError {
+        SluiceError::Node {
+            env: self.env.name.clone(),
+            pipe: pipe.name.clone(),
+            node: node.to_string(),
+            message: df_message(err),
+            class: classify(err),
+        }
+    }
+
+    /// Plans a pipe's nodes in a fresh context, each node a view the later ones read.
+    /// With `PlanMode::Run`, a local run first computes the nodes the rest of the pipe
+    /// reads more than once (see `shared_nodes`).
+    async fn plan_pipe(
+        &self,
+        pipe: &Pipe,
+        values: &HashMap<String, ParamValue>,
+        mode: PlanMode,
+    ) -> Result<PlannedPipe> {
+        let (ctx, snapshot) = self.context().await?;
+        let node_names: BTreeSet<String> = pipe
+            .nodes
+            .iter()
+            .map(|n| n.name.to_ascii_lowercase())
+            .collect();
+        let mut reads = BTreeSet::new();
+        for node in &pipe.nodes {
+            for r in crate::project::node_references_of(&node.sql).unwrap_or_default() {
+                if !node_names.contains(&r) {
+                    reads.insert(r);
+                }
+            }
+        }
+        let scans = self.register_sources(&ctx, &snapshot, &reads).await?;
+        let param_values = ParamValues::Map(
+            values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_scalar().into()))
+                .collect(),
+        );
+        let last = pipe.nodes.len() - 1;
+        let mut output = None;
+        for (i, node) in pipe.nodes.iter().enumerate() {
+            let df = plan_node(&ctx, &node.sql, &param_values)
+                .await
+                .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+            if mode == PlanMode::Check {
+                df.clone()
+                    .create_physical_plan()
+                    .await
+                    .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+            }
+            if i < last {
+                ctx.register_table(node.name.as_str(), df.into_view())
+                    .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+            } else {
+                output = Some(df);
+            }
+        }
+        let output = output.expect("a pipe has nodes");
+        // Only nodes before the output can be read by it.
+        let mut earlier = node_names.clone();
+        earlier.remove(&pipe.nodes[last].name.to_ascii_lowercase());
+        let mut shared_reads =
+            crate::session::shared_nodes::node_reads(output.logical_plan(), &earlier);
+        shared_reads.retain(|_, n| *n > 1);
+        let mut planned = PlannedPipe {
+            ctx,
+            output,
+            scans,
+            shared_reads,
+            shared: Vec::new(),
+        };
+        if mode != PlanMode::Run || planned.shared_reads.is_empty() || self.is_remote() {
+            return Ok(planned);
+        }
+        // Plan again, node by node from the first shared one (the nodes before it read
+        // none, so their views stand), computing each shared node before the nodes that
+        // read it are planned, so they scan its rows instead of inlining the view.
+        let pool = self.runtime.memory_pool.clone();
+        let budget = crate::session::shared_nodes::budget(self.env.settings.memory_limit);
+        let first = pipe
+            .nodes
+            .iter()
+            .position(|n| {
+                planned
+                    .shared_reads
+                    .contains_key(&n.name.to_ascii_lowercase())
+            })
+            .expect("a shared node is one of the pipe's");
+        for (i, node) in pipe.nodes.iter().enumerate().skip(first) {
+            let df = plan_node(&planned.ctx, &node.sql, &param_values)
+                .await
+                .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+            if i == last {
+                planned.output = df;
+                break;
+            }
+            let name = node.name.to_ascii_lowercase();
+            let held: usize = planned.shared.iter().map(|s| s.bytes).sum();
+            if let Some(&reads) = planned.shared_reads.get(&name) {
+                let computed = crate::session::shared_nodes::compute(
+                    &planned.ctx,
+                    node.name.as_str(),
+                    reads,
+                    df.clone(),
+                    &pool,
+                    budget.saturating_sub(held),
+                )
+                .await
+                .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+                if let Some(shared) = computed {
+                    planned.shared.push(shared);
+                    continue;
+                }
+            }
+            planned
+                .ctx
+                .deregister_table(node.name.as_str())
+                .and_then(|_| {
+                    planned
+                        .ctx
+                        .register_table(node.name.as_str(), df.into_view())
+                })
+                .map_err(|e| self.node_error(pipe, &node.name, &e))?;
+        }
+        Ok(planned)
+    }
+
+    /// Parses `--param k=v` style values against the pipe's declarations.
+    pub fn resolve_params(
+        &self,
+        pipe: &Pipe,
+        given: &[(String, String)],
+    ) -> Result<HashMap<String, ParamValue>> {
+        params::resolve(&pipe.params, given).map_err(|(param, message)| SluiceError::Param {
+            pipe: pipe.name.clone(),
+            param,
+            message,
+        })
+    }
+
+    /// The definition of a pipe this environment runs: in a protected environment (or
+    /// with `deployed`) the version deployed there, else the project's working copy.
+    /// Production never runs an edit that was not promoted.
+    pub async fn resolve_pipe(&self, name: &str, deployed: bool) -> Result<Pipe> {
+        if !(deployed || self.env.protected) {
+            return Ok(self.project.pipe(name)?.clone());
+        }
+        let state = self.deployments();
+        let Some(version) = state.live_version(name).await? else {
+            // A name the project does not know either is a typo, not a missing promotion.
+            self.project.pipe(name)?;
+            let hint = if self.env.protected {
+                format!(
+                    "it runs promoted versions only: sluice promote {name} --from staging --to {}",
+                    self.env.name
+                )
+            } else {
+                format!(
+                    "deploy it first: sluice deploy {name} --env {}",
+                    self.env.name
+                )
+            };
+            return Err(SluiceError::Usage(format!(
+                "pipe `{name}` has no deployed version in environment `{}`: {hint}",
+                self.env.name
+            )));
+        };
+        state.pipe(&self.project, name, &version).await
+    }
+
+    /// The deployments of this environment, in its store.
+    pub fn deployments(&self) -> crate::store::deployments::DeploymentState {
+        crate::store::deployments::DeploymentState::in_store(self.store.clone())
+    }
+
+    /// Runs a pipe as this environment runs it (see `resolve_pipe`), with parameters
+    /// given as text.
+    pub async fn run_pipe(
+        &self,
+        name: &str,
+        given: &[(String, String)],
+        options: &RunOptions,
+    ) -> Result<RunOutput> {
+        let pipe = self.resolve_pipe(name, false).await?;
+        self.run_pipe_def(&pipe, given, options).await
+    }
+
+    /// Runs the given definition of a pipe (e.g. a deployed version).
+    pub async fn run_pipe_def(
+        &self,
+        pipe: &Pipe,
+        given: &[(String, String)],
+        options: &RunOptions,
+    ) -> Result<RunOutput> {
+        let values = self.resolve_params(pipe, given)?;
+        let started = Instant::now();
+        let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
+        let shared_plans = shared_plans(&planned.shared);
+        self.execute(
+            &planned.ctx,
+            planned.output,
+            planned.scans,
+            &shared_plans,
+            Some(pipe),
+            options,
+            started,
+        )
+        .await
+    }
+
+    /// Runs one SQL query against the environment's sources.
+    pub async fn query(&self, sql: &str, options: &RunOptions) -> Result<RunOutput> {
+        let started = Instant::now();
+        let reads = crate::project::query_references(sql).map_err(|m| SluiceError::Query {
+            env: self.env.name.clone(),
+            message: m,
+            class: ErrorClass::Usage,
+        })?;
+        let (ctx, snapshot) = self.context().await?;
+        let scans = self
+            .register_sources(&ctx, &snapshot, &reads.into_iter().collect())
+            .await?;
+        let df = ctx.sql(sql).await.map_err(|e| self.query_error(&e))?;
+        self.execute(&ctx, df, scans, &[], None, options, started)
+            .await
+    }
+
+    fn query_error(&self, err: &DataFusionError) -> SluiceError {
+        SluiceError::Query {
+            env: self.env.name.clone(),
+            message: df_message(err),
+            class: classify(err),
+        }
+    }
+
+    async fn execute(
+        &self,
+        ctx: &SessionContext,
+        mut df: DataFrame,
+        scans: Vec<SourceScan>,
+        shared_plans: &[Arc<dyn ExecutionPlan>],
+        pipe: Option<&Pipe>,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<RunOutput> {
+        let fail = |e: DataFusionError| match pipe {
+            Some(p) => SluiceError::Query {
+                env: self.env.name.clone(),
+                message: format!("pipe `{}`: {}", p.name, df_message(&e)),
+                class: classify(&e),
+            },
+            None => self.query_error(&e),
+        };
+        if let Some(n) = options.limit {
+            df = df.limit(0, Some(n)).map_err(fail)?;
+        }
+        let plan = df.create_physical_plan().await.map_err(fail)?;
+        let schema = plan.schema();
+        let batches = self.collect(plan.clone(), ctx).await.map_err(fail)?;
+        let rows_out = batches.iter().map(|b| b.num_rows() as u64).sum();
+        tracing::debug!(env = %self.env.name, rows_out, elapsed = ?started.elapsed(), "run finished");
+        let report = RunReport {
+            env: self.env.name.clone(),
+            pipe: pipe.map(|p| p.name.clone()),
+            sample: self.policy.clone(),
+            rows_out,
+            elapsed: started.elapsed(),
+            sources: source_reports(&plan, shared_plans, &scans),
+        };
+        Ok(RunOutput {
+            schema,
+            batches,
+            report,
+        })
+    }
+
+    /// Runs a plan to completion on the environment's engine.
+    async fn collect(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        ctx: &SessionContext,
+    ) -> std::result::Result<Vec<RecordBatch>, DataFusionError> {
+        self.backend.collect(plan, ctx).await
+    }
+
+    /// Starts a plan on the environment's engine and returns its output stream.
+    fn execute_stream(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        ctx: &SessionContext,
+    ) -> std::result::Result<datafusion::execution::SendableRecordBatchStream, DataFusionError>
+    {
+        self.backend.execute_stream(plan, ctx)
+    }
+
+    /// Starts a run of the given definition of a pipe and returns its output as a
+    /// stream of batches, for writers that must not hold the whole output in memory.
+    pub async fn stream_pipe_def(
+        &self,
+        pipe: &Pipe,
+        given: &[(String, String)],
+    ) -> Result<PipeStream> {
+        let values = self.resolve_params(pipe, given)?;
+        let started = Instant::now();
+        let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
+        let fail = |e: DataFusionError| SluiceError::Query {
+            env: self.env.name.clone(),
+            message: format!("pipe `{}`: {}", pipe.name, df_message(&e)),
+            class: classify(&e),
+        };
+        let plan = planned.output.create_physical_plan().await.map_err(fail)?;
+        let stream = self
+            .execute_stream(plan.clone(), &planned.ctx)
+            .map_err(fail)?;
+        Ok(PipeStream {
+            stream,
+            plan,
+            shared: planned.shared,
+            scans: planned.scans,
+            started,
+            env: self.env.name.clone(),
+            pipe: pipe.name.clone(),
+            sample: self.policy.clone(),
+        })
+    }
+
+    /// The plan of a pipe: logical and physical, or with `analyze`, the executed plan
+    /// with its metrics. A node the pipe reads more than once is named: an analyzed run
+    /// computes it first and shows its own executed plan, as a run does.
+    pub async fn explain_pipe(
+        &self,
+        pipe: &Pipe,
+        given: &[(String, String)],
+        analyze: bool,
+    ) -> Result<String> {
+        let values = self.resolve_params(pipe, given)?;
+        let mode = if analyze {
+            PlanMode::Run
+        } else {
+            PlanMode::Explain
+        };
+        let planned = self.plan_pipe(pipe, &values, mode).await?;
+        let fail = |e: DataFusionError| SluiceError::Query {
+            env: self.env.name.clone(),
+            message: format!("pipe `{}`: {}", pipe.name, df_message(&e)),
+            class: classify(&e),
+        };
+        let (ctx, df) = (&planned.ctx, &planned.output);
+        let logical = df.logical_plan().clone();
+        let optimized = ctx.state().optimize(&logical).map_err(fail)?;
+        let plan: Arc<dyn ExecutionPlan> = df.clone().create_physical_plan().await.map_err(fail)?;
+        let mut out = String::new();
+        let mut shared: Vec<_> = planned.shared_reads.iter().collect();
+        shared.sort();
+        for (name, reads) in shared {
+            match planned.shared.iter().find(|s| s.name.eq_ignore_ascii_case(name)) {
+                Some(s) => {
+                    out.push_str(&format!(
+                        "== Node `{}`: read {reads} times, computed once ({} rows, {} bytes held) ==\n",
+                        s.name, s.rows, s.bytes
+                    ));
+                    out.push_str(
+                        &DisplayableExecutionPlan::with_metrics(s.plan.as_ref())
+                            .indent(true)
+                            .to_string(),
+                    );
+                    out.push('\n');
+                }
+                None if analyze || self.is_remote() => out.push_str(&format!(
+                    "== Node `{name}`: read {reads} times, each time as a view ==\n\n"
+                )),
+                None => out.push_str(&format!(
+                    "== Node `{name}`: read {reads} times; a run computes it once (the plans below read it as a view) ==\n\n"
+                )),
+            }
+        }
+        out.push_str("== Logical plan ==\n");
+        out.push_str(&optimized.display_indent().to_string());
+        out.push_str("\n\n");
+        if analyze {
+            self.collect(plan.clone(), ctx).await.map_err(fail)?;
+            out.push_str("== Executed plan (with metrics) ==\n");
+            out.push_str(
+                &DisplayableExecutionPlan::with_metrics(plan.as_ref())
+                    .indent(true)
+                    .to_string(),
+            );
+        } else {
+            // `DATAFUSION_EXPLAIN_SHOW_STATISTICS=true` shows the estimates the planner
+            // chose join sides by.
+            let statistics = ctx.copied_config().options().explain.show_statistics;
+            out.push_str("== Physical plan ==\n");
+            out.push_str(
+                &displayable(plan.as_ref())
+                    .set_show_statistics(statistics)
+                    .indent(false)
+                    .to_string(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Plans every pipe (logical and physical) against this environment's real
+    /// schemas, without running them. Returns the pipes that fail, with the node.
+    pub async fn validate(&self) -> Vec<PlanFailure> {
+        let mut failures = Vec::new();
+        for pipe in self.project.pipes.values() {
+            if let Err(f) = self.plan_check(pipe).await {
+                failures.push(f);
+            }
+        }
+        failures
+    }
+
+    /// Plans one definition of a pipe against this environment's real schemas (with
+    /// each parameter's default, or a value of its type) and returns its output schema.
+    pub async fn plan_check(&self, pipe: &Pipe) -> std::result::Result<SchemaRef, PlanFailure> {
+        let values: HashMap<String, ParamValue> = pipe
+            .params
+            .iter()
+            .map(|(k, p)| (k.clone(), params::planning_value(p)))
+            .collect();
+        match self.plan_pipe(pipe, &values, PlanMode::Check).await {
+            Ok(planned) => {
+                let schema = Arc::new(planned.output.schema().as_arrow().clone());
+                // The data checks must name columns of the output.
+                crate::project::checks::check_columns(pipe, &schema).map_err(|message| {
+                    PlanFailure {
+                        pipe: pipe.name.clone(),
+                        node: None,
+                        message,
+                    }
+                })?;
+                Ok(schema)
+            }
+            Err(e) => {
+                let node = match &e {
+                    SluiceError::Node { node, .. } => Some(node.clone()),
+                    _ => None,
+                };
+                let message = match e {
+                    SluiceError::Node { message, .. } => message,
+                    other => other.to_string(),
+                };
+                Err(PlanFailure {
+                    pipe: pipe.name.clone(),
+                    node,
+                    message,
+                })
+            }
+        }
+    }
+}
