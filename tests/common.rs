@@ -186,7 +186,9 @@ pub fn sluice() -> Command {
     let mut cmd = Command::new(sluice_bin());
     cmd.env_remove("SLUICE_PROJECT")
         .env_remove("SLUICE_LOG")
-        .env_remove("SLUICE_SKIP_RULES");
+        .env_remove("SLUICE_SKIP_RULES")
+        .env_remove("SLUICE_ACTOR")
+        .env_remove("RUST_LOG");
     cmd
 }
 
@@ -198,4 +200,29 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .build()
         .unwrap()
         .block_on(f)
+}
+
+/// Every file under `dir` with its bytes, sorted: compare two of these to show a failed
+/// command left a store exactly as it was.
+pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn visit(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                visit(root, &path, out);
+            } else {
+                out.push((
+                    path.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&path).unwrap_or_default(),
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(dir, dir, &mut out);
+    out.sort();
+    out
 }

@@ -31,7 +31,8 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Log level of the engine's diagnostics on standard error: error, warn, info, debug,
-    /// trace, or a filter such as `sluice_engine=debug` (default: warn; also RUST_LOG)
+    /// trace, or a filter such as `sluice_engine=debug` (default: warn; also SLUICE_LOG,
+    /// then RUST_LOG)
     #[arg(long, global = true, value_name = "LEVEL")]
     pub log_level: Option<String>,
 
@@ -260,8 +261,18 @@ pub struct SourcesArgs {
 
 #[derive(Debug, Args)]
 pub struct QueryArgs {
-    /// The SQL query (a SELECT, WITH, VALUES or EXPLAIN)
-    pub sql: String,
+    /// The SQL query (a SELECT, WITH, VALUES or EXPLAIN); `-` reads it from standard
+    /// input. It may start with a `--` comment.
+    #[arg(
+        value_name = "SQL",
+        allow_hyphen_values = true,
+        required_unless_present = "file",
+        conflicts_with = "file"
+    )]
+    pub sql: Option<String>,
+    /// Read the query from this file
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
     #[command(flatten)]
     pub env: EnvArg,
     #[command(flatten)]

@@ -1,7 +1,7 @@
 //! Reading an environment: `envs`, `sources`, `query`, `run`, `explain`, `validate`.
 
 use anyhow::Result;
-use sluice_engine::{EnvSession, RunOptions, SampleOverride};
+use sluice_engine::{EnvSession, RunOptions, SampleOverride, SluiceError};
 
 use super::Failed;
 use crate::args::{ExplainArgs, QueryArgs, RunArgs, SampleArgs, SourcesArgs, ValidateArgs};
@@ -21,11 +21,34 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
     print_output(&out, &args.output, settings.verbose)
 }
 
+/// The SQL of `sluice query`: the argument, standard input (`-`) or `--file`.
+fn query_text(args: &QueryArgs) -> Result<String> {
+    let text = match (&args.sql, &args.file) {
+        (_, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+            SluiceError::Usage(format!("--file {}: cannot read it: {e}", path.display()))
+        })?,
+        (Some(dash), None) if dash == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|e| {
+                SluiceError::Usage(format!("cannot read the query from standard input: {e}"))
+            })?;
+            text
+        }
+        (Some(sql), None) => sql.clone(),
+        (None, None) => unreachable!("clap requires SQL or --file"),
+    };
+    if text.trim().is_empty() {
+        return Err(SluiceError::Usage("the query is empty".into()).into());
+    }
+    Ok(text)
+}
+
 pub async fn query(settings: &Settings, args: QueryArgs) -> Result<()> {
+    let sql = query_text(&args)?;
     let session = settings.session(&args.env, &args.sample)?;
     let out = session
         .query(
-            &args.sql,
+            &sql,
             &RunOptions {
                 limit: args.output.limit,
             },

@@ -727,6 +727,30 @@ fn load_pipe(
             format!("pipe `{name}` has no `[[node]]`: a pipe needs at least one SQL node"),
         ));
     }
+    if raw.node.len() > super::sql::MAX_PIPE_NODES {
+        problems.push(file.problem(
+            raw.node[super::sql::MAX_PIPE_NODES].span().start,
+            format!(
+                "pipe `{name}` has {} nodes, more than the limit of {}: nodes read each other as nested views, and a plan that deep is refused",
+                raw.node.len(),
+                super::sql::MAX_PIPE_NODES
+            ),
+        ));
+    }
+    let queries: usize = raw
+        .node
+        .iter()
+        .map(|n| super::sql::select_count(n.get_ref().sql.get_ref()))
+        .sum();
+    if queries > super::sql::MAX_PIPE_QUERIES {
+        problems.push(file.problem(
+            0,
+            format!(
+                "pipe `{name}` has {queries} SELECTs in its nodes, more than the limit of {}: each nests the plan a level deeper",
+                super::sql::MAX_PIPE_QUERIES
+            ),
+        ));
+    }
     let node_names: Vec<String> = raw
         .node
         .iter()

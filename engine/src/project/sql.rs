@@ -17,11 +17,33 @@ pub const MAX_SQL_BYTES: usize = 1 << 20;
 /// nest the expression a level deeper, and planning walks expressions recursively: a
 /// chain of thousands would overflow the planner's stack and abort the process, so it
 /// is refused before it is parsed. Sluice plans on threads with a 64 MiB stack, enough
-/// for this many with a wide margin (tests/config.rs, `deep_expressions_are_refused`).
-pub const MAX_SQL_OPERATORS: usize = 4096;
+/// for this many with a wide margin, even in a debug build (tests/config.rs,
+/// `deep_sql_is_refused_before_planning`).
+pub const MAX_SQL_OPERATORS: usize = 2048;
 
-/// Checks the size and the operator count of SQL before anything parses it, with the
-/// tokenizer (which does not recurse).
+/// The most nodes a pipe may have: each reads earlier ones as nested views.
+pub const MAX_PIPE_NODES: usize = 128;
+/// The most SELECTs in one statement, and in all of a pipe's nodes together: each
+/// nests the plan a level deeper.
+pub const MAX_SQL_SELECTS: usize = 256;
+pub const MAX_PIPE_QUERIES: usize = 256;
+
+/// How many SELECTs a text holds (0 when it does not tokenize: the parser says why).
+pub fn select_count(sql: &str) -> usize {
+    let dialect = GenericDialect {};
+    Tokenizer::new(&dialect, sql)
+        .tokenize()
+        .map(|tokens| {
+            tokens
+                .iter()
+                .filter(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::SELECT))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Checks the size, the operator count and the SELECT count of SQL before anything
+/// parses it, with the tokenizer (which does not recurse).
 pub fn check_limits(sql: &str) -> Result<(), String> {
     if sql.len() > MAX_SQL_BYTES {
         return Err(format!(
@@ -64,6 +86,15 @@ pub fn check_limits(sql: &str) -> Result<(), String> {
             _ => false,
         })
         .count();
+    let selects = tokens
+        .iter()
+        .filter(|t| matches!(t, Token::Word(w) if w.keyword == Keyword::SELECT))
+        .count();
+    if selects > MAX_SQL_SELECTS {
+        return Err(format!(
+            "the SQL has {selects} SELECTs, more than the limit of {MAX_SQL_SELECTS}: each nests the plan a level deeper"
+        ));
+    }
     if operators > MAX_SQL_OPERATORS {
         return Err(format!(
             "the SQL chains {operators} operators, more than the limit of {MAX_SQL_OPERATORS} (an expression that long is refused before planning: split it, or use IN (…) for a list of values)"
