@@ -680,12 +680,38 @@ fn failing_pipe_tests_and_data_checks_block_a_promotion() {
     ok(&p, &["deploy", "top_reps"]);
     let out = run(&p, &["promote", "top_reps", "--yes"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // Every gate runs and says how it read: the checks fail on staging's sample and on
+    // production's, read by a key sample (production has no policy of its own).
+    let text = stdout(&out);
     assert!(
-        stdout(&out).contains("FAIL checks on staging: nobody wins"),
+        text.contains("FAIL checks on staging: 1 of 4 check(s) failed (read as sample system 10% seed 7): nobody wins"),
+        "{text}"
+    );
+    assert!(
+        text.contains("FAIL checks on production: 1 of 4 check(s) failed (read as sample key 10% seed 0): nobody wins"),
+        "{text}"
+    );
+    assert!(text.contains("pass schema:"), "{text}");
+    // --sample changes the fraction the target is read at.
+    let out = run(&p, &["promote", "top_reps", "--yes", "--sample", "0.5"]);
+    assert!(
+        stdout(&out).contains("(read as sample key 50% seed 0)"),
         "{}",
         stdout(&out)
     );
     assert_eq!(snapshot_state(&p.store("production")), before);
+    // A pipe without tests says so.
+    p.write(
+        "pipes/untested.toml",
+        "[[node]]\nname = \"n\"\nsql = \"SELECT count(*) AS calls FROM calls\"\n",
+    );
+    ok(&p, &["deploy", "untested"]);
+    let out = run(&p, &["promote", "untested", "--yes", "--dry-run"]);
+    assert!(
+        stdout(&out).contains("pass tests: no pipe tests: tests/*.toml has no case for `untested`"),
+        "{}",
+        stdout(&out)
+    );
 
     // A check naming a column the output does not have fails validation and gate 1.
     p.write(

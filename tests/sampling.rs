@@ -130,7 +130,9 @@ fn fractions_are_within_tolerance() {
     let p = TestProject::example(0.5); // 50,000 calls
     let count = "SELECT count(call_id) FROM calls";
     for (method, fraction, tolerance) in [
-        ("system", 0.1, 0.02),
+        // Systematic selection keeps each unit with probability 0.1: a file of 25 units
+        // keeps 2 or 3, so the kept fraction varies by up to one unit per file.
+        ("system", 0.1, 0.025),
         ("bernoulli", 0.2, 0.01),
         ("bernoulli", 0.05, 0.005),
     ] {

@@ -473,9 +473,11 @@ pub struct PromoteArgs {
     /// Accept breaking changes to live output schemas
     #[arg(long)]
     pub allow_breaking: bool,
-    /// Fraction of the target's data the data checks read
-    #[arg(long, default_value_t = 0.1, value_name = "FRACTION")]
-    pub sample: f64,
+    /// Fraction of the target's data the data checks read (default: the target's own
+    /// sample policy; an unsampled target is read by a 10% key sample on each source's
+    /// sample_key)
+    #[arg(long, value_name = "FRACTION")]
+    pub sample: Option<f64>,
     /// Confirm a promotion to a protected environment without asking
     #[arg(long, short = 'y')]
     pub yes: bool,

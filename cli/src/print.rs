@@ -185,13 +185,21 @@ pub fn summary_line(report: &RunReport) -> String {
         Some(p) => format!("pipe {p}"),
         None => "query".to_string(),
     };
-    let sample = match &report.sample {
+    let mut sample = match &report.sample {
         Some(p) => format!(
             "sample {p}, kept {:.1}% of rows",
             report.effective_fraction() * 100.0
         ),
         None => "full data".to_string(),
     };
+    // A store filled by `sample build` is itself a sample: say how much of the data it
+    // came from the run read.
+    if let Some((from, f)) = report.origin_fraction() {
+        sample.push_str(&format!(
+            " ({:.1}% of {from}'s: the store is a sample build)",
+            f * 100.0
+        ));
+    }
     format!(
         "{} · {} · {} rows in {} · scanned {} rows, {} · {}",
         report.env,
@@ -216,13 +224,20 @@ pub fn print_output(out: &RunOutput, args: &crate::args::OutputArgs, verbose: u8
         if verbose > 0 {
             for s in &out.report.sources {
                 eprintln!(
-                    "  {}: {} · scanned {} of {} rows, {} · kept {:.1}%",
+                    "  {}: {} · scanned {} of {} rows, {} · kept {:.1}%{}",
                     s.source,
                     s.sampling,
                     human_count(s.rows_scanned),
                     human_count(s.rows_total),
                     human_bytes(s.bytes_scanned),
-                    s.fraction * 100.0
+                    s.fraction * 100.0,
+                    match &s.built_from {
+                        Some((from, _)) => format!(
+                            " ({:.1}% of {from}'s rows)",
+                            s.origin_fraction() * 100.0
+                        ),
+                        None => String::new(),
+                    }
                 );
             }
         }

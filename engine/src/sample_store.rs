@@ -1,6 +1,7 @@
 //! Sample builds: fill one environment's store (staging) with a key sample of another's
 //! (production). Every source that declares a `sample_key` keeps the same set of key
-//! values, so every join on the key still finds its match; sources without a key (or
+//! values, so every join on the key still finds its match, and its rows whose key is
+//! NULL are sampled row by row at the same fraction; sources without a key (or
 //! read `"full"`) are copied whole. Output is sorted by the key's sample hash, so rows
 //! of one key sit together and a later `system` read of the build picks whole keys.
 
@@ -61,6 +62,10 @@ pub struct SourceBuild {
     pub bytes_in: u64,
     pub rows_out: u64,
     pub bytes_out: u64,
+    /// Rows whose key is NULL, and those of them kept: a stratum of their own, sampled
+    /// row by row at the same fraction.
+    pub null_keys_in: u64,
+    pub null_keys_kept: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -152,16 +157,17 @@ pub async fn build(
             (_, _, Some(k)) => Ok(k.clone()),
             _ => Err("whole (no sample_key)".to_string()),
         };
+        let counters = Arc::new(KeySampleCounters::default());
         let (df, method) = match &key {
             Ok(k) => {
-                let counters = Arc::new(KeySampleCounters::default());
                 let key_col = ident(k.as_str());
                 let df = df
                     .filter(KeySample::predicate(
                         key_col.clone(),
+                        crate::scan::other_columns(&schema, k),
                         options.seed,
                         options.fraction,
-                        counters,
+                        counters.clone(),
                     ))?
                     .sort(vec![KeyHash::expr(key_col, options.seed).sort(true, false)])?;
                 (df, format!("key {k}"))
@@ -203,6 +209,12 @@ pub async fn build(
             bytes_in: listing.bytes(),
             rows_out,
             bytes_out: manifest.files.iter().map(|f| f.bytes).sum(),
+            null_keys_in: counters
+                .null_keys_in
+                .load(std::sync::atomic::Ordering::Relaxed),
+            null_keys_kept: counters
+                .null_keys_kept
+                .load(std::sync::atomic::Ordering::Relaxed),
         });
     }
     let report = SampleBuildReport {
@@ -221,6 +233,7 @@ pub async fn build(
         "effective_fraction": report.effective_fraction(),
         "sources": report.sources.iter().map(|s| serde_json::json!({
             "source": s.source, "method": s.method, "rows_in": s.rows_in, "rows_out": s.rows_out,
+            "null_keys_in": s.null_keys_in, "null_keys_kept": s.null_keys_kept,
         })).collect::<Vec<_>>(),
     });
     target

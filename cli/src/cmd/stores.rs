@@ -124,6 +124,15 @@ pub async fn sample_cmd(settings: &Settings, args: SampleCmdArgs) -> Result<()> 
                 },
                 human_bytes(s.bytes_in),
                 human_bytes(s.bytes_out),
+                if s.null_keys_in == 0 {
+                    "-".into()
+                } else {
+                    format!(
+                        "{} of {}",
+                        human_count(s.null_keys_kept),
+                        human_count(s.null_keys_in)
+                    )
+                },
             ]
         })
         .collect();
@@ -136,6 +145,7 @@ pub async fn sample_cmd(settings: &Settings, args: SampleCmdArgs) -> Result<()> 
             "rows %",
             "bytes in",
             "bytes out",
+            "null keys kept",
         ],
         &rows,
     )?;

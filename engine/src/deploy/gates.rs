@@ -2,8 +2,12 @@
 //! 1. it plans against the target environment's real schemas;
 //! 2. its pipe tests pass on the project's fixture data;
 //! 3. its data checks and the project's SQL checks pass on the source environment and
-//!    on a sample of the target;
+//!    on a sample of the target, read as the target reads it (its own policy; else a
+//!    `key` sample on each source's `sample_key`, `"full"` sources in full);
 //! 4. it does not break the live output schema (unless allowed).
+//!
+//! Every gate runs and every failure is reported: a promotion blocked by its tests
+//! also says whether its checks and its schema would have passed.
 
 use std::sync::Arc;
 
@@ -16,20 +20,33 @@ use crate::session::EnvSession;
 use crate::store::deployments::GateResult;
 
 /// How the gates run.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct GateOptions {
     /// Accept a breaking change of the live output schema.
     pub allow_breaking: bool,
-    /// The fraction of the target's data the data checks read (`system` sampling).
-    pub target_sample: f64,
+    /// The fraction of the target's data the data checks read (`--sample`); `None`: the
+    /// target's own sample policy, else `DEFAULT_TARGET_SAMPLE`.
+    pub target_sample: Option<f64>,
 }
 
-impl Default for GateOptions {
-    fn default() -> Self {
-        GateOptions {
-            allow_breaking: false,
-            target_sample: 0.1,
-        }
+/// The fraction of an unsampled target (production) the data checks read by default.
+pub const DEFAULT_TARGET_SAMPLE: f64 = 0.1;
+
+/// How the data checks read the target: its own policy, with `--sample` changing its
+/// fraction; a target without one (production reads everything) is read by a `key`
+/// sample on each source's `sample_key` (sources without one, and `"full"` ones, in
+/// full), so checks over joins on the key see whole keys.
+pub fn target_sampling(target: &crate::project::Environment, fraction: Option<f64>) -> SampleOverride {
+    match &target.sample {
+        Some(_) => SampleOverride {
+            fraction,
+            ..SampleOverride::default()
+        },
+        None => SampleOverride {
+            fraction: Some(fraction.unwrap_or(DEFAULT_TARGET_SAMPLE)),
+            method: Some("key".into()),
+            ..SampleOverride::default()
+        },
     }
 }
 
@@ -111,8 +128,7 @@ fn gate(name: &str, passed: bool, detail: impl Into<String>) -> GateResult {
 }
 
 /// Runs every gate for `candidate` going from `from` to `to`, where `live` is the
-/// definition live in `to` (if any). Stops at the first gate that fails: the later
-/// ones are not run.
+/// definition live in `to` (if any). Every gate runs, whatever the earlier ones found.
 pub(crate) async fn run_gates(
     project: &Arc<Project>,
     from: &str,
@@ -128,7 +144,7 @@ pub(crate) async fn run_gates(
     let new_schema = match target.plan_check(candidate).await {
         Ok(schema) => {
             results.push(gate("plans", true, format!("plans against `{to}`")));
-            schema
+            Some(schema)
         }
         Err(f) => {
             let at = f.node.map(|n| format!(", node `{n}`")).unwrap_or_default();
@@ -137,14 +153,23 @@ pub(crate) async fn run_gates(
                 false,
                 format!("does not plan against `{to}`{at}: {}", f.message),
             ));
-            return Ok(results);
+            None
         }
     };
 
     // 2. Pipe tests on the project's fixture data.
     let cases = crate::quality::pipe_tests::run_pipe_tests_for(project.clone(), candidate).await?;
     let failed: Vec<_> = cases.iter().filter(|c| !c.passed).collect();
-    if failed.is_empty() {
+    if cases.is_empty() {
+        results.push(gate(
+            "tests",
+            true,
+            format!(
+                "no pipe tests: tests/*.toml has no case for `{}`",
+                candidate.name
+            ),
+        ));
+    } else if failed.is_empty() {
         results.push(gate(
             "tests",
             true,
@@ -165,22 +190,27 @@ pub(crate) async fn run_gates(
                 cases.len()
             ),
         ));
-        return Ok(results);
     }
 
-    // 3. Data checks on the source environment, then on a sample of the target.
+    // 3. Data checks on the source environment, then on a sample of the target read as
+    // the target reads it.
+    let target_env = project.environment(to)?;
     for (env, sample) in [
         (from, SampleOverride::default()),
-        (
-            to,
-            SampleOverride {
-                fraction: Some(options.target_sample),
-                method: Some("system".into()),
-                ..SampleOverride::default()
-            },
-        ),
+        (to, target_sampling(target_env, options.target_sample)),
     ] {
-        let session = EnvSession::open(project.clone(), env, &sample)?;
+        let name = format!("checks on {env}");
+        let session = match EnvSession::open(project.clone(), env, &sample) {
+            Ok(s) => s,
+            Err(e) => {
+                results.push(gate(&name, false, e.to_string()));
+                continue;
+            }
+        };
+        let read = match session.policy() {
+            Some(p) => format!("read as sample {p}"),
+            None => "read in full".to_string(),
+        };
         // The pipe's own checks, then the project's SQL checks (which must return no rows).
         let checks = match crate::quality::checks::run_pipe_checks(&session, candidate).await {
             Ok(mut pipe_checks) => {
@@ -193,19 +223,21 @@ pub(crate) async fn run_gates(
             }
             Err(e) => Err(e),
         };
-        let name = format!("checks on {env}");
         match checks {
-            Err(e) => {
-                results.push(gate(&name, false, e.to_string()));
-                return Ok(results);
-            }
+            Err(e) => results.push(gate(&name, false, format!("{read}: {e}"))),
             Ok(checks) => {
                 let failed: Vec<_> = checks.iter().filter(|c| !c.passed).collect();
-                if failed.is_empty() {
+                if checks.is_empty() {
                     results.push(gate(
                         &name,
                         true,
-                        format!("{} check(s) passed", checks.len()),
+                        format!("no data checks to run ({read})"),
+                    ));
+                } else if failed.is_empty() {
+                    results.push(gate(
+                        &name,
+                        true,
+                        format!("{} check(s) passed ({read})", checks.len()),
                     ));
                 } else {
                     let detail = failed
@@ -213,18 +245,31 @@ pub(crate) async fn run_gates(
                         .map(|c| format!("{}: {}", c.check, c.detail))
                         .collect::<Vec<_>>()
                         .join("; ");
-                    results.push(gate(&name, false, detail));
-                    return Ok(results);
+                    results.push(gate(
+                        &name,
+                        false,
+                        format!(
+                            "{} of {} check(s) failed ({read}): {detail}",
+                            failed.len(),
+                            checks.len()
+                        ),
+                    ));
                 }
             }
         }
     }
 
     // 4. Breaking changes to the live output schema.
-    if let Some(live) = live {
-        match target.plan_check(live).await {
+    match (live, &new_schema) {
+        (_, None) => results.push(gate(
+            "schema",
+            false,
+            "not compared: the version does not plan against the target",
+        )),
+        (None, Some(_)) => results.push(gate("schema", true, "new pipe in the target")),
+        (Some(live), Some(new_schema)) => match target.plan_check(live).await {
             Ok(old_schema) => {
-                let changes = schema_changes(&old_schema, &new_schema);
+                let changes = schema_changes(&old_schema, new_schema);
                 let breaking: Vec<String> = changes
                     .iter()
                     .filter(|c| c.is_breaking())
@@ -252,9 +297,7 @@ pub(crate) async fn run_gates(
                 true,
                 format!("the live version no longer plans ({})", f.message),
             )),
-        }
-    } else {
-        results.push(gate("schema", true, "new pipe in the target"));
+        },
     }
     Ok(results)
 }

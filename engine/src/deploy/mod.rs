@@ -11,7 +11,9 @@ pub use crate::store::deployments::{
     Change, DeploymentState, EnvLock, GateResult, HistoryEvent, LiveEntry,
 };
 pub use crate::util::clock::default_actor;
-pub use gates::{GateOptions, SchemaChange, schema_changes};
+pub use gates::{
+    DEFAULT_TARGET_SAMPLE, GateOptions, SchemaChange, schema_changes, target_sampling,
+};
 pub use ops::{
     DeployOutcome, PipeStatus, PlanItem, PlanKind, PromoteOptions, PromotedPipe, PromotionPlan,
     PromotionReport, deploy, deploy_and_promote, plan, promote, resolve_version, rollback, status,

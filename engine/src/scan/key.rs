@@ -1,6 +1,11 @@
 //! `key` sampling: a row is kept when the stable hash of its key value falls under the
 //! fraction. The decision depends only on the value and the seed, so a key is kept or
 //! dropped in every source alike and joins on it stay whole.
+//!
+//! Rows whose key is NULL are a stratum of their own: each is kept with the same
+//! probability, decided by a hash of the row's other values (a NULL key joins nothing,
+//! so no join is broken, and anonymous rows keep their share instead of all going or
+//! all staying).
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -20,32 +25,29 @@ use super::hash::{hash_bytes, hash_i64, unit_interval};
 
 pub const FUNCTION_NAME: &str = "sluice_key_sample";
 
-/// Whether a key value is in the sample (exposed for tests and tools that must agree
-/// with the engine, e.g. sample builds).
-pub fn keep_int(seed: u64, fraction: f64, value: Option<i64>) -> bool {
-    unit_interval(match value {
-        Some(v) => hash_i64(seed, v),
-        None => null_hash(seed),
-    }) < fraction
+/// Whether a (non-NULL) key value is in the sample (exposed for tests and tools that
+/// must agree with the engine).
+pub fn keep_int(seed: u64, fraction: f64, value: i64) -> bool {
+    unit_interval(hash_i64(seed, value)) < fraction
 }
 
-pub fn keep_str(seed: u64, fraction: f64, value: Option<&str>) -> bool {
-    unit_interval(match value {
-        Some(v) => hash_bytes(seed, v.as_bytes()),
-        None => null_hash(seed),
-    }) < fraction
+pub fn keep_str(seed: u64, fraction: f64, value: &str) -> bool {
+    unit_interval(hash_bytes(seed, value.as_bytes())) < fraction
 }
 
-// All nulls share one decision: they are kept or dropped together in every source.
+// The hash a NULL key sorts by in a sample build: all NULL keys sit together.
 fn null_hash(seed: u64) -> u64 {
     hash_bytes(seed, b"\0sluice-null-key")
 }
 
-/// Rows a key sample looked at and kept during one run.
+/// Rows a key sample looked at and kept during one run, and of them those whose key
+/// is NULL (sampled row by row).
 #[derive(Debug, Default)]
 pub struct KeySampleCounters {
     pub rows_in: AtomicU64,
     pub rows_kept: AtomicU64,
+    pub null_keys_in: AtomicU64,
+    pub null_keys_kept: AtomicU64,
 }
 
 /// `sluice_key_sample(key, seed, fraction) -> bool`. One instance per source and run,
@@ -59,24 +61,28 @@ pub struct KeySample {
 impl KeySample {
     pub fn new(counters: Arc<KeySampleCounters>) -> Self {
         KeySample {
-            signature: Signature::any(3, Volatility::Immutable),
+            signature: Signature::variadic_any(Volatility::Immutable),
             counters,
         }
     }
 
-    /// The predicate that keeps a source's sampled rows.
+    /// The predicate that keeps a source's sampled rows: `others` are the row's other
+    /// columns, which decide the rows whose key is NULL.
     pub fn predicate(
         key: Expr,
+        others: Vec<Expr>,
         seed: u64,
         fraction: f64,
         counters: Arc<KeySampleCounters>,
     ) -> Expr {
         let udf = Arc::new(ScalarUDF::new_from_impl(KeySample::new(counters)));
-        udf.call(vec![
+        let mut args = vec![
             key,
             lit(ScalarValue::UInt64(Some(seed))),
             lit(fraction),
-        ])
+        ];
+        args.extend(others);
+        udf.call(args)
     }
 }
 
@@ -108,8 +114,8 @@ impl ScalarUDFImpl for KeySample {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let [key, seed, fraction] = args.args.as_slice() else {
-            return exec_err!("{FUNCTION_NAME} takes (key, seed, fraction)");
+        let [key, seed, fraction, others @ ..] = args.args.as_slice() else {
+            return exec_err!("{FUNCTION_NAME} takes (key, seed, fraction, other columns…)");
         };
         let seed = match seed {
             ColumnarValue::Scalar(ScalarValue::UInt64(Some(s))) => *s,
@@ -121,21 +127,75 @@ impl ScalarUDFImpl for KeySample {
             _ => return exec_err!("{FUNCTION_NAME}: the fraction must be a float literal"),
         };
         let keys = key.to_array(args.number_rows)?;
-        let mask = keep_mask(&keys, seed, fraction)?;
-        self.counters
-            .rows_in
-            .fetch_add(mask.len() as u64, Ordering::Relaxed);
-        self.counters
-            .rows_kept
+        let others = others
+            .iter()
+            .map(|c| c.to_array(args.number_rows))
+            .collect::<Result<Vec<_>>>()?;
+        let mask = keep_mask(&keys, &others, seed, fraction)?;
+        let c = &self.counters;
+        c.rows_in.fetch_add(mask.len() as u64, Ordering::Relaxed);
+        c.rows_kept
             .fetch_add(mask.true_count() as u64, Ordering::Relaxed);
+        let nulls = keys.null_count();
+        if nulls > 0 {
+            let kept = (0..keys.len())
+                .filter(|i| keys.is_null(*i) && mask.value(*i))
+                .count();
+            c.null_keys_in.fetch_add(nulls as u64, Ordering::Relaxed);
+            c.null_keys_kept.fetch_add(kept as u64, Ordering::Relaxed);
+        }
         Ok(ColumnarValue::Array(Arc::new(mask)))
     }
 }
 
-fn keep_mask(keys: &ArrayRef, seed: u64, fraction: f64) -> Result<BooleanArray> {
-    Ok(key_hashes(keys, seed)?
+/// Which rows are kept: by the key's hash, and where the key is NULL, by a hash of the
+/// row's `others` values (each such row on its own, with the same probability).
+fn keep_mask(
+    keys: &ArrayRef,
+    others: &[ArrayRef],
+    seed: u64,
+    fraction: f64,
+) -> Result<BooleanArray> {
+    let hashes = key_hashes(keys, seed)?;
+    let row_hashes = if keys.null_count() > 0 {
+        Some(row_hashes(others, seed, keys)?)
+    } else {
+        None
+    };
+    Ok(hashes
         .into_iter()
-        .map(|h| Some(unit_interval(h) < fraction))
+        .enumerate()
+        .map(|(i, h)| {
+            let h = match &row_hashes {
+                Some(rows) if keys.is_null(i) => rows[i],
+                _ => h,
+            };
+            Some(unit_interval(h) < fraction)
+        })
+        .collect())
+}
+
+/// A hash of each NULL-key row's values (as arrow displays them), for its own draw.
+fn row_hashes(columns: &[ArrayRef], seed: u64, keys: &ArrayRef) -> Result<Vec<u64>> {
+    use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+    let options = FormatOptions::default().with_null("\0null");
+    let formatters = columns
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut text = String::new();
+    Ok((0..keys.len())
+        .map(|i| {
+            if !keys.is_null(i) {
+                return 0;
+            }
+            text.clear();
+            for f in &formatters {
+                use std::fmt::Write;
+                let _ = write!(text, "{}\u{1f}", f.value(i));
+            }
+            hash_bytes(seed ^ 0x6e75_6c6c_6b65_7973, text.as_bytes())
+        })
         .collect())
 }
 
@@ -217,8 +277,8 @@ mod tests {
         let a: ArrayRef = Arc::new(Int32Array::from(vec![1, 2, 3, 4, 5, 6, 7, 8]));
         let b: ArrayRef = Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6, 7, 8]));
         assert_eq!(
-            keep_mask(&a, 7, 0.5).unwrap(),
-            keep_mask(&b, 7, 0.5).unwrap()
+            keep_mask(&a, &[], 7, 0.5).unwrap(),
+            keep_mask(&b, &[], 7, 0.5).unwrap()
         );
     }
 
@@ -226,8 +286,22 @@ mod tests {
     fn strings_sample_near_fraction() {
         let values: Vec<String> = (0..20_000).map(|i| format!("acct-{i}")).collect();
         let a: ArrayRef = Arc::new(StringArray::from(values));
-        let m = keep_mask(&a, 1, 0.1).unwrap();
+        let m = keep_mask(&a, &[], 1, 0.1).unwrap();
         let f = m.true_count() as f64 / m.len() as f64;
         assert!((f - 0.1).abs() < 0.01, "{f}");
+    }
+
+    #[test]
+    fn null_keys_are_a_stratum_sampled_row_by_row() {
+        // 20,000 rows without a key, told apart by another column: about a tenth kept,
+        // not all or none.
+        let keys: ArrayRef = Arc::new(Int64Array::from(vec![None::<i64>; 20_000]));
+        let ids: ArrayRef = Arc::new(Int64Array::from((0..20_000).collect::<Vec<i64>>()));
+        let m = keep_mask(&keys, &[ids.clone()], 3, 0.1).unwrap();
+        let f = m.true_count() as f64 / m.len() as f64;
+        assert!((f - 0.1).abs() < 0.01, "{f}");
+        // The same rows decide alike, another seed otherwise.
+        assert_eq!(m, keep_mask(&keys, &[ids.clone()], 3, 0.1).unwrap());
+        assert_ne!(m, keep_mask(&keys, &[ids], 4, 0.1).unwrap());
     }
 }

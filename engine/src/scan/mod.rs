@@ -68,6 +68,9 @@ pub struct SourceScan {
     pub rows_selected: Option<u64>,
     /// Rows the key filter looked at and kept during the run (key).
     pub key_counters: Option<Arc<KeySampleCounters>>,
+    /// The sample build the source's files are, if a build wrote them: the store holds
+    /// that fraction of the environment it was built from.
+    pub built: Option<crate::store::dataset::BuiltSample>,
 }
 
 impl SourceScan {
@@ -149,6 +152,7 @@ pub async fn register_source(
         rows_total,
         rows_selected: None,
         key_counters: None,
+        built: listing.built_sample.clone(),
     };
 
     let policy = match sampling {
@@ -216,6 +220,7 @@ pub async fn register_source(
         let plan = LogicalPlanBuilder::scan(def.name.as_str(), provider_as_source(table), None)?
             .filter(KeySample::predicate(
                 ident(column.as_str()),
+                other_columns(&schema, &column),
                 *seed,
                 *fraction,
                 counters.clone(),
@@ -281,6 +286,16 @@ pub async fn register_source(
     .map_err(|e| err(e.to_string()))?;
     ctx.register_table(def.name.as_str(), table)?;
     Ok(scan)
+}
+
+/// Every column of a source but its key: they decide the rows whose key is NULL.
+pub fn other_columns(schema: &datafusion::arrow::datatypes::Schema, key: &str) -> Vec<Expr> {
+    schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != key)
+        .map(|f| ident(f.name()))
+        .collect()
 }
 
 /// Hands the listing's footers to the run's DataFusion metadata cache under the paths the

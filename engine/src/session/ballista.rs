@@ -208,6 +208,7 @@ pub(crate) fn register_source(
         rows_total: listing.rows(),
         rows_selected: None,
         key_counters: None,
+        built: listing.built_sample.clone(),
     };
     match &sampling {
         SourceSampling::Full => {

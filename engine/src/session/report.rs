@@ -24,6 +24,18 @@ pub struct SourceReport {
     pub bytes_scanned: u64,
     /// Fraction of the source's rows the sample keeps (1.0 for a full read).
     pub fraction: f64,
+    /// When the source's files are a sample build: the environment it was built from
+    /// and the fraction of that environment's rows the store holds.
+    pub built_from: Option<(String, f64)>,
+}
+
+impl SourceReport {
+    /// The fraction of the rows of the environment the data came from that this read
+    /// keeps: `fraction` over a store's own data, times the build's fraction over a
+    /// sample build.
+    pub fn origin_fraction(&self) -> f64 {
+        self.fraction * self.built_from.as_ref().map_or(1.0, |(_, f)| *f)
+    }
 }
 
 /// The summary of one run.
@@ -45,6 +57,30 @@ impl RunReport {
 
     pub fn bytes_scanned(&self) -> u64 {
         self.sources.iter().map(|s| s.bytes_scanned).sum()
+    }
+
+    /// When a source read is a sample build: the environment it was built from and the
+    /// fraction of that environment's rows the run's reads keep, weighted by each
+    /// source's size there (a build's rows over its fraction; a source copied whole
+    /// counts as it is).
+    pub fn origin_fraction(&self) -> Option<(String, f64)> {
+        let from = self
+            .sources
+            .iter()
+            .find_map(|s| s.built_from.as_ref().map(|(e, _)| e.clone()))?;
+        let origin_rows = |s: &SourceReport| {
+            s.rows_total as f64 / s.built_from.as_ref().map_or(1.0, |(_, f)| *f)
+        };
+        let total: f64 = self.sources.iter().map(origin_rows).sum();
+        if total == 0.0 {
+            return Some((from, 1.0));
+        }
+        let kept: f64 = self
+            .sources
+            .iter()
+            .map(|s| s.origin_fraction() * origin_rows(s))
+            .sum();
+        Some((from, kept / total))
     }
 
     /// The fraction of the sources' rows the run's samples keep, weighted by source size.
@@ -122,6 +158,7 @@ pub(crate) fn source_reports(
             rows_scanned: rows[i],
             bytes_scanned: bytes[i],
             fraction: s.fraction(),
+            built_from: s.built.as_ref().map(|b| (b.from.clone(), b.fraction)),
         })
         .collect()
 }
