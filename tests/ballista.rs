@@ -104,7 +104,10 @@ fn sales_calls_pipes_match_the_embedded_engine() {
             .run_pipe_def(
                 project.pipe("account_health").unwrap(),
                 &[],
-                &RunOptions { limit: Some(3) },
+                &RunOptions {
+                    limit: Some(3),
+                    ..Default::default()
+                },
             )
             .await
             .unwrap();

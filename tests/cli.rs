@@ -200,13 +200,25 @@ fn quickstart_prints_the_contrast_of_both_environments_for_every_pipe() {
     assert!(tmp.path().join("qs/sluice.toml").is_file());
     let stdout = text(&out.stdout);
     assert!(
-        stdout.contains("top_reps in staging (sampled):"),
+        stdout.contains("top_reps in staging: estimates of production's answer"),
         "{stdout}"
     );
-    let contrast = stdout
+    let after = stdout
         .split("staging vs production, every pipe of qs:")
         .nth(1)
         .unwrap_or_else(|| panic!("no contrast table in:\n{stdout}"));
+    let (contrast, fidelity) = after
+        .split_once("how far staging's estimates are from production")
+        .unwrap_or_else(|| panic!("no fidelity table in:\n{stdout}"));
+    // Every pipe's estimates are judged against production.
+    let judged = table_rows(fidelity);
+    let mut judged_pipes: Vec<&str> = judged.iter().map(|r| r[0].as_str()).collect();
+    judged_pipes.sort();
+    assert_eq!(
+        judged_pipes,
+        ["account_health", "daily_outcomes", "top_reps"],
+        "{fidelity}"
+    );
     let rows = table_rows(contrast);
     let mut seen: Vec<(String, String)> =
         rows.iter().map(|r| (r[0].clone(), r[1].clone())).collect();
@@ -847,10 +859,15 @@ fn explain_analyze_shows_metrics() {
 fn validate_passes_on_the_example_and_names_pipe_and_node_of_a_failure() {
     let p = TestProject::example(0.02);
     let (out, _) = ok(&p, &["validate"]);
-    assert_eq!(
-        out,
-        "ok   production: 3 pipes plan\nok   staging: 3 pipes plan\n"
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "ok   production: 3 pipes plan", "{out}");
+    assert_eq!(lines[1], "ok   staging: 3 pipes plan", "{out}");
+    // How staging reads its sample for each pipe: a warning, not a failure.
+    assert!(
+        lines[2].starts_with("warn staging: pipe `daily_outcomes`, node `daily`: groups by `started_at`, the declared sort order of `calls`, under `system` sampling"),
+        "{out}"
     );
+    assert_eq!(lines.len(), 3, "{out}");
 
     p.write(
         "pipes/broken.toml",

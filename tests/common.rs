@@ -226,3 +226,8 @@ pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// 0.1 → "10%".
+pub fn percent(f: f64) -> String {
+    sluice_engine::util::text::percent(f)
+}

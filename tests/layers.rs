@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("session", 5),
     ("deploy", 6),
     ("quality", 6),
+    ("fidelity", 6),
     ("ingest", 6),
     ("materialize", 6),
     ("sample_store", 6),

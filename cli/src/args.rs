@@ -80,6 +80,8 @@ pub enum Command {
     Status,
     /// Compare a pipe's output: two environments, or two versions on the same data
     Diff(DiffArgs),
+    /// How far a sampled environment's estimates are from production's answer
+    Fidelity(FidelityArgs),
     /// Run a pipe and write its output as a dataset of the environment's store
     Materialize(MaterializeArgs),
     /// Append CSV, NDJSON or Parquet files to a source, checked against its schema
@@ -273,6 +275,10 @@ pub struct QueryArgs {
     /// Read the query from this file
     #[arg(long, value_name = "FILE")]
     pub file: Option<PathBuf>,
+    /// In a sampled run: estimate what the full data would answer, with a 95% interval
+    /// (`x`, `x_low`, `x_high` for each count, sum, average or ratio)
+    #[arg(long)]
+    pub estimate: bool,
     #[command(flatten)]
     pub env: EnvArg,
     #[command(flatten)]
@@ -294,6 +300,10 @@ pub struct RunArgs {
     /// a protected environment)
     #[arg(long)]
     pub deployed: bool,
+    /// In a sampled run: estimate what the full data would answer, with a 95% interval
+    /// (`x`, `x_low`, `x_high` for each count, sum, average or ratio)
+    #[arg(long)]
+    pub estimate: bool,
     #[command(flatten)]
     pub sample: SampleArgs,
     #[command(flatten)]
@@ -533,6 +543,13 @@ pub struct DiffArgs {
     /// How many differing rows to show
     #[arg(long, default_value_t = 10)]
     pub sample_rows: usize,
+    /// Compare a sampled head with the base as estimates of it: each estimate scaled to
+    /// the full data and judged by its 95% interval (or --tolerance)
+    #[arg(long, conflicts_with = "versions")]
+    pub scaled: bool,
+    /// With --scaled: equal when every estimate is within this relative error (5% or 0.05)
+    #[arg(long, value_name = "TOLERANCE", value_parser = parse_tolerance, requires = "scaled")]
+    pub tolerance: Option<f64>,
     /// Output format
     #[arg(long, short = 'f', value_enum, default_value_t = DiffFormat::Text)]
     pub format: DiffFormat,
@@ -588,6 +605,9 @@ pub struct BenchArgs {
     /// a protected environment)
     #[arg(long)]
     pub deployed: bool,
+    /// Run each pipe with estimates (--estimate), to measure what they cost
+    #[arg(long)]
+    pub estimate: bool,
     #[command(flatten)]
     pub sample: SampleArgs,
 }
@@ -628,4 +648,44 @@ pub enum Codec {
     Lz4,
     Snappy,
     None,
+}
+
+#[derive(Debug, Args)]
+pub struct FidelityArgs {
+    /// The pipe
+    pub pipe: String,
+    /// The sampled environment whose estimates are judged
+    #[arg(long, short = 'e', value_name = "ENV", default_value = "staging")]
+    pub env: String,
+    /// The environment whose full answer is the truth
+    #[arg(long, value_name = "ENV", default_value = "production")]
+    pub against: String,
+    /// Columns to match rows on (default: the output's exact columns, its group keys)
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub key: Vec<String>,
+    /// A parameter value for both runs: --param name=value
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Also report the share of estimates within this relative error (5% or 0.05)
+    #[arg(long, value_name = "TOLERANCE", value_parser = parse_tolerance)]
+    pub tolerance: Option<f64>,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// Output format
+    #[arg(long, short = 'f', value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
+}
+
+/// `5%` or `0.05`.
+pub(crate) fn parse_tolerance(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let v = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|v| v / 100.0),
+        None => t.parse::<f64>(),
+    }
+    .map_err(|_| format!("`{s}` is not a tolerance like 5% or 0.05"))?;
+    if !(v.is_finite() && v >= 0.0) {
+        return Err(format!("`{s}`: a tolerance is a fraction of at least 0"));
+    }
+    Ok(v)
 }

@@ -17,7 +17,7 @@ use clap::Parser;
 use sluice_engine::SluiceError;
 
 use args::{Cli, Command};
-use cmd::{bench, data, deploy, fixtures, init, quality, serve, stores};
+use cmd::{bench, data, deploy, fidelity, fixtures, init, quality, serve, stores};
 use settings::Settings;
 
 // mimalloc, with `--features mimalloc`: not the default, it measured slower than the
@@ -114,6 +114,7 @@ fn run() -> ExitCode {
             Command::History(a) => deploy::history_cmd(s, a).await,
             Command::Status => deploy::status_cmd(s).await,
             Command::Diff(a) => deploy::diff_cmd(s, a).await,
+            Command::Fidelity(a) => fidelity::fidelity_cmd(s, a).await,
             Command::Materialize(a) => stores::materialize_cmd(s, a).await,
             Command::Ingest(a) => stores::ingest_cmd(s, a).await,
             Command::Sample(a) => stores::sample_cmd(s, a).await,

@@ -221,6 +221,11 @@ pub fn print_output(out: &RunOutput, args: &crate::args::OutputArgs, verbose: u8
     )?;
     if !args.quiet {
         eprintln!("{}", summary_line(&out.report));
+        if let Some(e) = &out.estimate {
+            for line in estimate_lines(e) {
+                eprintln!("{line}");
+            }
+        }
         if verbose > 0 {
             for s in &out.report.sources {
                 eprintln!(
@@ -232,10 +237,8 @@ pub fn print_output(out: &RunOutput, args: &crate::args::OutputArgs, verbose: u8
                     human_bytes(s.bytes_scanned),
                     s.fraction * 100.0,
                     match &s.built_from {
-                        Some((from, _)) => format!(
-                            " ({:.1}% of {from}'s rows)",
-                            s.origin_fraction() * 100.0
-                        ),
+                        Some((from, _)) =>
+                            format!(" ({:.1}% of {from}'s rows)", s.origin_fraction() * 100.0),
                         None => String::new(),
                     }
                 );
@@ -246,4 +249,41 @@ pub fn print_output(out: &RunOutput, args: &crate::args::OutputArgs, verbose: u8
         }
     }
     Ok(())
+}
+
+/// What an estimated run says of its columns, for standard error: the design, the
+/// estimated columns, and those not estimated with why.
+pub fn estimate_lines(e: &sluice_engine::session::estimate::EstimateReport) -> Vec<String> {
+    use sluice_engine::session::estimate::ColumnKind;
+    let mut lines = Vec::new();
+    if !e.design.is_empty() {
+        lines.push(format!("estimates of the full data from {}", e.design));
+    }
+    let bounded: Vec<&str> = e
+        .columns
+        .iter()
+        .filter(|(_, k)| k.has_bounds())
+        .map(|(c, _)| c.as_str())
+        .collect();
+    if !bounded.is_empty() {
+        lines.push(format!(
+            "  estimated, with 95% intervals (_low, _high): {}",
+            bounded.join(", ")
+        ));
+    }
+    if e.columns.iter().any(|(_, k)| *k == ColumnKind::PerUnit) {
+        lines.push(
+            "  every row is exact for its sampled unit; production has the other units' rows too"
+                .into(),
+        );
+    }
+    match &e.note {
+        Some(note) if bounded.is_empty() => lines.push(format!("  not estimated: {note}")),
+        _ => {
+            for (c, why) in e.not_estimated() {
+                lines.push(format!("  not estimated: {c}: {why}"));
+            }
+        }
+    }
+    lines
 }

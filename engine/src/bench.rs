@@ -15,11 +15,17 @@ pub struct BenchOptions {
     pub runs: usize,
     /// Unmeasured runs first, to warm the footer cache and the allocator.
     pub warmup: usize,
+    /// Run with estimates (`RunOptions::estimate`).
+    pub estimate: bool,
 }
 
 impl Default for BenchOptions {
     fn default() -> Self {
-        BenchOptions { runs: 5, warmup: 1 }
+        BenchOptions {
+            runs: 5,
+            warmup: 1,
+            estimate: false,
+        }
     }
 }
 
@@ -120,7 +126,10 @@ pub async fn bench_pipe(
         ));
     }
     let params = params_for(pipe, given);
-    let run = RunOptions::default();
+    let run = RunOptions {
+        estimate: options.estimate,
+        ..RunOptions::default()
+    };
     reset_peak_rss();
     for _ in 0..options.warmup {
         session.run_pipe_def(pipe, &params, &run).await?;

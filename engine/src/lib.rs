@@ -30,7 +30,7 @@
 //! | 3 | `scan` | a source registered for a run, sampled as its policy says; footer statistics |
 //! | 4 | `optimizer` | Sluice's optimizer rules and the DataFusion settings of a session |
 //! | 5 | `session` | `EnvSession`: runs of SQL and pipes in an environment, embedded or on Ballista |
-//! | 6 | `deploy`, `quality`, `ingest`, `materialize`, `sample_store`, `stats`, `branch`, `bench`, `fixtures` | operations built on runs |
+//! | 6 | `deploy`, `quality`, `fidelity`, `ingest`, `materialize`, `sample_store`, `stats`, `branch`, `bench`, `fixtures` | operations built on runs |
 //!
 //! Above the engine: `sluice-serve` (the HTTP server), then the `sluice` binary.
 
@@ -52,6 +52,7 @@ pub mod session;
 pub mod bench;
 pub mod branch;
 pub mod deploy;
+pub mod fidelity;
 #[cfg(feature = "fixtures")]
 pub mod fixtures;
 pub mod ingest;

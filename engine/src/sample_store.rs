@@ -158,6 +158,15 @@ pub async fn build(
             _ => Err("whole (no sample_key)".to_string()),
         };
         let counters = Arc::new(KeySampleCounters::default());
+        // Heavy keys (each with 1% of the source's rows or more) are kept whole.
+        let heavy = match &key {
+            Ok(k) => {
+                source_session
+                    .shared_heavy_keys(k, options.key.as_deref())
+                    .await?
+            }
+            Err(_) => Arc::new(crate::scan::key::HeavyKeys::default()),
+        };
         let (df, method) = match &key {
             Ok(k) => {
                 let key_col = ident(k.as_str());
@@ -168,6 +177,7 @@ pub async fn build(
                         options.seed,
                         options.fraction,
                         counters.clone(),
+                        heavy.clone(),
                     ))?
                     .sort(vec![KeyHash::expr(key_col, options.seed).sort(true, false)])?;
                 (df, format!("key {k}"))
@@ -188,6 +198,8 @@ pub async fn build(
                     key: k.clone(),
                     fraction: options.fraction,
                     seed: options.seed,
+                    heavy_keys: heavy.to_strings(),
+                    origin_rows: Some(listing.rows()),
                 });
         }
         let mut rows_out = 0;

@@ -510,6 +510,7 @@ async fn call_pipe(
         let options = RunOptions {
             // One row over the limit is enough to refuse the result.
             limit: Some(st.settings.max_rows.saturating_add(1) as usize),
+            ..Default::default()
         };
         let out = st
             .run_limited(&what, st.session.run_pipe_def(&pipe, &given, &options))
@@ -640,6 +641,7 @@ async fn run_sql(
         let _slot = st.slot()?;
         let options = RunOptions {
             limit: Some(st.settings.max_rows.saturating_add(1) as usize),
+            ..Default::default()
         };
         // `query` refuses anything but a query or an EXPLAIN of one (no DDL, DML or COPY).
         let out = st

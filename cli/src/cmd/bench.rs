@@ -33,6 +33,7 @@ pub async fn bench(settings: &Settings, args: BenchArgs) -> Result<()> {
     let options = BenchOptions {
         runs: args.runs,
         warmup: args.warmup,
+        estimate: args.estimate,
     };
     let mut results = Vec::with_capacity(pipes.len());
     for pipe in &pipes {

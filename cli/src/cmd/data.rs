@@ -12,8 +12,15 @@ use crate::settings::Settings;
 pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
     let session = settings.session(&args.env, &args.sample)?;
     let pipe = session.resolve_pipe(&args.pipe, args.deployed).await?;
+    if settings.verbose > 0 && !args.output.quiet {
+        for w in session.sampling_warnings(&pipe).await.unwrap_or_default() {
+            eprintln!("warning: {w}");
+        }
+    }
     let options = RunOptions {
         limit: args.output.limit,
+        estimate: args.estimate,
+        ..Default::default()
     };
     let out =
         sluice_engine::stats::run_pipe_recorded(&session, &pipe, &args.params, &options, "cli")
@@ -51,6 +58,8 @@ pub async fn query(settings: &Settings, args: QueryArgs) -> Result<()> {
             &sql,
             &RunOptions {
                 limit: args.output.limit,
+                estimate: args.estimate,
+                ..Default::default()
             },
         )
         .await?;
@@ -222,6 +231,17 @@ pub async fn validate(settings: &Settings, args: ValidateArgs) -> Result<()> {
                     f.message
                 ),
                 None => outln!("FAIL {env}: pipe `{}`: {}", f.pipe, f.message),
+            }
+        }
+        // How each pipe that plans reads the sample: warnings, not failures.
+        for pipe in project.pipes.values() {
+            if failures.iter().any(|f| f.pipe == pipe.name) {
+                continue;
+            }
+            if let Ok(warnings) = session.sampling_warnings(pipe).await {
+                for w in warnings {
+                    outln!("warn {env}: {w}");
+                }
             }
         }
     }

@@ -257,6 +257,34 @@ pub async fn diff_cmd(settings: &Settings, args: DiffArgs) -> Result<()> {
     use sluice_engine::deploy::diff::diff_outputs;
     use sluice_engine::{EnvSession, RunOptions, SampleOverride};
     let project = settings.project()?;
+    if args.scaled {
+        // The head's estimates of the full data against the base's answer.
+        let report = sluice_engine::fidelity::pipe_fidelity(
+            project,
+            &args.pipe,
+            args.head.as_deref().unwrap_or("staging"),
+            args.base.as_deref().unwrap_or("production"),
+            &args.params,
+            &SampleOverride::default(),
+            &args.key,
+            args.tolerance,
+        )
+        .await?;
+        super::fidelity::print_fidelity(&report, args.format)?;
+        outln!(
+            "{}",
+            if report.agrees() {
+                "equal (within the estimates' bounds)"
+            } else {
+                "different"
+            }
+        );
+        return if report.agrees() {
+            Ok(())
+        } else {
+            Err(Failed.into())
+        };
+    }
     let options = RunOptions::default();
     let (base_label, base, head_label, head) = if let Some(spec) = &args.versions {
         let (a, b) = spec

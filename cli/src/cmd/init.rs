@@ -108,7 +108,12 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
                 continue;
             }
             let session = EnvSession::open(project.clone(), env, &SampleOverride::default())?;
-            let out = session.run_pipe(pipe, &[], &RunOptions::default()).await?;
+            // Staging answers with its estimates of the full data.
+            let options = RunOptions {
+                estimate: session.policy().is_some(),
+                ..RunOptions::default()
+            };
+            let out = session.run_pipe(pipe, &[], &options).await?;
             let r = &out.report;
             rows.push(vec![
                 pipe.clone(),
@@ -129,7 +134,9 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
         }
     }
     if let Some(out) = first_output {
-        outln!("top_reps in staging (sampled):");
+        outln!(
+            "top_reps in staging: estimates of production's answer from a sample, with 95% intervals:"
+        );
         crate::print::write_batches(
             &mut std::io::stdout().lock(),
             crate::print::PrintFormat::Table,
@@ -152,8 +159,68 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
         ],
         &rows,
     )?;
+    // How far staging's estimates are from production's answer, pipe by pipe.
+    if project.environments.contains_key("staging")
+        && project.environments.contains_key("production")
+    {
+        let mut fidelity_rows = Vec::new();
+        for pipe in project.pipes.keys() {
+            let report = sluice_engine::fidelity::pipe_fidelity(
+                project.clone(),
+                pipe,
+                "staging",
+                "production",
+                &[],
+                &SampleOverride::default(),
+                &[],
+                None,
+            )
+            .await;
+            let row = match report {
+                Ok(r) => {
+                    let (inside, bounded): (f64, usize) = r
+                        .columns
+                        .iter()
+                        .filter_map(|c| Some((c.within_interval? * c.bounded as f64, c.bounded)))
+                        .fold((0.0, 0), |(i, b), (ci, cb)| (i + ci, b + cb));
+                    let errors: Vec<f64> = r
+                        .columns
+                        .iter()
+                        .filter_map(|c| c.median_relative_error)
+                        .collect();
+                    vec![
+                        pipe.clone(),
+                        format!("{:.0}%", r.present_share() * 100.0),
+                        errors
+                            .iter()
+                            .cloned()
+                            .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))))
+                            .map(|e| format!("{:.1}%", e * 100.0))
+                            .unwrap_or_else(|| "-".into()),
+                        if bounded == 0 {
+                            r.note.clone().unwrap_or_else(|| "no interval".into())
+                        } else {
+                            format!("{:.0}% of {bounded}", 100.0 * inside / bounded as f64)
+                        },
+                    ]
+                }
+                Err(e) => vec![pipe.clone(), "-".into(), "-".into(), e.to_string()],
+            };
+            fidelity_rows.push(row);
+        }
+        outln!("\nhow far staging's estimates are from production (sluice fidelity PIPE):");
+        print_table(
+            &[
+                "pipe",
+                "production groups in staging",
+                "median error (worst column)",
+                "production inside the 95% intervals",
+            ],
+            &fidelity_rows,
+        )?;
+    }
     outln!(
-        "\nnext: cd {} && sluice run top_reps --param limit=5 && sluice sources",
+        "\nnext: cd {} && sluice run top_reps --estimate && sluice fidelity daily_outcomes && sluice sources",
         dir.display()
     );
     Ok(())

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod data;
 pub mod deploy;
+pub mod fidelity;
 pub mod fixtures;
 pub mod init;
 pub mod quality;

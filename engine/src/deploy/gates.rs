@@ -36,7 +36,10 @@ pub const DEFAULT_TARGET_SAMPLE: f64 = 0.1;
 /// fraction; a target without one (production reads everything) is read by a `key`
 /// sample on each source's `sample_key` (sources without one, and `"full"` ones, in
 /// full), so checks over joins on the key see whole keys.
-pub fn target_sampling(target: &crate::project::Environment, fraction: Option<f64>) -> SampleOverride {
+pub fn target_sampling(
+    target: &crate::project::Environment,
+    fraction: Option<f64>,
+) -> SampleOverride {
     match &target.sample {
         Some(_) => SampleOverride {
             fraction,
@@ -228,11 +231,7 @@ pub(crate) async fn run_gates(
             Ok(checks) => {
                 let failed: Vec<_> = checks.iter().filter(|c| !c.passed).collect();
                 if checks.is_empty() {
-                    results.push(gate(
-                        &name,
-                        true,
-                        format!("no data checks to run ({read})"),
-                    ));
+                    results.push(gate(&name, true, format!("no data checks to run ({read})")));
                 } else if failed.is_empty() {
                     results.push(gate(
                         &name,

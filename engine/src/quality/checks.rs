@@ -153,6 +153,7 @@ pub async fn run_sql_checks(session: &EnvSession) -> Result<Vec<CheckResult>> {
                 &check.sql,
                 &RunOptions {
                     limit: Some(SQL_CHECK_ROW_CAP + 1),
+                    ..Default::default()
                 },
             )
             .await

@@ -53,6 +53,8 @@ mod tests {
             key: "account_id".into(),
             fraction: 0.2,
             seed: 3,
+            heavy_keys: Vec::new(),
+            origin_rows: None,
         };
         let sampled = |p: SamplePolicy| SourceSampling::Sampled(p);
         // Half of the build.

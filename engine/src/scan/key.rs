@@ -6,7 +6,13 @@
 //! probability, decided by a hash of the row's other values (a NULL key joins nothing,
 //! so no join is broken, and anonymous rows keep their share instead of all going or
 //! all staying).
+//!
+//! Heavy keys — each holding at least `HEAVY_SHARE` of a source's rows and `HEAVY_TIMES`
+//! an average key's, the same in every source sampled on the key — are a stratum kept
+//! whole: a sample that drew such a key or missed it would be far from the data
+//! either way, and no interval could say how far (the estimates weigh their rows 1).
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +30,80 @@ use datafusion::prelude::lit;
 use super::hash::{hash_bytes, hash_i64, unit_interval};
 
 pub const FUNCTION_NAME: &str = "sluice_key_sample";
+
+/// A key is heavy — kept whole in every key sample — when it holds at least this share
+/// of a source's rows…
+pub const HEAVY_SHARE: f64 = 0.01;
+/// …and at least this many times the rows of an average key (so a source of few keys,
+/// each of which holds 1% of the rows, has none).
+pub const HEAVY_TIMES: f64 = 20.0;
+
+/// The heavy keys of a source (see the module docs), as integers or as text.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct HeavyKeys {
+    pub ints: HashSet<i64>,
+    pub strings: HashSet<String>,
+}
+
+impl HeavyKeys {
+    pub fn is_empty(&self) -> bool {
+        self.ints.is_empty() && self.strings.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.strings.len().max(self.ints.len())
+    }
+
+    /// The keys as text (integers in decimal), sorted: how a sample build records them.
+    pub fn to_strings(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .ints
+            .iter()
+            .map(|i| i.to_string())
+            .chain(self.strings.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Heavy keys recorded as text, read back: each as text, and as an integer when
+    /// it is one (a key column of either type finds them).
+    pub fn from_strings(keys: &[String]) -> HeavyKeys {
+        let mut out = HeavyKeys::default();
+        for k in keys {
+            if let Ok(i) = k.parse::<i64>() {
+                out.ints.insert(i);
+            }
+            out.strings.insert(k.clone());
+        }
+        out
+    }
+
+    /// Which rows of `keys` hold a heavy key.
+    fn mask(&self, keys: &ArrayRef) -> Result<Vec<bool>> {
+        if self.is_empty() {
+            return Ok(vec![false; keys.len()]);
+        }
+        if keys.data_type().is_integer() {
+            let ints = cast(keys, &DataType::Int64)?;
+            let ints = ints.as_primitive::<Int64Type>();
+            return Ok(ints
+                .iter()
+                .map(|v| v.is_some_and(|v| self.ints.contains(&v)))
+                .collect());
+        }
+        let strings = match keys.data_type() {
+            DataType::Utf8 => keys.clone(),
+            _ => cast(keys, &DataType::Utf8)?,
+        };
+        let strings = strings.as_string::<i32>();
+        Ok(strings
+            .iter()
+            .map(|v| v.is_some_and(|v| self.strings.contains(v)))
+            .collect())
+    }
+}
 
 /// Whether a (non-NULL) key value is in the sample (exposed for tests and tools that
 /// must agree with the engine).
@@ -56,13 +136,15 @@ pub struct KeySampleCounters {
 pub struct KeySample {
     signature: Signature,
     counters: Arc<KeySampleCounters>,
+    heavy: Arc<HeavyKeys>,
 }
 
 impl KeySample {
-    pub fn new(counters: Arc<KeySampleCounters>) -> Self {
+    pub fn new(counters: Arc<KeySampleCounters>, heavy: Arc<HeavyKeys>) -> Self {
         KeySample {
             signature: Signature::variadic_any(Volatility::Immutable),
             counters,
+            heavy,
         }
     }
 
@@ -74,13 +156,10 @@ impl KeySample {
         seed: u64,
         fraction: f64,
         counters: Arc<KeySampleCounters>,
+        heavy: Arc<HeavyKeys>,
     ) -> Expr {
-        let udf = Arc::new(ScalarUDF::new_from_impl(KeySample::new(counters)));
-        let mut args = vec![
-            key,
-            lit(ScalarValue::UInt64(Some(seed))),
-            lit(fraction),
-        ];
+        let udf = Arc::new(ScalarUDF::new_from_impl(KeySample::new(counters, heavy)));
+        let mut args = vec![key, lit(ScalarValue::UInt64(Some(seed))), lit(fraction)];
         args.extend(others);
         udf.call(args)
     }
@@ -132,6 +211,15 @@ impl ScalarUDFImpl for KeySample {
             .map(|c| c.to_array(args.number_rows))
             .collect::<Result<Vec<_>>>()?;
         let mask = keep_mask(&keys, &others, seed, fraction)?;
+        let mask = if self.heavy.is_empty() {
+            mask
+        } else {
+            let heavy = self.heavy.mask(&keys)?;
+            mask.iter()
+                .zip(heavy)
+                .map(|(k, h)| Some(h || k.unwrap_or(false)))
+                .collect()
+        };
         let c = &self.counters;
         c.rows_in.fetch_add(mask.len() as u64, Ordering::Relaxed);
         c.rows_kept
@@ -220,6 +308,76 @@ fn key_hashes(keys: &ArrayRef, seed: u64) -> Result<Vec<u64>> {
         .iter()
         .map(|v| v.map_or_else(|| null_hash(seed), |v| hash_bytes(seed, v.as_bytes())))
         .collect())
+}
+
+/// `sluice_key_weight(key) -> Float64`: how many rows of the full data a sampled row of
+/// this key stands for: `heavy_weight` for a heavy key (kept whole), `weight` for the
+/// others.
+#[derive(Debug)]
+pub struct KeyWeight {
+    signature: Signature,
+    heavy: Arc<HeavyKeys>,
+    heavy_weight: f64,
+    weight: f64,
+}
+
+impl PartialEq for KeyWeight {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.heavy, &other.heavy)
+            && self.weight == other.weight
+            && self.heavy_weight == other.heavy_weight
+    }
+}
+
+impl Eq for KeyWeight {}
+
+impl Hash for KeyWeight {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (Arc::as_ptr(&self.heavy) as usize).hash(state);
+        self.weight.to_bits().hash(state);
+        self.heavy_weight.to_bits().hash(state);
+    }
+}
+
+impl KeyWeight {
+    pub fn expr(key: Expr, heavy: Arc<HeavyKeys>, heavy_weight: f64, weight: f64) -> Expr {
+        let udf = Arc::new(ScalarUDF::new_from_impl(KeyWeight {
+            signature: Signature::any(1, Volatility::Immutable),
+            heavy,
+            heavy_weight,
+            weight,
+        }));
+        udf.call(vec![key])
+    }
+}
+
+impl ScalarUDFImpl for KeyWeight {
+    fn name(&self) -> &str {
+        "sluice_key_weight"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [key] = args.args.as_slice() else {
+            return exec_err!("sluice_key_weight takes (key)");
+        };
+        let keys = key.to_array(args.number_rows)?;
+        let heavy = self.heavy.mask(&keys)?;
+        Ok(ColumnarValue::Array(Arc::new(
+            datafusion::arrow::array::Float64Array::from_iter_values(
+                heavy
+                    .into_iter()
+                    .map(|h| if h { self.heavy_weight } else { self.weight }),
+            ),
+        )))
+    }
 }
 
 /// `sluice_key_hash(key, seed) -> UInt64`: the hash a key sample decides by. Sample

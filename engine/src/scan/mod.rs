@@ -71,6 +71,10 @@ pub struct SourceScan {
     /// The sample build the source's files are, if a build wrote them: the store holds
     /// that fraction of the environment it was built from.
     pub built: Option<crate::store::dataset::BuiltSample>,
+    /// The column a `key` sample hashes.
+    pub key_column: Option<String>,
+    /// The keys a `key` sample keeps whole (heavy keys), when it has any.
+    pub heavy_keys: Option<Arc<key::HeavyKeys>>,
 }
 
 impl SourceScan {
@@ -121,7 +125,9 @@ pub fn key_column(
     }
 }
 
-/// Registers a source in a session as it must be read under `sampling`.
+/// Registers a source in a session as it must be read under `sampling`. With `units`, a
+/// `system` sample exposes the unit each row was sampled in as the partition column
+/// `sluice_sample_unit` (estimates group by it).
 pub async fn register_source(
     ctx: &SessionContext,
     env: &str,
@@ -129,9 +135,14 @@ pub async fn register_source(
     listing: &SourceListing,
     sampling: SourceSampling,
     snapshot: &Arc<ScanSnapshot>,
+    units: bool,
+    heavy: Option<Arc<key::HeavyKeys>>,
 ) -> Result<SourceScan> {
+    if units && let SourceSampling::Sampled(policy @ SamplePolicy::System { .. }) = &sampling {
+        return register_system_units(ctx, env, def, listing, policy, snapshot).await;
+    }
     let (folder, seen) = snapshot.add(&listing.files);
-    share_footers(ctx, listing, &seen);
+    share_footers(ctx, listing.files.iter().zip(&seen));
     let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
     let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
     let scan_options = ScanOptions::of(ctx);
@@ -153,6 +164,8 @@ pub async fn register_source(
         rows_selected: None,
         key_counters: None,
         built: listing.built_sample.clone(),
+        key_column: None,
+        heavy_keys: None,
     };
 
     let policy = match sampling {
@@ -217,6 +230,20 @@ pub async fn register_source(
             None,
         )
         .map_err(|e| err(e.to_string()))?;
+        // The keys kept whole: a build's own heavy keys when reading a build on its key,
+        // else those given (the same in every source sampled on this key), else this
+        // source's own.
+        let heavy = match (&listing.built_sample, heavy) {
+            (Some(b), _) if b.key == column => {
+                Arc::new(key::HeavyKeys::from_strings(&b.heavy_keys))
+            }
+            (_, Some(h)) => h,
+            (_, None) => Arc::new(
+                find_heavy_keys(ctx, table.clone(), listing, &column)
+                    .await
+                    .map_err(|e| err(format!("finding heavy keys of `{column}`: {e}")))?,
+            ),
+        };
         let plan = LogicalPlanBuilder::scan(def.name.as_str(), provider_as_source(table), None)?
             .filter(KeySample::predicate(
                 ident(column.as_str()),
@@ -224,15 +251,45 @@ pub async fn register_source(
                 *seed,
                 *fraction,
                 counters.clone(),
+                heavy.clone(),
             ))?
             .build()?;
         let view = datafusion::catalog::view::ViewTable::new(plan, None);
         ctx.register_table(def.name.as_str(), Arc::new(view))?;
         scan.key_counters = Some(counters);
+        scan.key_column = Some(column);
+        scan.heavy_keys = Some(heavy);
         return Ok(scan);
     }
 
-    let layouts: Vec<FileLayout> = listing
+    let layouts = file_layouts(listing);
+    let plan = access::plan(&policy, &layouts).expect("access-plan policies");
+    scan.rows_selected = Some(plan.rows_selected);
+    let plans: HashMap<String, Arc<ParquetAccessPlan>> = listing
+        .files
+        .iter()
+        .zip(plan.files)
+        .zip(&seen)
+        .map(|((_, p), seen)| (seen.clone(), Arc::new(p)))
+        .collect();
+    let table = source_table(
+        def,
+        &url,
+        listing,
+        &schema,
+        &scan_options,
+        reader,
+        Some((Arc::new(plans), plan.rows_selected)),
+    )
+    .map_err(|e| err(e.to_string()))?;
+    ctx.register_table(def.name.as_str(), table)?;
+    Ok(scan)
+}
+
+/// Each file's layout as sampling sees it: row groups and, with a page index, where
+/// each page of the first column starts.
+fn file_layouts(listing: &SourceListing) -> Vec<FileLayout> {
+    listing
         .files
         .iter()
         .map(|f| FileLayout {
@@ -264,20 +321,53 @@ pub async fn register_source(
                 })
                 .unwrap_or_default(),
         })
-        .collect();
-    let plan = access::plan(&policy, &layouts).expect("access-plan policies");
-    scan.rows_selected = Some(plan.rows_selected);
-    let plans: HashMap<String, Arc<ParquetAccessPlan>> = listing
-        .files
-        .iter()
-        .zip(plan.files)
-        .zip(&seen)
-        .map(|((_, p), seen)| (seen.clone(), Arc::new(p)))
-        .collect();
+        .collect()
+}
+
+/// A `system` sample whose every unit is an entry of its own in the run's snapshot,
+/// under the partition folder `sluice_sample_unit=<n>`, read by an access plan of that
+/// unit only: the sample reads the same rows, and each row carries its unit.
+async fn register_system_units(
+    ctx: &SessionContext,
+    env: &str,
+    def: &SourceDef,
+    listing: &SourceListing,
+    policy: &SamplePolicy,
+    snapshot: &Arc<ScanSnapshot>,
+) -> Result<SourceScan> {
+    let err = |message: String| SluiceError::Source {
+        env: env.to_string(),
+        source_name: def.name.clone(),
+        message,
+    };
+    let layouts = file_layouts(listing);
+    let plan = access::plan(policy, &layouts).expect("system is an access-plan policy");
+    let mut entries = Vec::new();
+    let mut unit_plans = Vec::new();
+    let mut next_unit = 0u64;
+    for (fi, kept) in plan.units.iter().enumerate() {
+        for u in kept {
+            entries.push((&listing.files[fi], Some(next_unit)));
+            unit_plans.push(Arc::new(u.access_plan(&layouts[fi].row_groups)));
+            next_unit += 1;
+        }
+    }
+    let (folder, seen) = snapshot.add_parts(entries.iter().copied());
+    share_footers(ctx, entries.iter().map(|(f, _)| *f).zip(&seen));
+    let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
+    let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
+    let scan_options = ScanOptions::of(ctx);
+    let mut with_unit = listing.clone();
+    with_unit
+        .partitions
+        .push(crate::store::snapshot::UNIT_COLUMN.to_string());
+    let schema = with_unit.table_schema();
+    let plans: HashMap<String, Arc<ParquetAccessPlan>> =
+        seen.iter().cloned().zip(unit_plans).collect();
     let table = source_table(
         def,
         &url,
-        listing,
+        &with_unit,
         &schema,
         &scan_options,
         reader,
@@ -285,8 +375,77 @@ pub async fn register_source(
     )
     .map_err(|e| err(e.to_string()))?;
     ctx.register_table(def.name.as_str(), table)?;
-    Ok(scan)
+    Ok(SourceScan {
+        source: def.name.clone(),
+        location_prefix: folder,
+        sampling: SourceSampling::Sampled(policy.clone()),
+        full_reason: None,
+        note: None,
+        rows_total: listing.rows(),
+        rows_selected: Some(plan.rows_selected),
+        key_counters: None,
+        built: listing.built_sample.clone(),
+        key_column: None,
+        heavy_keys: None,
+    })
 }
+
+/// The heavy keys of a source read whole by `table`: each holding at least
+/// `HEAVY_SHARE` of its rows (at most 100 of them). Read once per process for a set of
+/// files (the store's footer cache keeps the answer).
+pub async fn find_heavy_keys(
+    ctx: &SessionContext,
+    table: Arc<dyn TableProvider>,
+    listing: &SourceListing,
+    column: &str,
+) -> Result<key::HeavyKeys> {
+    let rows = listing.rows();
+    // Below a few hundred rows a 1% key is a handful of rows: no stratum worth making.
+    if rows < 500 {
+        return Ok(key::HeavyKeys::default());
+    }
+    let cache = listing.files.first().map(|f| f.footers.clone());
+    let cache_key = crate::store::footers::FooterCache::files_key(
+        listing.files.iter().map(|f| &f.meta),
+        &format!("heavy keys of {column} at {}", key::HEAVY_SHARE),
+    );
+    if let Some(keys) = cache.as_ref().and_then(|c| c.derived(&cache_key)) {
+        return Ok(key::HeavyKeys::from_strings(&keys));
+    }
+    // Heavy: at least HEAVY_SHARE of the rows, and at least HEAVY_TIMES the rows of an
+    // average key (with few keys every key holds 1%: none is heavy then).
+    let name = format!(
+        "__sluice_heavy_{}",
+        NEXT_HEAVY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    ctx.register_table(name.as_str(), table)?;
+    let sql = format!(
+        "SELECT CAST(k AS VARCHAR) AS k FROM (SELECT {col} AS k, count(*) AS n, count(*) OVER () AS keys FROM {name} WHERE {col} IS NOT NULL GROUP BY 1) WHERE n >= {share} * {rows} AND n >= {times} * {rows} / keys",
+        col = crate::util::text::quote_ident(column),
+        share = key::HEAVY_SHARE,
+        times = key::HEAVY_TIMES,
+    );
+    let counts = ctx.sql(&sql).await;
+    let counts = match counts {
+        Ok(df) => df.collect().await,
+        Err(e) => Err(e),
+    };
+    ctx.deregister_table(name.as_str())?;
+    let counts = counts?;
+    let mut keys = Vec::new();
+    for b in &counts {
+        let arr = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)?;
+        let arr = datafusion::arrow::array::AsArray::as_string::<i32>(&arr);
+        keys.extend(arr.iter().flatten().map(str::to_string));
+    }
+    keys.sort();
+    if let Some(c) = cache {
+        c.set_derived(cache_key, Arc::new(keys.clone()));
+    }
+    Ok(key::HeavyKeys::from_strings(&keys))
+}
+
+static NEXT_HEAVY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Every column of a source but its key: they decide the rows whose key is NULL.
 pub fn other_columns(schema: &datafusion::arrow::datatypes::Schema, key: &str) -> Vec<Expr> {
@@ -302,9 +461,12 @@ pub fn other_columns(schema: &datafusion::arrow::datatypes::Schema, key: &str) -
 /// run sees the files at: DataFusion derives each file's statistics from its footer when
 /// it plans a scan, and would otherwise read and parse every footer again in every run
 /// (a new run sees the files at new paths, and has a new cache).
-fn share_footers(ctx: &SessionContext, listing: &SourceListing, seen: &[String]) {
+fn share_footers<'a>(
+    ctx: &SessionContext,
+    files: impl Iterator<Item = (&'a crate::store::SourceFile, &'a String)>,
+) {
     let cache = ctx.runtime_env().cache_manager.get_file_metadata_cache();
-    for (file, seen) in listing.files.iter().zip(seen) {
+    for (file, seen) in files {
         let meta = ObjectMeta {
             location: ObjectPath::from(seen.as_str()),
             ..file.meta.clone()

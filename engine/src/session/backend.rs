@@ -81,10 +81,15 @@ impl Backend {
         listing: &SourceListing,
         sampling: SourceSampling,
         snapshot: &Arc<ScanSnapshot>,
+        units: bool,
+        heavy: Option<Arc<crate::scan::key::HeavyKeys>>,
     ) -> Result<SourceScan> {
         match self {
             Backend::Embedded => {
-                register_source(ctx, &env.name, def, listing, sampling, snapshot).await
+                register_source(
+                    ctx, &env.name, def, listing, sampling, snapshot, units, heavy,
+                )
+                .await
             }
             #[cfg(feature = "ballista")]
             Backend::Ballista(engine) => {

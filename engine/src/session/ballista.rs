@@ -209,6 +209,8 @@ pub(crate) fn register_source(
         rows_selected: None,
         key_counters: None,
         built: listing.built_sample.clone(),
+        key_column: None,
+        heavy_keys: None,
     };
     match &sampling {
         SourceSampling::Full => {

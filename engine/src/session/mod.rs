@@ -8,8 +8,10 @@
 mod backend;
 #[cfg(feature = "ballista")]
 pub mod ballista;
+pub mod estimate;
 pub mod report;
 pub mod shared_nodes;
+pub mod warnings;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -44,6 +46,9 @@ pub struct RunOutput {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub report: RunReport,
+    /// With `RunOptions::estimate`: how each output column relates to production's
+    /// answer (the rows hold the estimates and their `_low`/`_high` bounds).
+    pub estimate: Option<estimate::EstimateReport>,
 }
 
 /// A pipe's output as it is computed (see `EnvSession::stream_pipe_def`).
@@ -87,6 +92,9 @@ impl PipeStream {
 pub struct RunOptions {
     /// Keep at most this many output rows.
     pub limit: Option<usize>,
+    /// Return estimates of what the full data would answer, with 95% intervals, in
+    /// place of the sample's own aggregates (see `session::estimate`).
+    pub estimate: bool,
 }
 
 /// What `plan_pipe` is for: a run, or a plan that is only shown or checked (nothing
@@ -97,6 +105,11 @@ enum PlanMode {
     Explain,
     /// Also build each node's physical plan, to find the node at fault.
     Check,
+    /// Every node a view (no node computed ahead), for a plan rewrite of the whole pipe
+    /// (estimates).
+    Estimate,
+    /// As `Estimate`, with a `system` sample's unit exposed as a column of its source.
+    EstimateUnits,
 }
 
 /// A pipe planned for a run: its output, the sources registered for it and the nodes
@@ -108,6 +121,17 @@ struct PlannedPipe {
     /// The nodes the rest of the pipe reads more than once, and how many times.
     shared_reads: HashMap<String, usize>,
     shared: Vec<crate::session::shared_nodes::SharedNode>,
+}
+
+/// The parts of a planned run (its context, output and sources), cloned.
+trait CloneParts {
+    fn clone_parts(&self) -> Self;
+}
+
+impl CloneParts for (SessionContext, DataFrame, Vec<SourceScan>) {
+    fn clone_parts(&self) -> Self {
+        (self.0.clone(), self.1.clone(), self.2.clone())
+    }
 }
 
 /// The plans of the nodes computed ahead of a run's output, for its report.
@@ -143,6 +167,9 @@ pub struct EnvSession {
     store: Arc<Store>,
     runtime: Arc<RuntimeEnv>,
     backend: Backend,
+    /// The heavy keys of every source key-sampled on a column, by column: found once a
+    /// session, the same for every source and run (see `scan::key`).
+    heavy: tokio::sync::Mutex<HashMap<String, Arc<crate::scan::key::HeavyKeys>>>,
 }
 
 impl EnvSession {
@@ -176,6 +203,7 @@ impl EnvSession {
             store,
             runtime,
             backend,
+            heavy: Default::default(),
         })
     }
 
@@ -277,10 +305,41 @@ impl EnvSession {
             &listing,
             SourceSampling::Full,
             &snapshot,
+            false,
+            None,
         )
         .await?;
         let df = ctx.table(def.name.as_str()).await?;
         Ok((df, listing))
+    }
+
+    /// The heavy keys of a source on `column` (see `scan::key`), read in full here.
+    pub async fn heavy_keys(
+        &self,
+        name: &str,
+        column: &str,
+    ) -> Result<crate::scan::key::HeavyKeys> {
+        let def = self.source_def(name).await?.ok_or_else(|| {
+            SluiceError::Usage(format!(
+                "unknown source `{name}` in environment `{}`",
+                self.env.name
+            ))
+        })?;
+        let listing = self.store.list_source(&def).await?;
+        let (ctx, _snapshot) = backend::local_context(self.config(), &self.runtime)?;
+        crate::scan::register_source(
+            &ctx,
+            &self.env.name,
+            &def,
+            &listing,
+            SourceSampling::Full,
+            &_snapshot,
+            false,
+            None,
+        )
+        .await?;
+        let table = ctx.table_provider(def.name.as_str()).await?;
+        crate::scan::find_heavy_keys(&ctx, table, &listing, column).await
     }
 
     /// Registers the sources among `names` (other names are nodes or unknown tables,
@@ -290,6 +349,7 @@ impl EnvSession {
         ctx: &SessionContext,
         snapshot: &Arc<ScanSnapshot>,
         names: &BTreeSet<String>,
+        units: bool,
     ) -> Result<Vec<SourceScan>> {
         let mut scans = Vec::new();
         for name in names {
@@ -329,8 +389,20 @@ impl EnvSession {
                 ?sampling,
                 "registering source"
             );
+            // A key sample keeps the same heavy keys in every source sampled on the key.
+            let heavy = match &sampling {
+                SourceSampling::Sampled(SamplePolicy::Key { key, .. }) => {
+                    match crate::scan::key_column(&def, key.as_deref(), &listing.table_schema()) {
+                        Some(column) if listing.built_sample.is_none() => {
+                            Some(self.shared_heavy_keys(&column, key.as_deref()).await?)
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
             let mut scan = self
-                .register_source(ctx, &def, &listing, sampling, snapshot)
+                .register_source(ctx, &def, &listing, sampling, snapshot, units, heavy)
                 .await?;
             if let Some(note) = build_note {
                 match scan.sampling {
@@ -351,10 +423,48 @@ impl EnvSession {
         listing: &SourceListing,
         sampling: SourceSampling,
         snapshot: &Arc<ScanSnapshot>,
+        units: bool,
+        heavy: Option<Arc<crate::scan::key::HeavyKeys>>,
     ) -> Result<SourceScan> {
         self.backend
-            .register_source(ctx, &self.env, def, listing, sampling, snapshot)
+            .register_source(
+                ctx, &self.env, def, listing, sampling, snapshot, units, heavy,
+            )
             .await
+    }
+
+    /// The heavy keys on `column` of every declared source a `key` sample reads on it
+    /// (its `sample_key`, or the policy's `key` when it has that column), together: a
+    /// key heavy in one source is kept whole in all of them, so joins on it stay whole.
+    pub async fn shared_heavy_keys(
+        &self,
+        column: &str,
+        policy_key: Option<&str>,
+    ) -> Result<Arc<crate::scan::key::HeavyKeys>> {
+        let mut cache = self.heavy.lock().await;
+        if let Some(h) = cache.get(column) {
+            return Ok(h.clone());
+        }
+        let mut all = crate::scan::key::HeavyKeys::default();
+        let defs: Vec<SourceDef> = self.project.sources.values().cloned().collect();
+        for def in defs {
+            if def.sample == Some(SourceSampling::Full) {
+                continue;
+            }
+            let Ok(listing) = self.store.list_source(&def).await else {
+                continue;
+            };
+            let keyed = crate::scan::key_column(&def, policy_key, &listing.table_schema());
+            if keyed.as_deref() != Some(column) {
+                continue;
+            }
+            let h = self.heavy_keys(&def.name, column).await?;
+            all.ints.extend(h.ints);
+            all.strings.extend(h.strings);
+        }
+        let all = Arc::new(all);
+        cache.insert(column.to_string(), all.clone());
+        Ok(all)
     }
 
     /// Registers `sluice.pipe_stats`: the run records in this environment's own store
@@ -422,7 +532,15 @@ impl EnvSession {
         };
         let listing = self.store.list_source(&def).await?;
         let scan = self
-            .register_source(ctx, &def, &listing, SourceSampling::Full, snapshot)
+            .register_source(
+                ctx,
+                &def,
+                &listing,
+                SourceSampling::Full,
+                snapshot,
+                false,
+                None,
+            )
             .await?;
         Ok(Some(scan))
     }
@@ -475,7 +593,9 @@ impl EnvSession {
                 }
             }
         }
-        let scans = self.register_sources(&ctx, &snapshot, &reads).await?;
+        let scans = self
+            .register_sources(&ctx, &snapshot, &reads, mode == PlanMode::EstimateUnits)
+            .await?;
         let param_values = ParamValues::Map(
             values
                 .iter()
@@ -640,6 +760,27 @@ impl EnvSession {
     ) -> Result<RunOutput> {
         let values = self.resolve_params(pipe, given)?;
         let started = Instant::now();
+        if options.estimate {
+            let planned = self.plan_pipe(pipe, &values, PlanMode::Estimate).await?;
+            self.require_sample(&planned.scans)?;
+            let with_units = if estimate::needs_units(&planned.scans) {
+                Some(
+                    self.plan_pipe(pipe, &values, PlanMode::EstimateUnits)
+                        .await?,
+                )
+            } else {
+                None
+            };
+            return self
+                .execute_estimated(
+                    (planned.ctx, planned.output, planned.scans),
+                    with_units.map(|p| (p.ctx, p.output, p.scans)),
+                    Some(pipe),
+                    options,
+                    started,
+                )
+                .await;
+        }
         let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
         let shared_plans = shared_plans(&planned.shared);
         self.execute(
@@ -662,13 +803,86 @@ impl EnvSession {
             message: m,
             class: ErrorClass::Usage,
         })?;
-        let (ctx, snapshot) = self.context().await?;
-        let scans = self
-            .register_sources(&ctx, &snapshot, &reads.into_iter().collect())
-            .await?;
-        let df = ctx.sql(sql).await.map_err(|e| self.query_error(&e))?;
+        let reads: BTreeSet<String> = reads.into_iter().collect();
+        let plan_query = |units: bool| {
+            let reads = reads.clone();
+            async move {
+                let (ctx, snapshot) = self.context().await?;
+                let scans = self
+                    .register_sources(&ctx, &snapshot, &reads, units)
+                    .await?;
+                let df = ctx.sql(sql).await.map_err(|e| self.query_error(&e))?;
+                Ok::<_, SluiceError>((ctx, df, scans))
+            }
+        };
+        let (ctx, df, scans) = plan_query(false).await?;
+        if options.estimate {
+            self.require_sample(&scans)?;
+            let with_units = if estimate::needs_units(&scans) {
+                Some(plan_query(true).await?)
+            } else {
+                None
+            };
+            return self
+                .execute_estimated((ctx, df, scans), with_units, None, options, started)
+                .await;
+        }
         self.execute(&ctx, df, scans, &[], None, options, started)
             .await
+    }
+
+    /// `--estimate` needs a sampled read: of a sample policy, or of a sample build.
+    fn require_sample(&self, scans: &[SourceScan]) -> Result<()> {
+        let sampled = scans
+            .iter()
+            .any(|s| matches!(s.sampling, SourceSampling::Sampled(_)) || s.built.is_some());
+        if sampled {
+            return Ok(());
+        }
+        Err(SluiceError::Usage(format!(
+            "environment `{}` reads its sources in full here: there is nothing to estimate (estimates scale a sampled run to the full data: run in a sampled environment, or give --sample F)",
+            self.env.name
+        )))
+    }
+
+    /// Runs a plan rewritten for estimates (`session::estimate`); when the plan cannot
+    /// be estimated, runs it as it is and the report says why. `with_units` is the same
+    /// plan made with a `system` sample's units as columns, when the design needs them.
+    async fn execute_estimated(
+        &self,
+        plain: (SessionContext, DataFrame, Vec<SourceScan>),
+        with_units: Option<(SessionContext, DataFrame, Vec<SourceScan>)>,
+        pipe: Option<&Pipe>,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<RunOutput> {
+        let fail = |e: DataFusionError| match pipe {
+            Some(p) => SluiceError::Query {
+                env: self.env.name.clone(),
+                message: format!("pipe `{}`: {}", p.name, df_message(&e)),
+                class: classify(&e),
+            },
+            None => self.query_error(&e),
+        };
+        let (ctx, df, scans) = with_units.unwrap_or(plain.clone_parts());
+        match estimate::rewrite(df.logical_plan(), &scans).map_err(fail)? {
+            estimate::Rewritten::Plan(plan, report) => {
+                let df = DataFrame::new(ctx.state(), plan);
+                let mut out = self
+                    .execute(&ctx, df, scans, &[], pipe, options, started)
+                    .await?;
+                out.estimate = Some(report);
+                Ok(out)
+            }
+            estimate::Rewritten::NotEstimable(report) => {
+                let (ctx, df, scans) = plain;
+                let mut out = self
+                    .execute(&ctx, df, scans, &[], pipe, options, started)
+                    .await?;
+                out.estimate = Some(report);
+                Ok(out)
+            }
+        }
     }
 
     fn query_error(&self, err: &DataFusionError) -> SluiceError {
@@ -717,6 +931,7 @@ impl EnvSession {
             schema,
             batches,
             report,
+            estimate: None,
         })
     }
 
@@ -844,6 +1059,27 @@ impl EnvSession {
             );
         }
         Ok(out)
+    }
+
+    /// Warnings about how `pipe` reads this environment's sample (joins of sampled
+    /// sources off their key, groups on a `system` sample's sort column); none when the
+    /// environment reads everything. Planned with each parameter's default.
+    pub async fn sampling_warnings(&self, pipe: &Pipe) -> Result<Vec<warnings::SamplingWarning>> {
+        if self.policy.is_none() {
+            return Ok(Vec::new());
+        }
+        let values: HashMap<String, ParamValue> = pipe
+            .params
+            .iter()
+            .map(|(k, p)| (k.clone(), params::planning_value(p)))
+            .collect();
+        let planned = self.plan_pipe(pipe, &values, PlanMode::Estimate).await?;
+        Ok(warnings::warnings(
+            &self.project,
+            pipe,
+            planned.output.logical_plan(),
+            &planned.scans,
+        ))
     }
 
     /// Plans every pipe (logical and physical) against this environment's real

@@ -68,9 +68,8 @@ impl RunReport {
             .sources
             .iter()
             .find_map(|s| s.built_from.as_ref().map(|(e, _)| e.clone()))?;
-        let origin_rows = |s: &SourceReport| {
-            s.rows_total as f64 / s.built_from.as_ref().map_or(1.0, |(_, f)| *f)
-        };
+        let origin_rows =
+            |s: &SourceReport| s.rows_total as f64 / s.built_from.as_ref().map_or(1.0, |(_, f)| *f);
         let total: f64 = self.sources.iter().map(origin_rows).sum();
         if total == 0.0 {
             return Some((from, 1.0));

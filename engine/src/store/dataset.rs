@@ -70,6 +70,14 @@ pub struct BuiltSample {
     pub key: String,
     pub fraction: f64,
     pub seed: u64,
+    /// The heavy keys the build kept whole (each with at least 1% of the source's rows
+    /// in `from`), as text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub heavy_keys: Vec<String>,
+    /// The rows the source had in `from` when the build read it: the total estimates of
+    /// `from` are calibrated to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_rows: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -23,9 +23,12 @@ use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use crate::store::snapshot::ScanSnapshot;
 
 /// Parquet footers by (location, size, last modified): a rewritten file is a new entry.
+/// It also keeps small facts derived from a set of files' data (a source's heavy keys),
+/// by a key naming the files and the question, so a process does not read them twice.
 #[derive(Debug, Default)]
 pub struct FooterCache {
     entries: Mutex<HashMap<(String, u64, i64), Arc<ParquetMetaData>>>,
+    derived: Mutex<HashMap<String, Arc<Vec<String>>>>,
 }
 
 impl FooterCache {
@@ -35,6 +38,34 @@ impl FooterCache {
             meta.size,
             meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
         )
+    }
+
+    /// A fact derived from files' data, if it was recorded under `key`.
+    pub fn derived(&self, key: &str) -> Option<Arc<Vec<String>>> {
+        self.derived
+            .lock()
+            .expect("derived cache")
+            .get(key)
+            .cloned()
+    }
+
+    pub fn set_derived(&self, key: String, value: Arc<Vec<String>>) {
+        let mut d = self.derived.lock().expect("derived cache");
+        // Runs over changing data would add keys without end: start over past a bound.
+        if d.len() >= 1024 {
+            d.clear();
+        }
+        d.insert(key, value);
+    }
+
+    /// The cache key of a question about these files: their identity, then `what`.
+    pub fn files_key<'a>(metas: impl Iterator<Item = &'a ObjectMeta>, what: &str) -> String {
+        let mut key = String::from(what);
+        for m in metas {
+            let (path, size, modified) = Self::key(m);
+            key.push_str(&format!("|{path}:{size}:{modified}"));
+        }
+        key
     }
 
     /// The footer of a file if this cache holds it already (no I/O).

@@ -26,6 +26,9 @@ use object_store::{
 
 use crate::store::footers::FooterCache;
 
+/// The partition column a `system` sample's unit is read as, for estimates.
+pub const UNIT_COLUMN: &str = "sluice_sample_unit";
+
 /// The URL a run's snapshot is registered under in its session.
 pub const SNAPSHOT_URL: &str = "sluice://scan";
 
@@ -112,23 +115,36 @@ impl ScanSnapshot {
         &self,
         files: impl IntoIterator<Item = &'a crate::store::SourceFile>,
     ) -> (String, Vec<String>) {
+        self.add_parts(files.into_iter().map(|f| (f, None)))
+    }
+
+    /// Like `add`, with each entry seen under one more partition folder when it has a
+    /// unit: `<folder>/[k=v/…]sluice_sample_unit=<unit>/f<N>.parquet`. A file may appear
+    /// once per unit (each with an access plan of its own): estimates read a `system`
+    /// sample's unit of every row as a partition column.
+    pub fn add_parts<'a>(
+        &self,
+        files: impl IntoIterator<Item = (&'a crate::store::SourceFile, Option<u64>)>,
+    ) -> (String, Vec<String>) {
         let folder = format!("s{}", NEXT_FOLDER.fetch_add(1, Ordering::Relaxed));
         let mut snapshot_files = Vec::new();
         let mut by_location = HashMap::new();
         let mut seen_paths = Vec::new();
-        for (i, f) in files.into_iter().enumerate() {
+        for (i, (f, unit)) in files.into_iter().enumerate() {
             let (relative, real) = (&f.relative_path, &f.meta);
             let parts: Vec<&str> = relative.split('/').collect();
             let partitions = parts[..parts.len().saturating_sub(1)]
                 .iter()
                 .filter(|p| p.contains('=') && !p.starts_with(['_', '.']))
-                .copied();
+                .map(|p| p.to_string());
+            let unit_folder = unit.map(|u| format!("{UNIT_COLUMN}={u}"));
             let file = format!("f{i:06}.parquet");
             let seen = ObjectMeta {
                 location: ObjectPath::from_iter(
-                    std::iter::once(folder.as_str())
+                    std::iter::once(folder.clone())
                         .chain(partitions)
-                        .chain(std::iter::once(file.as_str())),
+                        .chain(unit_folder)
+                        .chain(std::iter::once(file)),
                 ),
                 ..real.clone()
             };

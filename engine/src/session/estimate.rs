@@ -1,0 +1,2161 @@
+//! Estimates of production's answer from a sampled run, with 95% intervals.
+//!
+//! A sampled run reads a sample of each sampled source's *units* — the row groups or
+//! page ranges a `system` sample keeps, the key values a `key` sample keeps, the rows a
+//! `bernoulli` sample keeps — each kept with a known probability π (the fraction; over
+//! a sample build, relative to the environment it was built from). The run's plan is
+//! rewritten so that its aggregate over sampled rows returns, for every group:
+//!
+//! - `count`, `sum` and `count(DISTINCT key)` (under `key` sampling on that key) scaled
+//!   to the whole by the Horvitz–Thompson estimator Σ y/π, with its variance estimated
+//!   from the units' totals: Σ_u (1 − π) (Y_u/π)². Rows of one unit rise and fall
+//!   together, so the variance is taken over units, never over rows (an estimate that
+//!   ignored the clusters of a `system` sample would claim far too much precision);
+//! - `avg` and ratios of two such estimates (`won * 1.0 / calls`) by the ratio of the
+//!   estimates, with the linearized variance of a ratio estimator;
+//! - a 95% interval: the estimate ∓ t·SE, t from Student's distribution with one degree
+//!   of freedom fewer than the units the group drew on (1.96 from 30 units on), so a
+//!   group seen in few units gets the wide interval it deserves. A count's lower bound
+//!   is never below the rows the sample saw (production has at least those).
+//!
+//! The rewrite computes the aggregate in two steps, per (group, unit) then per group
+//! (one step under `bernoulli`, whose unit is the row), and carries the standard errors
+//! through the projections, joins with tables read in full, filters on group keys,
+//! sorts and limits above it, so a monotone function of an estimate (`round(x, 1)`,
+//! a cast, `x + 1`) and a ratio of two estimates get bounds too. What it cannot bound
+//! — a minimum or maximum, a filter on an estimate (a HAVING), an aggregate over
+//! estimates, `count(DISTINCT x)` on another column, two sources sampled independently
+//! and joined — is named, never silently scaled.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchemaRef, ScalarValue};
+use datafusion::datasource::source_as_provider;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::functions::core::expr_fn::{greatest, least};
+use datafusion::functions::math::expr_fn::{ceil, floor, round, sqrt};
+use datafusion::functions_aggregate::expr_fn::{bool_and, bool_or, max, min, sum};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, BinaryExpr, Expr, JoinType, LogicalPlan, Operator, Projection, SubqueryAlias, cast,
+    lit, when,
+};
+
+use crate::project::sampling::{SamplePolicy, SourceSampling};
+use crate::scan::SourceScan;
+use crate::scan::key::{HeavyKeys, KeyWeight};
+use crate::store::snapshot::UNIT_COLUMN;
+
+/// The confidence of the intervals.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// Prefix of the columns the rewrite carries between plan nodes; never in an output.
+const HIDDEN: &str = "__sluice_";
+
+/// How one output column of an estimated run relates to production's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColumnKind {
+    /// Not computed from sampled rows' aggregates: a group key, or a column of a table
+    /// read in full. Exact for the rows shown.
+    Exact,
+    /// A count or a sum scaled to the whole, with `_low` and `_high` bounds.
+    Scaled,
+    /// An average or a ratio of estimates, with `_low` and `_high` bounds.
+    Ratio,
+    /// A function of an estimate (a rounding, a cast, an offset), with bounds.
+    Derived,
+    /// The output rows are whole sampling units (an aggregate per sampled key): each
+    /// value is exact, and the rows are a sample of production's rows.
+    PerUnit,
+    /// Not estimated, and why: the value is the sample's own.
+    NotEstimated(String),
+}
+
+impl ColumnKind {
+    pub fn has_bounds(&self) -> bool {
+        matches!(
+            self,
+            ColumnKind::Scaled | ColumnKind::Ratio | ColumnKind::Derived
+        )
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ColumnKind::Exact => "exact".into(),
+            ColumnKind::Scaled => "estimate (scaled count or sum)".into(),
+            ColumnKind::Ratio => "estimate (ratio)".into(),
+            ColumnKind::Derived => "estimate (function of an estimate)".into(),
+            ColumnKind::PerUnit => "exact per sampled unit".into(),
+            ColumnKind::NotEstimated(why) => format!("not estimated: {why}"),
+        }
+    }
+}
+
+/// What an estimated run says of its output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EstimateReport {
+    /// How the sample was drawn, as the estimates read it.
+    pub design: String,
+    /// Each column of the pipe's output (the bound columns not included), in order.
+    pub columns: Vec<(String, ColumnKind)>,
+    /// Why nothing could be estimated, when that is so.
+    pub note: Option<String>,
+}
+
+impl EstimateReport {
+    /// The columns that are not estimated, with why.
+    pub fn not_estimated(&self) -> Vec<(&str, &str)> {
+        self.columns
+            .iter()
+            .filter_map(|(c, k)| match k {
+                ColumnKind::NotEstimated(why) => Some((c.as_str(), why.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The name of the lower bound column of `column` in the output.
+    pub fn low(column: &str) -> String {
+        format!("{column}_low")
+    }
+
+    pub fn high(column: &str) -> String {
+        format!("{column}_high")
+    }
+}
+
+/// How the rows of one sampled source were drawn.
+#[derive(Debug, Clone, PartialEq)]
+struct Design {
+    unit: Unit,
+    /// How many rows of the full data each sampled row stands for (1/π).
+    weight: Weight,
+    /// The probability each unit is in the sample, relative to the data the estimates
+    /// are of (the environment a sample build came from, if it is one).
+    probability: f64,
+    /// For `key` designs: the seed and fraction the keys were drawn with; two sources
+    /// drawn alike keep the same keys.
+    keys: Option<(u64, String)>,
+    /// Whether a unit value may be NULL (a `key` sample's NULL keys are sampled row by
+    /// row: each such row is a unit of its own).
+    null_units: bool,
+    /// The rows of the source in the data estimated (a store's own, or those a sample
+    /// build came from): the total counts and sums are calibrated to.
+    total_rows: Option<f64>,
+    describe: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Weight {
+    Constant(f64),
+    /// By the value of `column`: a heavy key's rows (kept whole) stand for `heavy`
+    /// rows each, the others' for `other`.
+    ByKey {
+        column: String,
+        keys: Arc<HeavyKeys>,
+        heavy: f64,
+        other: f64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Unit {
+    /// Every row is drawn on its own (`bernoulli`).
+    Row,
+    /// Rows sharing this column's value are drawn together (the key of a `key` sample,
+    /// a `system` sample's unit column).
+    Column(String),
+}
+
+/// The sampling design of a registered source, or why it has none estimates can use.
+fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
+    let policy = match &scan.sampling {
+        SourceSampling::Sampled(p) => Some(p),
+        SourceSampling::Full => None,
+    };
+    let built = scan.built.as_ref();
+    let total_rows = match built {
+        Some(b) => b.origin_rows.map(|r| r as f64),
+        None => Some(scan.rows_total as f64),
+    };
+    let over = |f: f64| built.map_or(f, |b| f * b.fraction);
+    // Rows read from a build through another draw: its heavy keys were kept whole by
+    // the build, the others with its fraction.
+    let through_build = |left: f64| match built {
+        Some(b) if !b.heavy_keys.is_empty() => Weight::ByKey {
+            column: b.key.clone(),
+            keys: Arc::new(HeavyKeys::from_strings(&b.heavy_keys)),
+            heavy: 1.0 / left,
+            other: 1.0 / (left * b.fraction),
+        },
+        _ => Weight::Constant(1.0 / over(left)),
+    };
+    let build_note = |d: String| match built {
+        Some(b) => format!(
+            "{d}, over a {} sample build of {}",
+            percent(b.fraction),
+            b.from
+        ),
+        None => d,
+    };
+    Some(Ok(match (policy, built) {
+        (None, None) => return None,
+        // A build read whole is the build's own key sample.
+        (None, Some(b)) => Design {
+            unit: Unit::Column(b.key.clone()),
+            weight: Weight::ByKey {
+                column: b.key.clone(),
+                keys: Arc::new(HeavyKeys::from_strings(&b.heavy_keys)),
+                heavy: 1.0,
+                other: 1.0 / b.fraction,
+            },
+            probability: b.fraction,
+            keys: Some((b.seed, b.key.clone())),
+            null_units: true,
+            total_rows,
+            describe: format!(
+                "{}: a {} key sample of {} on `{}` (seed {})",
+                scan.source,
+                percent(b.fraction),
+                b.from,
+                b.key,
+                b.seed
+            ),
+        },
+        (Some(SamplePolicy::System { fraction, .. }), _) => Design {
+            unit: Unit::Column(UNIT_COLUMN.to_string()),
+            weight: through_build(*fraction),
+            probability: over(*fraction),
+            keys: None,
+            null_units: false,
+            total_rows,
+            describe: build_note(format!(
+                "{}: system {}, units (row groups or page ranges) kept with probability {}",
+                scan.source,
+                percent(*fraction),
+                fmt_prob(*fraction)
+            )),
+        },
+        (Some(SamplePolicy::Bernoulli { fraction, .. }), _) => Design {
+            unit: Unit::Row,
+            weight: through_build(*fraction),
+            probability: over(*fraction),
+            keys: None,
+            null_units: false,
+            total_rows,
+            describe: build_note(format!(
+                "{}: bernoulli {}, each row kept with probability {}",
+                scan.source,
+                percent(*fraction),
+                fmt_prob(*fraction)
+            )),
+        },
+        (Some(SamplePolicy::Key { fraction, seed, .. }), _) => {
+            let Some(key) = scan.key_column.clone() else {
+                return Some(Err(format!(
+                    "`{}` has no key column to sample on",
+                    scan.source
+                )));
+            };
+            // Over a build on the same key and seed, the hash test keeps the build's
+            // keys under the policy's fraction: min(f, build); otherwise the draws
+            // multiply (the policy's fraction was made relative to the build).
+            let probability = match built {
+                Some(b) if b.seed == *seed && b.key == key => fraction.min(b.fraction),
+                Some(b) if b.key == key => fraction * b.fraction,
+                Some(_) => {
+                    return Some(Err(format!(
+                        "`{}` is a key sample on `{key}` of a sample build on another key",
+                        scan.source
+                    )));
+                }
+                None => *fraction,
+            };
+            let heavy = scan.heavy_keys.clone().unwrap_or_default();
+            let describe_heavy = if heavy.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; {} heavy key(s) (each 1% of the rows or more) kept whole",
+                    heavy.len()
+                )
+            };
+            Design {
+                unit: Unit::Column(key.clone()),
+                weight: Weight::ByKey {
+                    column: key.clone(),
+                    keys: heavy,
+                    heavy: 1.0,
+                    other: 1.0 / probability,
+                },
+                probability,
+                keys: Some((*seed, key.clone())),
+                null_units: true,
+                total_rows,
+                describe: build_note(format!(
+                    "{}: key {} on `{key}` (seed {seed}), each key kept with probability {}{describe_heavy}",
+                    scan.source,
+                    percent(*fraction),
+                    fmt_prob(probability)
+                )),
+            }
+        }
+        (Some(SamplePolicy::Rows { .. }), _) => {
+            return Some(Err(format!(
+                "`{}` is a `rows` sample, whose rows have no fixed probability of being kept",
+                scan.source
+            )));
+        }
+    }))
+}
+
+fn percent(f: f64) -> String {
+    crate::util::text::percent(f)
+}
+
+fn fmt_prob(p: f64) -> String {
+    format!("{}", (p * 1e6).round() / 1e6)
+}
+
+/// Whether the run needs the sampled sources' units exposed as columns (a `system`
+/// design): the plan is then made again with them.
+pub(crate) fn needs_units(scans: &[SourceScan]) -> bool {
+    scans.iter().any(|s| {
+        matches!(
+            design_of(s),
+            Some(Ok(Design {
+                unit: Unit::Column(ref c),
+                ..
+            })) if c == UNIT_COLUMN
+        )
+    })
+}
+
+/// The sampled sources of a run and their designs; `Err` names a source estimates
+/// cannot read.
+fn designs(scans: &[SourceScan]) -> Result<HashMap<String, Design>, String> {
+    let mut out = HashMap::new();
+    for s in scans {
+        if let Some(d) = design_of(s) {
+            out.insert(s.source.to_ascii_lowercase(), d?);
+        }
+    }
+    Ok(out)
+}
+
+/// The outcome of rewriting a plan for estimates.
+pub(crate) enum Rewritten {
+    /// The plan to run instead, with the report of its columns.
+    Plan(LogicalPlan, EstimateReport),
+    /// Estimates cannot be made: run the plan as it is, and say why.
+    NotEstimable(EstimateReport),
+}
+
+/// Rewrites `plan` (the output of a pipe or a query, its nodes as views) so that it
+/// returns estimates of production's answer and their bounds.
+pub(crate) fn rewrite(plan: &LogicalPlan, scans: &[SourceScan]) -> DfResult<Rewritten> {
+    let plan = inline_views(plan.clone())?;
+    let visible: Vec<String> = plan
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let not = |design: String, why: String| {
+        Rewritten::NotEstimable(EstimateReport {
+            design,
+            columns: visible
+                .iter()
+                .map(|c| (c.clone(), ColumnKind::NotEstimated(why.clone())))
+                .collect(),
+            note: Some(why),
+        })
+    };
+    let designs = match designs(scans) {
+        Ok(d) => d,
+        Err(why) => return Ok(not(String::new(), why)),
+    };
+    let mut described: Vec<&String> = designs.values().map(|d| &d.describe).collect();
+    described.sort();
+    let design_text = described
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut rw = Rewriter {
+        designs,
+        next_derived: 0,
+    };
+    let (plan, flow) = rw.rewrite(&plan)?;
+    let columns_of = |plan: &LogicalPlan, kinds: &dyn Fn(usize) -> ColumnKind| {
+        plan.schema()
+            .fields()
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| !f.name().starts_with(HIDDEN) && f.name() != UNIT_COLUMN)
+            .map(|(i, f)| (f.name().clone(), kinds(i)))
+            .collect::<Vec<_>>()
+    };
+    match flow {
+        Flow::Fail(why) => Ok(not(design_text, why)),
+        Flow::Exact => Ok(not(
+            design_text,
+            "the output reads no sampled rows: it is exact".into(),
+        )),
+        Flow::Rows { per_unit: false, .. } => Ok(not(
+            design_text,
+            "the output has no aggregate over the sampled rows: its rows are a sample of production's rows, with nothing to scale (add a GROUP BY with count, sum or avg)".into(),
+        )),
+        Flow::Rows { per_unit: true, .. } => {
+            let columns = columns_of(&plan, &|_| ColumnKind::PerUnit);
+            let plan = visible_only(plan)?;
+            Ok(Rewritten::Plan(
+                plan,
+                EstimateReport {
+                    design: design_text,
+                    columns,
+                    note: Some(
+                        "each row is an aggregate of one sampled unit: exact, and the rows are a sample of production's".into(),
+                    ),
+                },
+            ))
+        }
+        Flow::Estimated(status) => {
+            let columns = columns_of(&plan, &|i| status[i].kind());
+            let plan = with_bounds(plan, &status)?;
+            Ok(Rewritten::Plan(
+                plan,
+                EstimateReport {
+                    design: design_text,
+                    columns,
+                    note: None,
+                },
+            ))
+        }
+    }
+}
+
+/// The plan with every view it reads (a pipe's earlier nodes, a `key` sample's
+/// filter) put in place, so the rewrite sees the sampled scans.
+fn inline_views(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    plan.transform_up(|node| {
+        let LogicalPlan::TableScan(scan) = &node else {
+            return Ok(datafusion::common::tree_node::Transformed::no(node));
+        };
+        let Ok(provider) = source_as_provider(&scan.source) else {
+            return Ok(datafusion::common::tree_node::Transformed::no(node));
+        };
+        let Some(view) = provider.downcast_ref::<datafusion::catalog::view::ViewTable>() else {
+            return Ok(datafusion::common::tree_node::Transformed::no(node));
+        };
+        if scan.projection.is_some() || !scan.filters.is_empty() || scan.fetch.is_some() {
+            return Ok(datafusion::common::tree_node::Transformed::no(node));
+        }
+        let inner = inline_views(view.logical_plan().clone())?;
+        let alias = SubqueryAlias::try_new(Arc::new(inner), scan.table_name.clone())?;
+        Ok(datafusion::common::tree_node::Transformed::yes(
+            LogicalPlan::SubqueryAlias(alias),
+        ))
+    })
+    .map(|t| t.data)
+}
+
+/// What flows out of a rewritten plan node.
+enum Flow {
+    /// Rows not drawn from any sampled source.
+    Exact,
+    /// Rows drawn from sampled sources, one design; the unit column's index in the
+    /// node's output (none when every row is a unit). `per_unit`: an aggregate per unit
+    /// made these rows (each exact for its unit).
+    Rows {
+        unit: Option<usize>,
+        /// The column the weight of a row is looked up by (a `ByKey` weight).
+        weight_key: Option<usize>,
+        design: Design,
+        per_unit: bool,
+        /// The whole sample of the source, before the pipe's filters: what the estimates
+        /// are calibrated on (see `Sample`).
+        sample: Option<Arc<Sample>>,
+    },
+    /// The output of the estimation aggregate and the nodes above it, a status per
+    /// output column.
+    Estimated(Vec<Status>),
+    /// Estimates cannot be made, and why.
+    Fail(String),
+}
+
+/// The plan of a sampled source's whole sample (its scan, and a `key` sample's filter),
+/// with the unit's and the weight key's columns in it. Its weighted row count is the
+/// sample's estimate N̂ of the source's rows, whose true number N is known: every
+/// count and sum is calibrated by N/N̂, which takes out of each estimate the error all
+/// groups share (a sample with more or fewer rows than its fraction, a large unit drawn
+/// or missed), and its variance is that of the residuals (the ratio estimator).
+#[derive(Debug)]
+struct Sample {
+    plan: LogicalPlan,
+    unit: Option<usize>,
+    weight_key: Option<usize>,
+}
+
+/// What an output column above the estimation aggregate is.
+#[derive(Debug, Clone)]
+enum Status {
+    Exact,
+    /// Estimation aggregate output `agg`: its bounds are the hidden columns
+    /// `__sluice_lo_{agg}` / `__sluice_hi_{agg}`, its SE `__sluice_se_{agg}`.
+    Est {
+        agg: usize,
+        ratio: bool,
+    },
+    /// A function of estimates, bounded by hidden columns of these names.
+    Bounded {
+        lo: String,
+        hi: String,
+        ratio: bool,
+    },
+    /// One of the rewrite's own columns.
+    Hidden,
+    Not(String),
+}
+
+impl Status {
+    fn kind(&self) -> ColumnKind {
+        match self {
+            Status::Exact | Status::Hidden => ColumnKind::Exact,
+            Status::Est { ratio: false, .. } => ColumnKind::Scaled,
+            Status::Est { ratio: true, .. } => ColumnKind::Ratio,
+            Status::Bounded { ratio: true, .. } => ColumnKind::Ratio,
+            Status::Bounded { .. } => ColumnKind::Derived,
+            Status::Not(why) => ColumnKind::NotEstimated(why.clone()),
+        }
+    }
+
+    fn bounds(&self) -> Option<(String, String)> {
+        match self {
+            Status::Est { agg, .. } => Some((lo_name(*agg), hi_name(*agg))),
+            Status::Bounded { lo, hi, .. } => Some((lo.clone(), hi.clone())),
+            _ => None,
+        }
+    }
+}
+
+fn lo_name(agg: usize) -> String {
+    format!("{HIDDEN}lo_{agg}")
+}
+fn hi_name(agg: usize) -> String {
+    format!("{HIDDEN}hi_{agg}")
+}
+fn se_name(agg: usize) -> String {
+    format!("{HIDDEN}se_{agg}")
+}
+fn units_name(agg: usize) -> String {
+    format!("{HIDDEN}units_{agg}")
+}
+fn cov_name(a: usize, b: usize) -> String {
+    let (a, b) = if a <= b { (a, b) } else { (b, a) };
+    format!("{HIDDEN}cov_{a}_{b}")
+}
+
+struct Rewriter {
+    designs: HashMap<String, Design>,
+    next_derived: usize,
+}
+
+/// The column of field `i` of `schema`, qualified as the schema has it.
+fn column_at(schema: &DFSchemaRef, i: usize) -> Expr {
+    let (q, f) = schema.qualified_field(i);
+    Expr::Column(Column::new(q.cloned(), f.name()))
+}
+
+/// The index of the field a column reference names in `schema`.
+fn index_of(schema: &DFSchemaRef, c: &Column) -> Option<usize> {
+    schema.index_of_column(c).ok()
+}
+
+/// The index of the (first) field called `name`, whatever its qualifier.
+fn index_by_name(schema: &DFSchemaRef, name: &str) -> Option<usize> {
+    schema.fields().iter().position(|f| f.name() == name)
+}
+
+/// Whether an expression holds a subquery that reads a sampled source.
+fn reads_sampled_in_subquery(e: &Expr, rw: &Rewriter) -> bool {
+    let mut found = false;
+    let _ = e.apply(|e| {
+        let plan = match e {
+            Expr::ScalarSubquery(s) => Some(&s.subquery),
+            Expr::Exists(x) => Some(&x.subquery.subquery),
+            Expr::InSubquery(x) => Some(&x.subquery.subquery),
+            _ => None,
+        };
+        if let Some(p) = plan
+            && rw.reads_sampled(p)
+        {
+            found = true;
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    found
+}
+
+impl Rewriter {
+    fn reads_sampled(&self, plan: &LogicalPlan) -> bool {
+        let mut found = false;
+        let _ = plan.apply_with_subqueries(|p| {
+            if let LogicalPlan::TableScan(s) = p
+                && self
+                    .designs
+                    .contains_key(&s.table_name.table().to_ascii_lowercase())
+            {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            if let LogicalPlan::TableScan(s) = p
+                && let Ok(provider) = source_as_provider(&s.source)
+                && let Some(view) = provider.downcast_ref::<datafusion::catalog::view::ViewTable>()
+                && self.reads_sampled(view.logical_plan())
+            {
+                found = true;
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        found
+    }
+
+    fn rewrite(&mut self, plan: &LogicalPlan) -> DfResult<(LogicalPlan, Flow)> {
+        if plan
+            .expressions()
+            .iter()
+            .any(|e| reads_sampled_in_subquery(e, self))
+        {
+            return Ok((
+                plan.clone(),
+                Flow::Fail("a subquery reads a sampled source".into()),
+            ));
+        }
+        match plan {
+            LogicalPlan::TableScan(scan) => {
+                let name = scan.table_name.table().to_ascii_lowercase();
+                let Some(design) = self.designs.get(&name).cloned() else {
+                    return Ok((plan.clone(), Flow::Exact));
+                };
+                if scan.fetch.is_some() {
+                    return Ok((
+                        plan.clone(),
+                        Flow::Fail(format!("a LIMIT inside the scan of `{name}`")),
+                    ));
+                }
+                let unit = match &design.unit {
+                    Unit::Row => None,
+                    Unit::Column(c) => match index_by_name(plan.schema(), c) {
+                        Some(i) => Some(i),
+                        None => {
+                            return Ok((
+                                plan.clone(),
+                                Flow::Fail(format!(
+                                    "the scan of `{name}` does not read its sampling unit `{c}`"
+                                )),
+                            ));
+                        }
+                    },
+                };
+                let weight_key = match &design.weight {
+                    Weight::Constant(_) => None,
+                    Weight::ByKey { column, .. } => match index_by_name(plan.schema(), column) {
+                        Some(i) => Some(i),
+                        None => {
+                            return Ok((
+                                plan.clone(),
+                                Flow::Fail(format!(
+                                    "the scan of `{name}` does not read its key `{column}`"
+                                )),
+                            ));
+                        }
+                    },
+                };
+                // A `key` sample is its filter over the scan: the sample is known there.
+                let sample = match &design.unit {
+                    Unit::Column(c) if design.keys.is_some() && *c != UNIT_COLUMN => None,
+                    _ => Some(Arc::new(Sample {
+                        plan: plan.clone(),
+                        unit,
+                        weight_key,
+                    })),
+                };
+                Ok((
+                    plan.clone(),
+                    Flow::Rows {
+                        unit,
+                        weight_key,
+                        design,
+                        per_unit: false,
+                        sample,
+                    },
+                ))
+            }
+            LogicalPlan::Projection(p) => {
+                let (input, flow) = self.rewrite(&p.input)?;
+                self.projection(p, input, flow)
+            }
+            LogicalPlan::Filter(f) => {
+                let (input, flow) = self.rewrite(&f.input)?;
+                let is_key_sample = f.predicate.exists(|e| {
+                    Ok(matches!(e, Expr::ScalarFunction(sf) if sf.func.name() == crate::scan::key::FUNCTION_NAME))
+                })?;
+                let new_plan = rebuild(plan, vec![input.clone()])?;
+                let flow = match flow {
+                    // A `key` sample's own filter: its output is the source's sample.
+                    Flow::Rows {
+                        unit,
+                        weight_key,
+                        design,
+                        per_unit,
+                        sample: None,
+                    } if is_key_sample && matches!(input, LogicalPlan::TableScan(_)) => {
+                        let sample = Some(Arc::new(Sample {
+                            plan: new_plan.clone(),
+                            unit,
+                            weight_key,
+                        }));
+                        Flow::Rows {
+                            unit,
+                            weight_key,
+                            design,
+                            per_unit,
+                            sample,
+                        }
+                    }
+                    Flow::Estimated(status) => {
+                        match first_estimate(&f.predicate, input.schema(), &status) {
+                            Some(name) => Flow::Fail(format!(
+                                "the rows are chosen by a condition on an estimate (`{}` in a WHERE or HAVING): which groups production keeps cannot be told from a sample",
+                                name
+                            )),
+                            None => Flow::Estimated(status),
+                        }
+                    }
+                    other => other,
+                };
+                Ok((new_plan, flow))
+            }
+            LogicalPlan::SubqueryAlias(_) | LogicalPlan::Sort(_) => {
+                let (input, flow) = self.rewrite(plan.inputs()[0])?;
+                Ok((rebuild(plan, vec![input])?, flow))
+            }
+            LogicalPlan::Limit(_) => {
+                let (input, flow) = self.rewrite(plan.inputs()[0])?;
+                let flow = match flow {
+                    Flow::Rows { .. } => Flow::Fail(
+                        "a LIMIT over sampled rows keeps an arbitrary part of the sample".into(),
+                    ),
+                    other => other,
+                };
+                Ok((rebuild(plan, vec![input])?, flow))
+            }
+            LogicalPlan::Join(j) => {
+                let (left, lflow) = self.rewrite(&j.left)?;
+                let (right, rflow) = self.rewrite(&j.right)?;
+                let left_len = left.schema().fields().len();
+                let new_plan = rebuild(plan, vec![left.clone(), right.clone()])?;
+                let flow = self.join_flow(j, &left, &right, lflow, rflow, left_len);
+                Ok((new_plan, flow))
+            }
+            LogicalPlan::Aggregate(a) => {
+                let (input, flow) = self.rewrite(&a.input)?;
+                match flow {
+                    Flow::Exact => Ok((rebuild(plan, vec![input])?, Flow::Exact)),
+                    Flow::Fail(w) => Ok((rebuild(plan, vec![input])?, Flow::Fail(w))),
+                    Flow::Estimated(_) => Ok((
+                        rebuild(plan, vec![input])?,
+                        Flow::Fail("an aggregate over estimates (an aggregate of an aggregate over sampled rows)".into()),
+                    )),
+                    Flow::Rows {
+                        unit,
+                        weight_key,
+                        design,
+                        sample,
+                        ..
+                    } => self.aggregate(a, input, unit, weight_key, design, sample),
+                }
+            }
+            other => {
+                let mut inputs = Vec::new();
+                let mut all_exact = true;
+                for i in other.inputs() {
+                    let (p, f) = self.rewrite(i)?;
+                    all_exact &= matches!(f, Flow::Exact);
+                    inputs.push(p);
+                }
+                let flow = if all_exact {
+                    Flow::Exact
+                } else {
+                    Flow::Fail(format!(
+                        "a {} over sampled rows or estimates",
+                        other
+                            .display()
+                            .to_string()
+                            .split(':')
+                            .next()
+                            .unwrap_or("plan step")
+                    ))
+                };
+                let new_plan = if inputs.is_empty() {
+                    other.clone()
+                } else {
+                    rebuild(other, inputs)?
+                };
+                Ok((new_plan, flow))
+            }
+        }
+    }
+
+    fn join_flow(
+        &self,
+        j: &datafusion::logical_expr::Join,
+        left: &LogicalPlan,
+        right: &LogicalPlan,
+        lflow: Flow,
+        rflow: Flow,
+        left_len: usize,
+    ) -> Flow {
+        let keeps_left = matches!(
+            j.join_type,
+            JoinType::Inner | JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti
+        );
+        let keeps_right = matches!(
+            j.join_type,
+            JoinType::Inner | JoinType::Right | JoinType::RightSemi | JoinType::RightAnti
+        );
+        let left_cols = !matches!(j.join_type, JoinType::RightSemi | JoinType::RightAnti);
+        let right_offset = if left_cols { left_len } else { 0 };
+        let right_cols = !matches!(j.join_type, JoinType::LeftSemi | JoinType::LeftAnti);
+        let widths = |side_status: Vec<Status>, other_len: usize, left_side: bool| {
+            let mut out = Vec::new();
+            if left_side {
+                out.extend(side_status);
+                if right_cols {
+                    out.extend(std::iter::repeat_n(Status::Exact, other_len));
+                }
+            } else {
+                if left_cols {
+                    out.extend(std::iter::repeat_n(Status::Exact, other_len));
+                }
+                out.extend(side_status);
+            }
+            out
+        };
+        match (lflow, rflow) {
+            (Flow::Fail(w), _) | (_, Flow::Fail(w)) => Flow::Fail(w),
+            (Flow::Exact, Flow::Exact) => Flow::Exact,
+            (
+                Flow::Rows {
+                    unit,
+                    weight_key,
+                    design,
+                    per_unit,
+                    sample,
+                },
+                Flow::Exact,
+            ) if keeps_left && left_cols => Flow::Rows {
+                unit,
+                weight_key,
+                design,
+                per_unit,
+                sample,
+            },
+            (
+                Flow::Exact,
+                Flow::Rows {
+                    unit,
+                    weight_key,
+                    design,
+                    per_unit,
+                    sample,
+                },
+            ) if keeps_right && right_cols => Flow::Rows {
+                unit: unit.map(|u| u + right_offset),
+                weight_key: weight_key.map(|u| u + right_offset),
+                design,
+                per_unit,
+                sample,
+            },
+            (
+                Flow::Rows {
+                    unit: Some(lu),
+                    weight_key: lw,
+                    design: ld,
+                    per_unit: lp,
+                    sample: ls,
+                },
+                Flow::Rows {
+                    unit: Some(ru),
+                    design: rd,
+                    per_unit: rp,
+                    ..
+                },
+            ) if j.join_type == JoinType::Inner
+                && ld.keys.is_some()
+                && ld.keys == rd.keys
+                && ld.probability == rd.probability
+                && ld.weight == rd.weight =>
+            {
+                // Two sources drawn on the same keys keep the same keys: joined on that
+                // key, a pair of rows is in the sample exactly when its key is.
+                let lcol = column_at(left.schema(), lu);
+                let rcol = column_at(right.schema(), ru);
+                if joins_on(j, &lcol, &rcol) {
+                    // Calibrated on the left source's sample: the joined rows are a
+                    // sample of its keys too.
+                    Flow::Rows {
+                        unit: Some(lu),
+                        weight_key: lw,
+                        design: ld,
+                        per_unit: lp && rp,
+                        sample: ls,
+                    }
+                } else {
+                    Flow::Fail(format!(
+                        "two sampled sources are joined on another column than their sample key `{}`: a joined row is kept only when both its keys are",
+                        ld.keys.as_ref().map(|k| k.1.as_str()).unwrap_or("?")
+                    ))
+                }
+            }
+            (Flow::Rows { .. }, Flow::Rows { .. }) => Flow::Fail(
+                "two sources sampled independently are joined: a joined row is in the sample with the product of their fractions, which the sample cannot tell from the data (sample both by key on the join column)".into(),
+            ),
+            (Flow::Estimated(s), Flow::Exact) if keeps_left && left_cols => {
+                Flow::Estimated(widths(s, right.schema().fields().len(), true))
+            }
+            (Flow::Exact, Flow::Estimated(s)) if keeps_right && right_cols => {
+                Flow::Estimated(widths(s, left.schema().fields().len(), false))
+            }
+            _ => Flow::Fail(format!(
+                "a {} join of sampled rows or estimates that does not keep every row of the sampled side",
+                j.join_type
+            )),
+        }
+    }
+
+    fn projection(
+        &mut self,
+        p: &Projection,
+        input: LogicalPlan,
+        flow: Flow,
+    ) -> DfResult<(LogicalPlan, Flow)> {
+        let schema = input.schema().clone();
+        match flow {
+            Flow::Exact | Flow::Fail(_) => {
+                let out = Projection::try_new(p.expr.clone(), Arc::new(input))?;
+                Ok((LogicalPlan::Projection(out), flow))
+            }
+            Flow::Rows {
+                unit,
+                weight_key,
+                design,
+                per_unit,
+                sample,
+            } => {
+                let mut exprs = p.expr.clone();
+                // The unit (and the weight's key) go along, under a name of their own
+                // when the projection drops them.
+                let mut carry = |i: Option<usize>, name: &str| -> Option<usize> {
+                    let c = column_at(&schema, i?);
+                    let found = exprs.iter().position(|e| *e == c);
+                    Some(found.unwrap_or_else(|| {
+                        exprs.push(c.alias(format!("{HIDDEN}{name}")));
+                        exprs.len() - 1
+                    }))
+                };
+                let new_unit = carry(unit, "unit");
+                let new_weight_key = if weight_key.is_some() && weight_key == unit {
+                    new_unit
+                } else {
+                    carry(weight_key, "weight_key")
+                };
+                let out = Projection::try_new(exprs, Arc::new(input))?;
+                Ok((
+                    LogicalPlan::Projection(out),
+                    Flow::Rows {
+                        unit: new_unit,
+                        weight_key: new_weight_key,
+                        design,
+                        per_unit,
+                        sample,
+                    },
+                ))
+            }
+            Flow::Estimated(status) => {
+                let mut exprs = Vec::new();
+                let mut out_status = Vec::new();
+                let mut extra = Vec::new();
+                let mut extra_status = Vec::new();
+                for e in &p.expr {
+                    let st = self.classify(e, &schema, &status, &mut extra, &mut extra_status);
+                    exprs.push(e.clone());
+                    out_status.push(st);
+                }
+                exprs.extend(extra);
+                out_status.extend(extra_status);
+                // The rewrite's own columns go along with every projection.
+                for (i, f) in schema.fields().iter().enumerate() {
+                    if f.name().starts_with(HIDDEN)
+                        && matches!(status[i], Status::Hidden)
+                        && !exprs
+                            .iter()
+                            .any(|e| e.schema_name().to_string() == *f.name())
+                    {
+                        exprs.push(column_at(&schema, i));
+                        out_status.push(Status::Hidden);
+                    }
+                }
+                let out = Projection::try_new(exprs, Arc::new(input))?;
+                Ok((LogicalPlan::Projection(out), Flow::Estimated(out_status)))
+            }
+        }
+    }
+
+    /// The status of projection expression `e` over an estimated input; bounds of a
+    /// derived estimate are pushed to `extra` as hidden columns.
+    fn classify(
+        &mut self,
+        e: &Expr,
+        schema: &DFSchemaRef,
+        status: &[Status],
+        extra: &mut Vec<Expr>,
+        extra_status: &mut Vec<Status>,
+    ) -> Status {
+        let mut inner = e;
+        while let Expr::Alias(a) = inner {
+            inner = a.expr.as_ref();
+        }
+        // A plain reference keeps the column's status.
+        if let Expr::Column(c) = inner
+            && let Some(i) = index_of(schema, c)
+        {
+            return status[i].clone();
+        }
+        let mut refs = Vec::new();
+        for c in inner.column_refs() {
+            if let Some(i) = index_of(schema, c) {
+                refs.push(i);
+            }
+        }
+        if let Some(why) = refs.iter().find_map(|i| match &status[*i] {
+            Status::Not(w) => Some(w.clone()),
+            _ => None,
+        }) {
+            return Status::Not(why);
+        }
+        if refs
+            .iter()
+            .all(|i| matches!(status[*i], Status::Exact | Status::Hidden))
+        {
+            return Status::Exact;
+        }
+        match bounds_of(inner, schema, status) {
+            Ok(Some((lo, hi, ratio))) => {
+                let n = self.next_derived;
+                self.next_derived += 1;
+                let (lo_n, hi_n) = (format!("{HIDDEN}lo_d{n}"), format!("{HIDDEN}hi_d{n}"));
+                extra.push(lo.alias(lo_n.clone()));
+                extra_status.push(Status::Hidden);
+                extra.push(hi.alias(hi_n.clone()));
+                extra_status.push(Status::Hidden);
+                Status::Bounded {
+                    lo: lo_n,
+                    hi: hi_n,
+                    ratio,
+                }
+            }
+            Ok(None) => Status::Exact,
+            Err(why) => Status::Not(why),
+        }
+    }
+
+    /// The estimation aggregate: `a` over sampled rows whose unit is column `unit` of
+    /// `input` (none: every row).
+    fn aggregate(
+        &mut self,
+        a: &Aggregate,
+        input: LogicalPlan,
+        unit: Option<usize>,
+        weight_key: Option<usize>,
+        design: Design,
+        sample: Option<Arc<Sample>>,
+    ) -> DfResult<(LogicalPlan, Flow)> {
+        let schema = input.schema().clone();
+        let plain = |input: LogicalPlan| -> DfResult<LogicalPlan> {
+            Ok(LogicalPlan::Aggregate(Aggregate::try_new(
+                Arc::new(input),
+                a.group_expr.clone(),
+                a.aggr_expr.clone(),
+            )?))
+        };
+        // An aggregate per unit (its GROUP BY holds the unit column) makes rows that are
+        // each exact for their unit: they stay sampled rows, one per unit.
+        if let Some(u) = unit {
+            let is_unit =
+                |g: &Expr| matches!(g, Expr::Column(c) if index_of(&schema, c) == Some(u));
+            if let Some(g) = a.group_expr.iter().position(is_unit)
+                && (weight_key.is_none() || weight_key == unit)
+            {
+                return Ok((
+                    plain(input)?,
+                    Flow::Rows {
+                        unit: Some(g),
+                        weight_key: weight_key.map(|_| g),
+                        design,
+                        per_unit: true,
+                        sample,
+                    },
+                ));
+            }
+        }
+        if a.group_expr
+            .iter()
+            .any(|g| matches!(g, Expr::GroupingSet(_)))
+        {
+            return Ok((
+                plain(input)?,
+                Flow::Fail("GROUPING SETS, ROLLUP or CUBE over sampled rows".into()),
+            ));
+        }
+        let groups = a.group_expr.len();
+        let mut plans = Vec::new();
+        for (j, e) in a.aggr_expr.iter().enumerate() {
+            let name = a.schema.field(groups + j).name().clone();
+            match agg_plan(e, &schema, unit) {
+                Ok(p) => plans.push((name, p)),
+                Err(why) => {
+                    return Ok((plain(input)?, Flow::Fail(format!("`{name}`: {why}"))));
+                }
+            }
+        }
+        let built = two_stage(
+            &input,
+            &a.group_expr,
+            &plans,
+            unit,
+            weight_key,
+            &design,
+            sample.as_deref(),
+        )?;
+        let mut status: Vec<Status> = (0..groups).map(|_| Status::Exact).collect();
+        for (j, (_, p)) in plans.iter().enumerate() {
+            status.push(match p {
+                AggPlan::Scaled { .. } => Status::Est {
+                    agg: j,
+                    ratio: false,
+                },
+                AggPlan::Ratio { .. } => Status::Est {
+                    agg: j,
+                    ratio: true,
+                },
+                AggPlan::Same { what, .. } => Status::Not(format!(
+                    "{what} of the sample: it does not scale, and no interval bounds production's"
+                )),
+            });
+        }
+        let hidden = built.schema().fields().len() - status.len();
+        status.extend((0..hidden).map(|_| Status::Hidden));
+        Ok((built, Flow::Estimated(status)))
+    }
+}
+
+/// Rebuilds a plan node over new inputs, its expressions unchanged.
+fn rebuild(plan: &LogicalPlan, inputs: Vec<LogicalPlan>) -> DfResult<LogicalPlan> {
+    plan.with_new_exprs(plan.expressions(), inputs)
+}
+
+/// Whether a join equates these two columns (in its ON/USING pairs or its filter).
+fn joins_on(j: &datafusion::logical_expr::Join, l: &Expr, r: &Expr) -> bool {
+    let same = |a: &Expr, b: &Expr| {
+        let strip = |e: &Expr| match e {
+            Expr::Cast(c) => c.expr.as_ref().clone(),
+            Expr::TryCast(c) => c.expr.as_ref().clone(),
+            other => other.clone(),
+        };
+        strip(a) == *l && strip(b) == *r || strip(a) == *r && strip(b) == *l
+    };
+    if j.on.iter().any(|(a, b)| same(a, b)) {
+        return true;
+    }
+    let mut found = false;
+    if let Some(f) = &j.filter {
+        for c in datafusion::logical_expr::utils::split_conjunction(f) {
+            if let Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) = c
+                && same(left, right)
+            {
+                found = true;
+            }
+        }
+    }
+    found
+}
+
+/// The first estimated column an expression reads, if any.
+fn first_estimate(e: &Expr, schema: &DFSchemaRef, status: &[Status]) -> Option<String> {
+    e.column_refs().into_iter().find_map(|c| {
+        let i = index_of(schema, c)?;
+        match status[i] {
+            Status::Est { .. } | Status::Bounded { .. } | Status::Not(_) => Some(c.name.clone()),
+            _ => None,
+        }
+    })
+}
+
+/// Bounds of an expression over estimates: `Ok(None)` when it reads none, `Err` when it
+/// reads some in a way that cannot be bounded. The third value tells a ratio.
+fn bounds_of(
+    e: &Expr,
+    schema: &DFSchemaRef,
+    status: &[Status],
+) -> Result<Option<(Expr, Expr, bool)>, String> {
+    let has_estimate = |e: &Expr| first_estimate(e, schema, status).is_some();
+    if !has_estimate(e) {
+        return Ok(None);
+    }
+    match e {
+        Expr::Alias(a) => bounds_of(&a.expr, schema, status),
+        Expr::Column(c) => {
+            let i = index_of(schema, c).ok_or("an unknown column")?;
+            match &status[i] {
+                s @ (Status::Est { .. } | Status::Bounded { .. }) => {
+                    let (lo, hi) = s.bounds().expect("bounded");
+                    let ratio = matches!(
+                        s,
+                        Status::Est { ratio: true, .. } | Status::Bounded { ratio: true, .. }
+                    );
+                    let lo_i = index_by_name(schema, &lo).ok_or("lost bounds")?;
+                    let hi_i = index_by_name(schema, &hi).ok_or("lost bounds")?;
+                    Ok(Some((
+                        column_at(schema, lo_i),
+                        column_at(schema, hi_i),
+                        ratio,
+                    )))
+                }
+                Status::Not(w) => Err(w.clone()),
+                _ => Ok(None),
+            }
+        }
+        Expr::Cast(c) if is_numeric(c.field.data_type()) => {
+            let t = c.field.data_type().clone();
+            Ok(bounds_of(&c.expr, schema, status)?
+                .map(|(lo, hi, r)| (cast(lo, t.clone()), cast(hi, t), r)))
+        }
+        Expr::TryCast(c) if is_numeric(c.field.data_type()) => {
+            let t = c.field.data_type().clone();
+            Ok(bounds_of(&c.expr, schema, status)?
+                .map(|(lo, hi, r)| (cast(lo, t.clone()), cast(hi, t), r)))
+        }
+        Expr::ScalarFunction(f) => {
+            let name = f.func.name();
+            let monotone = matches!(name, "round" | "trunc" | "floor" | "ceil" | "coalesce");
+            let Some((first, rest)) = f.args.split_first() else {
+                return Err(format!("`{name}` of an estimate"));
+            };
+            if !monotone || rest.iter().any(has_estimate) {
+                return Err(format!("`{name}(…)` of an estimate"));
+            }
+            let (lo, hi, r) = bounds_of(first, schema, status)?.ok_or("no estimate")?;
+            let with = |x: Expr| {
+                let mut args = vec![x];
+                args.extend(rest.iter().cloned());
+                Expr::ScalarFunction(datafusion::logical_expr::expr::ScalarFunction::new_udf(
+                    f.func.clone(),
+                    args,
+                ))
+            };
+            Ok(Some((with(lo), with(hi), r)))
+        }
+        Expr::Negative(x) => Ok(bounds_of(x, schema, status)?.map(|(lo, hi, r)| {
+            (
+                Expr::Negative(Box::new(hi)),
+                Expr::Negative(Box::new(lo)),
+                r,
+            )
+        })),
+        Expr::BinaryExpr(b) => {
+            let (l_est, r_est) = (has_estimate(&b.left), has_estimate(&b.right));
+            match (b.op, l_est, r_est) {
+                (Operator::Divide, true, true) => ratio_bounds(&b.left, &b.right, schema, status)
+                    .map(|(lo, hi)| Some((lo, hi, true))),
+                (Operator::Plus, true, false) | (Operator::Minus, true, false) => {
+                    let (lo, hi, r) = bounds_of(&b.left, schema, status)?.ok_or("no estimate")?;
+                    Ok(Some((
+                        binary(lo, b.op, b.right.as_ref().clone()),
+                        binary(hi, b.op, b.right.as_ref().clone()),
+                        r,
+                    )))
+                }
+                (Operator::Plus, false, true) => {
+                    let (lo, hi, r) = bounds_of(&b.right, schema, status)?.ok_or("no estimate")?;
+                    Ok(Some((
+                        binary(b.left.as_ref().clone(), b.op, lo),
+                        binary(b.left.as_ref().clone(), b.op, hi),
+                        r,
+                    )))
+                }
+                (Operator::Minus, false, true) => {
+                    let (lo, hi, r) = bounds_of(&b.right, schema, status)?.ok_or("no estimate")?;
+                    Ok(Some((
+                        binary(b.left.as_ref().clone(), b.op, hi),
+                        binary(b.left.as_ref().clone(), b.op, lo),
+                        r,
+                    )))
+                }
+                // A product or quotient with an exact value: the bounds in either order.
+                (Operator::Multiply, true, false) | (Operator::Divide, true, false) => {
+                    let (lo, hi, r) = bounds_of(&b.left, schema, status)?.ok_or("no estimate")?;
+                    let x = binary(lo, b.op, b.right.as_ref().clone());
+                    let y = binary(hi, b.op, b.right.as_ref().clone());
+                    Ok(Some((
+                        least(vec![x.clone(), y.clone()]),
+                        greatest(vec![x, y]),
+                        r,
+                    )))
+                }
+                (Operator::Multiply, false, true) => {
+                    let (lo, hi, r) = bounds_of(&b.right, schema, status)?.ok_or("no estimate")?;
+                    let x = binary(b.left.as_ref().clone(), b.op, lo);
+                    let y = binary(b.left.as_ref().clone(), b.op, hi);
+                    Ok(Some((
+                        least(vec![x.clone(), y.clone()]),
+                        greatest(vec![x, y]),
+                        r,
+                    )))
+                }
+                _ => Err(format!(
+                    "`{e}` combines estimates in a way no interval is made for"
+                )),
+            }
+        }
+        other => Err(format!("`{other}` of an estimate")),
+    }
+}
+
+fn binary(l: Expr, op: Operator, r: Expr) -> Expr {
+    Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, Box::new(r)))
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    t.is_numeric()
+}
+
+/// An estimation aggregate output under `e`, through casts and a product with a
+/// constant: (its index, the constant).
+fn plain_estimate(e: &Expr, schema: &DFSchemaRef, status: &[Status]) -> Option<(usize, Expr)> {
+    match e {
+        Expr::Alias(a) => plain_estimate(&a.expr, schema, status),
+        Expr::Column(c) => match status[index_of(schema, c)?] {
+            Status::Est { agg, ratio: false } => Some((agg, lit(1.0))),
+            _ => None,
+        },
+        Expr::Cast(c) if is_numeric(c.field.data_type()) => plain_estimate(&c.expr, schema, status),
+        Expr::TryCast(c) if is_numeric(c.field.data_type()) => {
+            plain_estimate(&c.expr, schema, status)
+        }
+        Expr::BinaryExpr(b) if b.op == Operator::Multiply => {
+            let exact = |x: &Expr| first_estimate(x, schema, status).is_none();
+            if exact(&b.right) {
+                let (agg, k) = plain_estimate(&b.left, schema, status)?;
+                Some((
+                    agg,
+                    binary(
+                        k,
+                        Operator::Multiply,
+                        cast(b.right.as_ref().clone(), DataType::Float64),
+                    ),
+                ))
+            } else if exact(&b.left) {
+                let (agg, k) = plain_estimate(&b.right, schema, status)?;
+                Some((
+                    agg,
+                    binary(
+                        k,
+                        Operator::Multiply,
+                        cast(b.left.as_ref().clone(), DataType::Float64),
+                    ),
+                ))
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Bounds of `num / den`, both (constant multiples of) scaled estimates of the same
+/// aggregate: the ratio's linearized standard error from their SEs and covariance.
+fn ratio_bounds(
+    num: &Expr,
+    den: &Expr,
+    schema: &DFSchemaRef,
+    status: &[Status],
+) -> Result<(Expr, Expr), String> {
+    let (Some((a, ka)), Some((b, kb))) = (
+        plain_estimate(num, schema, status),
+        plain_estimate(den, schema, status),
+    ) else {
+        return Err(
+            "a ratio of expressions of estimates (only a ratio of two counts or sums is bounded)"
+                .into(),
+        );
+    };
+    let col = |name: String| -> Result<Expr, String> {
+        index_by_name(schema, &name)
+            .map(|i| column_at(schema, i))
+            .ok_or_else(|| "the estimates' errors were lost on the way".to_string())
+    };
+    let est = |agg: usize| -> Result<Expr, String> {
+        // The estimate itself, as the aggregate returned it: hi + lo over 2 would be
+        // shifted by a clamp, so it is recomputed from the hidden columns' source.
+        col(format!("{HIDDEN}est_{agg}"))
+    };
+    let (ea, eb) = (est(a)?, est(b)?);
+    let (sa, sb) = (col(se_name(a))?, col(se_name(b))?);
+    let cab = if a == b {
+        binary(sa.clone(), Operator::Multiply, sb.clone())
+    } else {
+        col(cov_name(a, b))?
+    };
+    let f = |e: Expr| cast(e, DataType::Float64);
+    // r = (ka a) / (kb b); var(r) ≈ (k²/b²) (var a − 2 (a/b) cov + (a/b)² var b).
+    let k = binary(f(ka), Operator::Divide, f(kb));
+    let q = binary(f(ea.clone()), Operator::Divide, f(eb.clone()));
+    let var = binary(
+        binary(
+            binary(f(sa.clone()), Operator::Multiply, f(sa)),
+            Operator::Minus,
+            binary(
+                binary(lit(2.0), Operator::Multiply, q.clone()),
+                Operator::Multiply,
+                f(cab),
+            ),
+        ),
+        Operator::Plus,
+        binary(
+            binary(q.clone(), Operator::Multiply, q.clone()),
+            Operator::Multiply,
+            binary(f(sb.clone()), Operator::Multiply, f(sb)),
+        ),
+    );
+    let se = binary(
+        binary(
+            k.clone(),
+            Operator::Multiply,
+            sqrt(greatest(vec![var, lit(0.0)])),
+        ),
+        Operator::Divide,
+        f(eb.clone()),
+    );
+    let r = binary(k, Operator::Multiply, q);
+    let units = least(vec![col(units_name(a))?, col(units_name(b))?]);
+    let t = t_quantile(units.clone());
+    let enough = units.gt_eq(lit(2i64)).and(f(eb).not_eq(lit(0.0)));
+    let lo = when(
+        enough.clone(),
+        binary(
+            r.clone(),
+            Operator::Minus,
+            binary(t.clone(), Operator::Multiply, se.clone()),
+        ),
+    )
+    .otherwise(lit(ScalarValue::Float64(None)))
+    .map_err(|e| e.to_string())?;
+    let hi = when(
+        enough,
+        binary(r, Operator::Plus, binary(t, Operator::Multiply, se)),
+    )
+    .otherwise(lit(ScalarValue::Float64(None)))
+    .map_err(|e| e.to_string())?;
+    Ok((lo, hi))
+}
+
+/// The 97.5% quantile of Student's t with `units − 1` degrees of freedom (one for a
+/// single unit), 1.96 from 30 on: the multiplier of a 95% interval.
+fn t_quantile(units: Expr) -> Expr {
+    const T: [f64; 29] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045,
+    ];
+    let df = binary(cast(units, DataType::Int64), Operator::Minus, lit(1i64));
+    let mut case = when(df.clone().lt_eq(lit(1i64)), lit(T[0]));
+    for (i, t) in T.iter().enumerate().skip(1) {
+        case = case.when(df.clone().eq(lit(i as i64 + 1)), lit(*t));
+    }
+    case.otherwise(lit(1.96)).expect("a CASE with branches")
+}
+
+/// How one aggregate of the estimation aggregate is computed.
+#[derive(Debug, Clone)]
+enum AggPlan {
+    /// Σ y over the group's rows, scaled: `y` per row (a count's 1, a sum's value), or
+    /// for `count(DISTINCT unit)` one per unit (`units`). `integer`: a count, returned
+    /// rounded as an integer.
+    Scaled { y: Expr, units: bool, integer: bool },
+    /// Σ num / Σ den (an average), each sum scaled.
+    Ratio { num: Expr, den: Expr },
+    /// The same aggregate on the sample (a minimum, a maximum): computed per unit,
+    /// then again over the units, so it equals the sample's; not estimated.
+    Same {
+        stage1: Expr,
+        stage2: fn(Expr) -> Expr,
+        what: String,
+    },
+}
+
+/// The plan of one aggregate expression over sampled rows, or why it cannot be made.
+fn agg_plan(e: &Expr, schema: &DFSchemaRef, unit: Option<usize>) -> Result<AggPlan, String> {
+    let inner = match e {
+        Expr::Alias(a) => a.expr.as_ref(),
+        other => other,
+    };
+    let Expr::AggregateFunction(AggregateFunction { func, params }) = inner else {
+        return Err("not an aggregate function".into());
+    };
+    let name = func.name().to_ascii_lowercase();
+    if !params.order_by.is_empty() && !matches!(name.as_str(), "min" | "max") {
+        return Err(format!("`{name}` with ORDER BY"));
+    }
+    // FILTER (WHERE c): a row counts when c is true.
+    let gate = |y: Expr| match &params.filter {
+        Some(f) => when(f.as_ref().clone().is_true(), y)
+            .otherwise(lit(0.0))
+            .expect("a CASE"),
+        None => y,
+    };
+    let one_if = |x: &Expr| {
+        when(x.clone().is_not_null(), lit(1.0))
+            .otherwise(lit(0.0))
+            .expect("a CASE")
+    };
+    let value = |x: &Expr| {
+        datafusion::functions::core::expr_fn::coalesce(vec![
+            cast(x.clone(), DataType::Float64),
+            lit(0.0),
+        ])
+    };
+    match (name.as_str(), params.distinct, params.args.as_slice()) {
+        ("count", false, []) => Ok(AggPlan::Scaled {
+            y: gate(lit(1.0)),
+            units: false,
+            integer: true,
+        }),
+        ("count", false, [x]) => Ok(AggPlan::Scaled {
+            y: gate(if matches!(x, Expr::Literal(v, _) if !v.is_null()) {
+                lit(1.0)
+            } else {
+                one_if(x)
+            }),
+            units: false,
+            integer: true,
+        }),
+        ("count", true, [Expr::Column(c)])
+            if unit.is_some() && index_of(schema, c) == unit && params.filter.is_none() =>
+        {
+            Ok(AggPlan::Scaled {
+                y: lit(1.0),
+                units: true,
+                integer: true,
+            })
+        }
+        ("count", true, _) => Err(
+            "count(DISTINCT …) of a column that is not the sample's key: distinct values do not scale with the sample".into(),
+        ),
+        ("sum", false, [x]) => Ok(AggPlan::Scaled {
+            y: gate(value(x)),
+            units: false,
+            integer: false,
+        }),
+        ("avg" | "mean", false, [x]) => Ok(AggPlan::Ratio {
+            num: gate(value(x)),
+            den: gate(one_if(x)),
+        }),
+        ("min" | "max" | "bool_and" | "bool_or", false, [_]) => {
+            let stage2: fn(Expr) -> Expr = match name.as_str() {
+                "min" => min,
+                "max" => max,
+                "bool_and" => bool_and,
+                _ => bool_or,
+            };
+            Ok(AggPlan::Same {
+                stage1: inner.clone(),
+                stage2,
+                what: format!("the {name}"),
+            })
+        }
+        (other, true, _) => Err(format!("`{other}(DISTINCT …)` cannot be estimated from a sample")),
+        (other, _, _) => Err(format!(
+            "`{other}` cannot be estimated from a sample (count, sum, avg and ratios of them can)"
+        )),
+    }
+}
+
+/// The estimation aggregate as two aggregates (per group and unit, then per group; one
+/// under row sampling) and a projection that returns, in the original aggregate's
+/// columns, the estimates, followed by hidden columns: bounds, standard errors, units
+/// and covariances.
+fn two_stage(
+    input: &LogicalPlan,
+    group_expr: &[Expr],
+    plans: &[(String, AggPlan)],
+    unit: Option<usize>,
+    weight_key: Option<usize>,
+    design: &Design,
+    sample: Option<&Sample>,
+) -> DfResult<LogicalPlan> {
+    let schema = input.schema().clone();
+    // Each row's weight (1/π of its unit), and the factor (1 − π) of its unit's
+    // share of the variance.
+    let weight_in = |schema: &DFSchemaRef, weight_key: Option<usize>| -> DfResult<Expr> {
+        Ok(match &design.weight {
+            Weight::Constant(w) => lit(*w),
+            Weight::ByKey {
+                keys, heavy, other, ..
+            } => {
+                let Some(k) = weight_key else {
+                    return Err(DataFusionError::Internal(
+                        "a weight by key without its key column".into(),
+                    ));
+                };
+                KeyWeight::expr(column_at(schema, k), keys.clone(), *heavy, *other)
+            }
+        })
+    };
+    let w = weight_in(&schema, weight_key)?;
+    // Calibration to the source's known rows, when the whole sample is at hand.
+    let calibration = match (sample, design.total_rows) {
+        (Some(s), Some(n)) if n > 0.0 => Some((s, n)),
+        _ => None,
+    };
+    let one_minus_inverse = |w: Expr| {
+        binary(
+            lit(1.0),
+            Operator::Minus,
+            binary(lit(1.0), Operator::Divide, w),
+        )
+    };
+    let f64c = |e: Expr| cast(e, DataType::Float64);
+    let mul = |a: Expr, b: Expr| binary(a, Operator::Multiply, b);
+    let scaled_idx: Vec<usize> = plans
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, p))| matches!(p, AggPlan::Scaled { .. }))
+        .map(|(j, _)| j)
+        .collect();
+    let pairs: Vec<(usize, usize)> = scaled_idx
+        .iter()
+        .enumerate()
+        .flat_map(|(x, a)| scaled_idx[x + 1..].iter().map(move |b| (*a, *b)))
+        .collect();
+    let n_groups = group_expr.len();
+
+    // Stage 1 (per group and unit), or the rows themselves under row sampling.
+    let (stage1, unit_null): (LogicalPlan, Expr) = match unit {
+        Some(u) => {
+            let unit_col = column_at(&schema, u);
+            let mut groups = group_expr.to_vec();
+            groups.push(unit_col.clone().alias(format!("{HIDDEN}u")));
+            let mut aggs = vec![max(w.clone()).alias(format!("{HIDDEN}w"))];
+            for (j, (_, p)) in plans.iter().enumerate() {
+                match p {
+                    AggPlan::Scaled {
+                        y, units: false, ..
+                    } => {
+                        aggs.push(sum(mul(y.clone(), w.clone())).alias(format!("{HIDDEN}t{j}")));
+                        aggs.push(sum(y.clone()).alias(format!("{HIDDEN}r{j}")));
+                        aggs.push(
+                            sum(mul(mul(y.clone(), w.clone()), mul(y.clone(), w.clone())))
+                                .alias(format!("{HIDDEN}q{j}")),
+                        );
+                        // Row by row, y·w times the row's own weighted count (w): the
+                        // cross term of a NULL unit's rows with the calibration.
+                        aggs.push(
+                            sum(mul(mul(y.clone(), w.clone()), w.clone()))
+                                .alias(format!("{HIDDEN}yx{j}")),
+                        );
+                    }
+                    AggPlan::Scaled { units: true, .. } => {
+                        // One per unit; a NULL key is no distinct value.
+                        let one = when(unit_col.clone().is_null(), lit(0.0)).otherwise(lit(1.0))?;
+                        aggs.push(max(mul(one.clone(), w.clone())).alias(format!("{HIDDEN}t{j}")));
+                        aggs.push(max(one.clone()).alias(format!("{HIDDEN}r{j}")));
+                        aggs.push(
+                            max(mul(mul(one.clone(), w.clone()), mul(one, w.clone())))
+                                .alias(format!("{HIDDEN}q{j}")),
+                        );
+                    }
+                    AggPlan::Ratio { num, den } => {
+                        let (nw, dw) = (mul(num.clone(), w.clone()), mul(den.clone(), w.clone()));
+                        aggs.push(sum(nw.clone()).alias(format!("{HIDDEN}n{j}")));
+                        aggs.push(sum(dw.clone()).alias(format!("{HIDDEN}d{j}")));
+                        aggs.push(sum(mul(nw.clone(), nw.clone())).alias(format!("{HIDDEN}nn{j}")));
+                        aggs.push(sum(mul(dw.clone(), dw.clone())).alias(format!("{HIDDEN}dd{j}")));
+                        aggs.push(sum(mul(nw, dw)).alias(format!("{HIDDEN}nd{j}")));
+                    }
+                    AggPlan::Same { stage1, .. } => {
+                        aggs.push(stage1.clone().alias(format!("{HIDDEN}p{j}")));
+                    }
+                }
+            }
+            for (a, b) in &pairs {
+                let (ya, yb) = match (&plans[*a].1, &plans[*b].1) {
+                    (
+                        AggPlan::Scaled {
+                            y: ya,
+                            units: false,
+                            ..
+                        },
+                        AggPlan::Scaled {
+                            y: yb,
+                            units: false,
+                            ..
+                        },
+                    ) => (ya.clone(), yb.clone()),
+                    // A per-unit indicator's product with a row value is that value's
+                    // unit total; per-row cross terms only matter for NULL units.
+                    (AggPlan::Scaled { y: ya, .. }, AggPlan::Scaled { y: yb, .. }) => {
+                        (ya.clone(), yb.clone())
+                    }
+                    _ => unreachable!("pairs are of scaled aggregates"),
+                };
+                aggs.push(
+                    sum(mul(mul(ya, w.clone()), mul(yb, w.clone())))
+                        .alias(format!("{HIDDEN}x{a}_{b}")),
+                );
+            }
+            let stage1 =
+                LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input.clone()), groups, aggs)?);
+            let s1 = stage1.schema().clone();
+            let u_col = column_at(&s1, n_groups);
+            let null = if design.null_units {
+                u_col.is_null()
+            } else {
+                lit(false)
+            };
+            (stage1, null)
+        }
+        None => (input.clone(), lit(false)),
+    };
+    // The calibration's totals over the whole sample (one row: N̂ and Σ(1 − π)X²), and
+    // each unit's weighted rows X joined to stage 1.
+    let (stage1, totals) = match (calibration, unit) {
+        (None, _) => (stage1, None),
+        (Some((sample, _)), Some(_)) => {
+            let ss = sample.plan.schema().clone();
+            let ws = weight_in(&ss, sample.weight_key)?;
+            let Some(su) = sample.unit else {
+                return Err(DataFusionError::Internal(
+                    "a unit design's sample without its unit".into(),
+                ));
+            };
+            let stage0 = LogicalPlan::Aggregate(Aggregate::try_new(
+                Arc::new(sample.plan.clone()),
+                vec![column_at(&ss, su).alias(format!("{HIDDEN}u0"))],
+                vec![
+                    sum(ws.clone()).alias(format!("{HIDDEN}xw")),
+                    max(ws.clone()).alias(format!("{HIDDEN}w0")),
+                    sum(mul(ws.clone(), ws)).alias(format!("{HIDDEN}xw2")),
+                ],
+            )?);
+            let s0 = stage0.schema().clone();
+            let c0 =
+                |name: &str| column_at(&s0, index_by_name(&s0, name).expect("a stage-0 column"));
+            let q0 = one_minus_inverse(c0(&format!("{HIDDEN}w0")));
+            let null0 = if design.null_units {
+                c0(&format!("{HIDDEN}u0")).is_null()
+            } else {
+                lit(false)
+            };
+            let xw = c0(&format!("{HIDDEN}xw"));
+            let totals = LogicalPlan::Aggregate(Aggregate::try_new(
+                Arc::new(stage0.clone()),
+                vec![],
+                vec![
+                    sum(xw.clone()).alias(format!("{HIDDEN}nhat")),
+                    sum(mul(
+                        q0,
+                        when(null0, c0(&format!("{HIDDEN}xw2"))).otherwise(mul(xw.clone(), xw))?,
+                    ))
+                    .alias(format!("{HIDDEN}c")),
+                ],
+            )?);
+            let s1 = stage1.schema().clone();
+            let u1 = column_at(&s1, n_groups);
+            let joined = datafusion::logical_expr::LogicalPlanBuilder::from(stage1)
+                .join_on(
+                    stage0,
+                    JoinType::Left,
+                    vec![u1.eq(c0(&format!("{HIDDEN}u0")))],
+                )?
+                .build()?;
+            (joined, Some(totals))
+        }
+        (Some((sample, _)), None) => {
+            let ss = sample.plan.schema().clone();
+            let ws = weight_in(&ss, sample.weight_key)?;
+            let totals = LogicalPlan::Aggregate(Aggregate::try_new(
+                Arc::new(sample.plan.clone()),
+                vec![],
+                vec![
+                    sum(ws.clone()).alias(format!("{HIDDEN}nhat")),
+                    sum(mul(one_minus_inverse(ws.clone()), mul(ws.clone(), ws)))
+                        .alias(format!("{HIDDEN}c")),
+                ],
+            )?);
+            (stage1, Some(totals))
+        }
+    };
+    let s1 = stage1.schema().clone();
+    let c1 = |name: String| -> Expr {
+        let i = index_by_name(&s1, &name).expect("a stage-1 column");
+        column_at(&s1, i)
+    };
+    // (1 − π): of each unit, from its weight; of each row when rows are the units.
+    let q = match unit {
+        Some(_) => one_minus_inverse(c1(format!("{HIDDEN}w"))),
+        None => one_minus_inverse(w.clone()),
+    };
+
+    // Stage 2: per group.
+    let groups2: Vec<Expr> = match unit {
+        Some(_) => (0..n_groups).map(|i| column_at(&s1, i)).collect(),
+        None => group_expr.to_vec(),
+    };
+    let mut aggs2 = Vec::new();
+    // Σ (1 − π) x² over units, where a NULL unit's rows are units of their own (their
+    // squares summed row by row in stage 1).
+    let var_of = |t: Expr, sq: Expr| {
+        sum(mul(
+            q.clone(),
+            when(unit_null.clone(), sq)
+                .otherwise(mul(t.clone(), t))
+                .expect("a CASE"),
+        ))
+    };
+    for (j, (_, p)) in plans.iter().enumerate() {
+        match (p, unit) {
+            (AggPlan::Scaled { units, .. }, Some(_)) => {
+                let (t, r, sq) = (
+                    c1(format!("{HIDDEN}t{j}")),
+                    c1(format!("{HIDDEN}r{j}")),
+                    c1(format!("{HIDDEN}q{j}")),
+                );
+                if totals.is_some() && !units {
+                    // Σ (1 − π) Y_u X_u: the unit's total with its weighted rows.
+                    let x = datafusion::functions::core::expr_fn::coalesce(vec![
+                        c1(format!("{HIDDEN}xw")),
+                        lit(0.0),
+                    ]);
+                    aggs2.push(
+                        sum(mul(
+                            q.clone(),
+                            when(unit_null.clone(), c1(format!("{HIDDEN}yx{j}")))
+                                .otherwise(mul(t.clone(), x))?,
+                        ))
+                        .alias(format!("{HIDDEN}B{j}")),
+                    );
+                }
+                aggs2.push(sum(t.clone()).alias(format!("{HIDDEN}E{j}")));
+                aggs2.push(sum(r.clone()).alias(format!("{HIDDEN}R{j}")));
+                aggs2.push(var_of(t.clone(), sq).alias(format!("{HIDDEN}V{j}")));
+                aggs2.push(
+                    sum(when(unit_null.clone(), r)
+                        .otherwise(when(t.not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?)?)
+                    .alias(format!("{HIDDEN}U{j}")),
+                );
+            }
+            (AggPlan::Scaled { y, units, .. }, None) => {
+                let yw = mul(y.clone(), w.clone());
+                if totals.is_some() && !units {
+                    aggs2.push(
+                        sum(mul(q.clone(), mul(yw.clone(), w.clone())))
+                            .alias(format!("{HIDDEN}B{j}")),
+                    );
+                }
+                aggs2.push(sum(yw.clone()).alias(format!("{HIDDEN}E{j}")));
+                aggs2.push(sum(y.clone()).alias(format!("{HIDDEN}R{j}")));
+                aggs2.push(
+                    sum(mul(q.clone(), mul(yw.clone(), yw.clone()))).alias(format!("{HIDDEN}V{j}")),
+                );
+                aggs2.push(
+                    sum(when(y.clone().not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?)
+                        .alias(format!("{HIDDEN}U{j}")),
+                );
+            }
+            (AggPlan::Ratio { .. }, Some(_)) => {
+                let (n, d) = (c1(format!("{HIDDEN}n{j}")), c1(format!("{HIDDEN}d{j}")));
+                let (nn, dd, nd) = (
+                    c1(format!("{HIDDEN}nn{j}")),
+                    c1(format!("{HIDDEN}dd{j}")),
+                    c1(format!("{HIDDEN}nd{j}")),
+                );
+                aggs2.push(sum(n.clone()).alias(format!("{HIDDEN}N{j}")));
+                aggs2.push(sum(d.clone()).alias(format!("{HIDDEN}D{j}")));
+                aggs2.push(var_of(n.clone(), nn).alias(format!("{HIDDEN}A{j}")));
+                aggs2.push(
+                    sum(mul(
+                        q.clone(),
+                        when(unit_null.clone(), nd).otherwise(mul(n.clone(), d.clone()))?,
+                    ))
+                    .alias(format!("{HIDDEN}B{j}")),
+                );
+                aggs2.push(var_of(d.clone(), dd.clone()).alias(format!("{HIDDEN}C{j}")));
+                aggs2.push(
+                    sum(when(unit_null.clone(), dd)
+                        .otherwise(when(d.not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?)?)
+                    .alias(format!("{HIDDEN}U{j}")),
+                );
+            }
+            (AggPlan::Ratio { num, den }, None) => {
+                let (nw, dw) = (mul(num.clone(), w.clone()), mul(den.clone(), w.clone()));
+                aggs2.push(sum(nw.clone()).alias(format!("{HIDDEN}N{j}")));
+                aggs2.push(sum(dw.clone()).alias(format!("{HIDDEN}D{j}")));
+                aggs2.push(
+                    sum(mul(q.clone(), mul(nw.clone(), nw.clone()))).alias(format!("{HIDDEN}A{j}")),
+                );
+                aggs2.push(sum(mul(q.clone(), mul(nw, dw.clone()))).alias(format!("{HIDDEN}B{j}")));
+                aggs2.push(
+                    sum(mul(q.clone(), mul(dw.clone(), dw.clone()))).alias(format!("{HIDDEN}C{j}")),
+                );
+                aggs2.push(
+                    sum(when(den.clone().not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?)
+                        .alias(format!("{HIDDEN}U{j}")),
+                );
+            }
+            (AggPlan::Same { stage2, .. }, Some(_)) => {
+                aggs2.push(stage2(c1(format!("{HIDDEN}p{j}"))).alias(format!("{HIDDEN}P{j}")));
+            }
+            (AggPlan::Same { stage1, .. }, None) => {
+                aggs2.push(stage1.clone().alias(format!("{HIDDEN}P{j}")));
+            }
+        }
+    }
+    for (a, b) in &pairs {
+        let cov = match unit {
+            Some(_) => {
+                let (ta, tb) = (c1(format!("{HIDDEN}t{a}")), c1(format!("{HIDDEN}t{b}")));
+                sum(mul(
+                    q.clone(),
+                    when(unit_null.clone(), c1(format!("{HIDDEN}x{a}_{b}")))
+                        .otherwise(mul(ta, tb))?,
+                ))
+            }
+            None => {
+                let (AggPlan::Scaled { y: ya, .. }, AggPlan::Scaled { y: yb, .. }) =
+                    (&plans[*a].1, &plans[*b].1)
+                else {
+                    unreachable!("pairs are of scaled aggregates")
+                };
+                sum(mul(
+                    q.clone(),
+                    mul(mul(ya.clone(), w.clone()), mul(yb.clone(), w.clone())),
+                ))
+            }
+        };
+        aggs2.push(cov.alias(cov_name(*a, *b)));
+    }
+    let stage2 = LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(stage1), groups2, aggs2)?);
+    let stage2 = match totals {
+        Some(t) => datafusion::logical_expr::LogicalPlanBuilder::from(stage2)
+            .cross_join(t)?
+            .build()?,
+        None => stage2,
+    };
+    let s2 = stage2.schema().clone();
+    let c2 = |name: String| -> Expr {
+        let i = index_by_name(&s2, &name).expect("a stage-2 column");
+        column_at(&s2, i)
+    };
+
+    // The estimates under the aggregate's own column names, then the hidden columns.
+    let mut exprs: Vec<Expr> = (0..n_groups).map(|i| column_at(&s2, i)).collect();
+    let mut hidden = Vec::new();
+    for (j, (name, p)) in plans.iter().enumerate() {
+        match p {
+            AggPlan::Scaled { integer, units, .. } => {
+                let (e, r, v, u) = (
+                    c2(format!("{HIDDEN}E{j}")),
+                    c2(format!("{HIDDEN}R{j}")),
+                    c2(format!("{HIDDEN}V{j}")),
+                    c2(format!("{HIDDEN}U{j}")),
+                );
+                let ht_se = sqrt(greatest(vec![v.clone(), lit(0.0)]));
+                // Calibrated to the source's N rows: N·(Ŷ/N̂), with the variance of the
+                // residuals Y_u − R·X_u: (N/N̂)² (Σ(1−π)Y² − 2R Σ(1−π)YX + R² Σ(1−π)X²).
+                let (est, se) = match (calibration, *units) {
+                    (Some((_, n)), false) => {
+                        let nhat = c2(format!("{HIDDEN}nhat"));
+                        let (b, c) = (c2(format!("{HIDDEN}B{j}")), c2(format!("{HIDDEN}c")));
+                        let ok = nhat.clone().gt(lit(0.0));
+                        let ratio = binary(e.clone(), Operator::Divide, nhat.clone());
+                        let f = binary(lit(n), Operator::Divide, nhat);
+                        let var = mul(
+                            mul(f.clone(), f),
+                            binary(
+                                binary(v, Operator::Minus, mul(mul(lit(2.0), ratio.clone()), b)),
+                                Operator::Plus,
+                                mul(mul(ratio.clone(), ratio.clone()), c),
+                            ),
+                        );
+                        (
+                            when(ok.clone(), mul(lit(n), ratio)).otherwise(e.clone())?,
+                            when(ok, sqrt(greatest(vec![var, lit(0.0)])))
+                                .otherwise(ht_se.clone())?,
+                        )
+                    }
+                    _ => (e.clone(), ht_se.clone()),
+                };
+                let t = t_quantile(u.clone());
+                // A group seen in fewer than two units has no spread to estimate an
+                // error from (one unit's total says nothing of the others', and none
+                // says nothing at all): no interval rather than a false one.
+                let enough = u.clone().gt_eq(lit(2.0));
+                let lo = when(
+                    enough.clone(),
+                    binary(est.clone(), Operator::Minus, mul(t.clone(), se.clone())),
+                )
+                .otherwise(lit(ScalarValue::Float64(None)))?;
+                let hi = when(enough, binary(est.clone(), Operator::Plus, mul(t, se)))
+                    .otherwise(lit(ScalarValue::Float64(None)))?;
+                // Production has at least the rows the sample saw.
+                let lo = if *integer {
+                    greatest(vec![lo, f64c(r)])
+                } else {
+                    lo
+                };
+                let (shown, lo, hi) = if *integer {
+                    (
+                        cast(round(vec![est.clone()]), DataType::Int64),
+                        cast(floor(lo), DataType::Int64),
+                        cast(ceil(hi), DataType::Int64),
+                    )
+                } else {
+                    (est.clone(), lo, hi)
+                };
+                exprs.push(shown.alias(name));
+                // Ratios of estimates are made of the uncalibrated ones (the
+                // calibration cancels out of a ratio) and their own errors.
+                hidden.push(e.alias(format!("{HIDDEN}est_{j}")));
+                hidden.push(lo.alias(lo_name(j)));
+                hidden.push(hi.alias(hi_name(j)));
+                hidden.push(ht_se.alias(se_name(j)));
+                hidden.push(u.alias(units_name(j)));
+            }
+            AggPlan::Ratio { .. } => {
+                let (n, d) = (c2(format!("{HIDDEN}N{j}")), c2(format!("{HIDDEN}D{j}")));
+                let (a, b, c, u) = (
+                    c2(format!("{HIDDEN}A{j}")),
+                    c2(format!("{HIDDEN}B{j}")),
+                    c2(format!("{HIDDEN}C{j}")),
+                    c2(format!("{HIDDEN}U{j}")),
+                );
+                let nonzero = d.clone().not_eq(lit(0.0));
+                let r = when(nonzero.clone(), binary(n, Operator::Divide, d.clone()))
+                    .otherwise(lit(ScalarValue::Float64(None)))?;
+                // var(R) ≈ (A − 2R·B + R²·C) / D²
+                // The residuals are taken from R fitted to the same units, so they
+                // understate the spread by (units − 1)/units: corrected, as the usual
+                // 1/(n − 1) does.
+                let var = binary(
+                    binary(
+                        binary(
+                            binary(a, Operator::Minus, mul(mul(lit(2.0), r.clone()), b)),
+                            Operator::Plus,
+                            mul(mul(r.clone(), r.clone()), c),
+                        ),
+                        Operator::Divide,
+                        mul(d.clone(), d),
+                    ),
+                    Operator::Multiply,
+                    binary(
+                        u.clone(),
+                        Operator::Divide,
+                        greatest(vec![binary(u.clone(), Operator::Minus, lit(1.0)), lit(1.0)]),
+                    ),
+                );
+                let se = sqrt(greatest(vec![var, lit(0.0)]));
+                let t = t_quantile(u.clone());
+                let enough = u.clone().gt_eq(lit(2.0)).and(nonzero);
+                let lo = when(
+                    enough.clone(),
+                    binary(r.clone(), Operator::Minus, mul(t.clone(), se.clone())),
+                )
+                .otherwise(lit(ScalarValue::Float64(None)))?;
+                let hi = when(
+                    enough,
+                    binary(r.clone(), Operator::Plus, mul(t, se.clone())),
+                )
+                .otherwise(lit(ScalarValue::Float64(None)))?;
+                exprs.push(r.clone().alias(name));
+                hidden.push(r.alias(format!("{HIDDEN}est_{j}")));
+                hidden.push(lo.alias(lo_name(j)));
+                hidden.push(hi.alias(hi_name(j)));
+                hidden.push(se.alias(se_name(j)));
+                hidden.push(u.alias(units_name(j)));
+            }
+            AggPlan::Same { .. } => {
+                exprs.push(c2(format!("{HIDDEN}P{j}")).alias(name));
+            }
+        }
+    }
+    for (a, b) in &pairs {
+        hidden.push(c2(cov_name(*a, *b)));
+    }
+    exprs.extend(hidden);
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(stage2),
+    )?))
+}
+
+/// The final output: each visible column followed, where it has bounds, by
+/// `<name>_low` and `<name>_high`; the rewrite's own columns dropped.
+fn with_bounds(plan: LogicalPlan, status: &[Status]) -> DfResult<LogicalPlan> {
+    let schema = plan.schema().clone();
+    let mut exprs = Vec::new();
+    for (i, f) in schema.fields().iter().enumerate() {
+        if f.name().starts_with(HIDDEN) || f.name() == UNIT_COLUMN {
+            continue;
+        }
+        exprs.push(column_at(&schema, i));
+        if let Some((lo, hi)) = status[i].bounds() {
+            let lo_i = index_by_name(&schema, &lo)
+                .ok_or_else(|| DataFusionError::Internal(format!("estimate bounds {lo} lost")))?;
+            let hi_i = index_by_name(&schema, &hi)
+                .ok_or_else(|| DataFusionError::Internal(format!("estimate bounds {hi} lost")))?;
+            exprs.push(column_at(&schema, lo_i).alias(EstimateReport::low(f.name())));
+            exprs.push(column_at(&schema, hi_i).alias(EstimateReport::high(f.name())));
+        }
+    }
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(plan),
+    )?))
+}
+
+/// The plan's visible columns only (the rewrite's unit column dropped).
+fn visible_only(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    let schema = plan.schema().clone();
+    let exprs: Vec<Expr> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.name().starts_with(HIDDEN) && f.name() != UNIT_COLUMN)
+        .map(|(i, _)| column_at(&schema, i))
+        .collect();
+    Ok(LogicalPlan::Projection(Projection::try_new(
+        exprs,
+        Arc::new(plan),
+    )?))
+}
