@@ -280,3 +280,148 @@ fn relative_store_folders_of_any_form() {
     );
     assert!(out.starts_with("n\n"), "{out}");
 }
+
+/// A source `visits` in `date=` folders of production, with one file.
+fn partitioned_source(p: &TestProject) {
+    let dir = p.store("production").join("visits/date=2024-04-01");
+    std::fs::create_dir_all(&dir).unwrap();
+    let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+        datafusion::arrow::datatypes::Field::new(
+            "user_id",
+            datafusion::arrow::datatypes::DataType::Int64,
+            true,
+        ),
+        datafusion::arrow::datatypes::Field::new(
+            "path",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            true,
+        ),
+    ]));
+    let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            std::sync::Arc::new(datafusion::arrow::array::Int64Array::from(vec![1, 2])),
+            std::sync::Arc::new(datafusion::arrow::array::StringArray::from(vec![
+                "/a", "/b",
+            ])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
+    let mut w = datafusion::parquet::arrow::ArrowWriter::try_new(file, schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn every_ingest_format_follows_one_rule_for_partition_columns() {
+    let p = example();
+    partitioned_source(&p);
+    p.write("in/v.csv", "user_id,path\n3,/c\n");
+    p.write("in/v.ndjson", "{\"user_id\": 3, \"path\": \"/c\"}\n");
+    let before = stores(&p);
+    // A file without the partition column is refused, with the same words, whatever
+    // its format; nothing is written.
+    for f in ["in/v.csv", "in/v.ndjson"] {
+        let (_, err) = p.expect_exit(&["ingest", "visits", f, "--env", "production"], 2);
+        assert!(
+            err.contains("has no column `date`, a partition column of source `visits`")
+                && err.contains("--partition date=VALUE"),
+            "{f}: {err}"
+        );
+    }
+    assert_eq!(stores(&p), before);
+    // --partition fills it; a row with no value for it is kept out, never written to a
+    // default folder.
+    for f in ["in/v.csv", "in/v.ndjson"] {
+        p.expect_exit(
+            &[
+                "ingest",
+                "visits",
+                f,
+                "--env",
+                "production",
+                "--partition",
+                "date=2024-04-02",
+            ],
+            0,
+        );
+    }
+    let (out, _) = p.expect_exit(
+        &[
+            "query",
+            "SELECT date, count(*) AS n FROM visits GROUP BY 1 ORDER BY 1",
+            "--env",
+            "production",
+            "-f",
+            "csv",
+            "-q",
+        ],
+        0,
+    );
+    assert_eq!(out, "date,n\n2024-04-01,2\n2024-04-02,2\n");
+    p.write("in/w.ndjson", "{\"user_id\": 4, \"path\": \"/d\", \"date\": \"2024-04-03\"}\n{\"user_id\": 5, \"path\": \"/e\"}\n");
+    let (out, _) = p.expect_exit(
+        &["ingest", "visits", "in/w.ndjson", "--env", "production"],
+        0,
+    );
+    assert!(out.contains("rejected 1 rows"), "{out}");
+    assert!(
+        !p.store("production")
+            .join("visits")
+            .to_string_lossy()
+            .is_empty()
+    );
+    let folders: Vec<String> = std::fs::read_dir(p.store("production").join("visits"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !folders
+            .iter()
+            .any(|f| f.contains("__HIVE_DEFAULT_PARTITION__")),
+        "{folders:?}"
+    );
+    // A --partition that is not a partition column is refused.
+    let (_, err) = p.expect_exit(
+        &[
+            "ingest",
+            "visits",
+            "in/v.csv",
+            "--env",
+            "production",
+            "--partition",
+            "day=1",
+        ],
+        2,
+    );
+    assert!(
+        err.contains("`day` is not a partition column of source `visits`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_pipe_file_that_is_not_utf8_is_a_project_problem() {
+    let p = example();
+    std::fs::write(p.path().join("pipes/bad.toml"), [0xff, 0xfe, 0x00, 0x41]).unwrap();
+    let (_, err) = p.expect_exit(&["validate"], 2);
+    assert!(
+        err.contains("pipes/bad.toml:1:1: the file is not UTF-8 text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_run_in_a_missing_store_creates_nothing_there() {
+    let p = example();
+    let toml = std::fs::read_to_string(p.path().join("sluice.toml")).unwrap();
+    p.write(
+        "sluice.toml",
+        &toml.replacen("\"data/staging\"", "\"data/nowhere\"", 1),
+    );
+    let (_, err) = p.expect_exit(&["run", "top_reps"], 1);
+    assert!(err.contains("has no data"), "{err}");
+    assert!(!p.path().join("data/nowhere").exists());
+}

@@ -372,6 +372,10 @@ pub struct IngestArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub env: EnvArg,
+    /// The value of a partition column (a `k=v/` folder of the source) for files that
+    /// do not have that column: --partition date=2024-04-01 (repeatable)
+    #[arg(long, value_name = "COLUMN=VALUE", value_parser = parse_param)]
+    pub partition: Vec<(String, String)>,
     /// Refuse the whole batch if any row does not fit the source's schema
     #[arg(long)]
     pub strict: bool,

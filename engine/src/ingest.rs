@@ -73,13 +73,15 @@ struct Parsed {
     rejected: Vec<RejectedRow>,
 }
 
-/// Appends `files` to `source` in `session`'s environment.
+/// Appends `files` to `source` in `session`'s environment. `partition` gives values of
+/// the source's partition columns (`k=v/` folders) for files that do not have them.
 pub async fn ingest(
     session: &EnvSession,
     source: &str,
     files: &[PathBuf],
     strict: bool,
     actor: &str,
+    partition: &[(String, String)],
 ) -> Result<IngestReport> {
     let env = session.environment().name.clone();
     let def: SourceDef = session.source_def(source).await?.ok_or_else(|| {
@@ -115,6 +117,26 @@ pub async fn ingest(
         Err(e) => return Err(e),
     };
 
+    // Every format follows one rule for partition columns: the file has them, or
+    // `--partition` gives them; a row without a value is kept out (it would land in no
+    // folder of its own, where every filter on the column misses it).
+    for (k, _) in partition {
+        if !partitions.contains(k) {
+            return Err(SluiceError::Usage(format!(
+                "--partition {k}: `{k}` is not a partition column of source `{source}` ({})",
+                if partitions.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("its partition columns: {}", partitions.join(", "))
+                }
+            )));
+        }
+    }
+    let rules = PartitionRules {
+        source: source.to_string(),
+        columns: partitions.clone(),
+        given: partition.iter().cloned().collect(),
+    };
     let mut batches = Vec::new();
     let mut rejected = Vec::new();
     for file in files {
@@ -125,9 +147,9 @@ pub async fn ingest(
             ))
         })?;
         let parsed = match format {
-            InputFormat::Csv => parse_csv(file, &schema)?,
-            InputFormat::NdJson => parse_ndjson(file, &schema)?,
-            InputFormat::Parquet => parse_parquet(file, &schema)?,
+            InputFormat::Csv => parse_csv(file, &schema, &rules)?,
+            InputFormat::NdJson => parse_ndjson(file, &schema, &rules)?,
+            InputFormat::Parquet => parse_parquet(file, &schema, &rules)?,
         };
         batches.extend(parsed.batch);
         rejected.extend(parsed.rejected);
@@ -183,6 +205,56 @@ pub async fn ingest(
         rejected_sample: rejected.into_iter().take(10).collect(),
         errors_location,
     })
+}
+
+/// The source's partition columns and the values `--partition` gives them.
+struct PartitionRules {
+    source: String,
+    columns: Vec<String>,
+    given: std::collections::HashMap<String, String>,
+}
+
+impl PartitionRules {
+    /// Checks a file's columns against the partition columns: each must be in the file
+    /// or given, not both. Returns the given values of those the file lacks.
+    fn check(&self, file: &Path, has: impl Fn(&str) -> bool) -> Result<Vec<(String, String)>> {
+        let mut fill = Vec::new();
+        for c in &self.columns {
+            match (has(c), self.given.get(c)) {
+                (true, None) => {}
+                (false, Some(v)) => fill.push((c.clone(), v.clone())),
+                (true, Some(_)) => {
+                    return Err(SluiceError::Usage(format!(
+                        "{}: has the partition column `{c}` and --partition gives it too: give one",
+                        file.display()
+                    )));
+                }
+                (false, None) => {
+                    return Err(SluiceError::Usage(format!(
+                        "{}: has no column `{c}`, a partition column of source `{}` (its `{c}=` folders): add it to the file, or give its value with --partition {c}=VALUE",
+                        file.display(),
+                        self.source
+                    )));
+                }
+            }
+        }
+        Ok(fill)
+    }
+
+    /// Why a row is kept out: a partition column without a value.
+    fn null_reason(&self, schema: &SchemaRef, values: &[Option<String>]) -> Option<String> {
+        schema
+            .fields()
+            .iter()
+            .zip(values)
+            .find(|(f, v)| v.is_none() && self.columns.contains(f.name()))
+            .map(|(f, _)| {
+                format!(
+                    "column `{}`: no value for a partition column (the row would land in no folder of its own)",
+                    f.name()
+                )
+            })
+    }
 }
 
 fn describe_files(files: &[PathBuf]) -> String {
@@ -354,7 +426,7 @@ fn filter_rows(
 }
 
 /// The header must name the schema's columns (in any order, no others).
-fn parse_csv(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
+fn parse_csv(file: &Path, schema: &SchemaRef, rules: &PartitionRules) -> Result<Parsed> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .from_path(file)
@@ -365,8 +437,14 @@ fn parse_csv(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
-    let mut positions = Vec::with_capacity(schema.fields().len());
+    let fill = rules.check(file, |c| header.iter().any(|h| h == c))?;
+    // Each column's place in a record, or the value `--partition` gives it.
+    let mut positions: Vec<Result<usize, String>> = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
+        if let Some((_, v)) = fill.iter().find(|(c, _)| c == field.name()) {
+            positions.push(Err(v.clone()));
+            continue;
+        }
         let pos = header
             .iter()
             .position(|h| h == field.name())
@@ -378,7 +456,7 @@ fn parse_csv(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
                     column_list(schema)
                 ))
             })?;
-        positions.push(pos);
+        positions.push(Ok(pos));
     }
     if let Some(extra) = header.iter().find(|h| schema.field_with_name(h).is_err()) {
         return Err(SluiceError::Usage(format!(
@@ -415,18 +493,40 @@ fn parse_csv(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
             continue;
         }
         // An empty field is null, as most CSV writers mean it.
-        let values = positions
+        let values: Vec<Option<String>> = positions
             .iter()
-            .map(|&p| Some(record[p].to_string()).filter(|v| !v.is_empty()))
+            .map(|p| match p {
+                Ok(p) => Some(record[*p].to_string()).filter(|v| !v.is_empty()),
+                Err(given) => Some(given.clone()),
+            })
             .collect();
+        if let Some(reason) = rules.null_reason(schema, &values) {
+            rejected.push(RejectedRow {
+                file: file.display().to_string(),
+                line,
+                reason,
+                raw,
+            });
+            continue;
+        }
         rows.push(values, line, raw);
     }
     rows.finish(file, schema, rejected)
 }
 
 /// One JSON object per line; keys not in the schema are ignored, missing keys are null.
-fn parse_ndjson(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
+fn parse_ndjson(file: &Path, schema: &SchemaRef, rules: &PartitionRules) -> Result<Parsed> {
     let text = std::fs::read_to_string(file).map_err(|e| SluiceError::io(file, e))?;
+    // A partition column is in the file when some line has its key.
+    let fill = rules.check(file, |c| {
+        let needle = format!("\"{c}\"");
+        text.lines().any(|l| {
+            l.contains(&needle)
+                && serde_json::from_str::<serde_json::Value>(l)
+                    .ok()
+                    .is_some_and(|v| v.get(c).is_some())
+        })
+    })?;
     let mut rows = TextRows::new(schema.fields().len());
     let mut rejected = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -454,6 +554,10 @@ fn parse_ndjson(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
         let mut values = Vec::with_capacity(schema.fields().len());
         let mut bad = None;
         for field in schema.fields() {
+            if let Some((_, v)) = fill.iter().find(|(c, _)| c == field.name()) {
+                values.push(Some(v.clone()));
+                continue;
+            }
             match object.get(field.name()) {
                 None | Some(serde_json::Value::Null) => values.push(None),
                 Some(serde_json::Value::String(s)) => values.push(Some(s.clone())),
@@ -471,7 +575,7 @@ fn parse_ndjson(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
                 }
             }
         }
-        match bad {
+        match bad.or_else(|| rules.null_reason(schema, &values)) {
             Some(reason) => rejected.push(reject(reason)),
             None => rows.push(values, line_no, line.to_string()),
         }
@@ -481,12 +585,13 @@ fn parse_ndjson(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
 
 /// A Parquet file's columns must be the source's (by name); values are cast to the
 /// source's types, and rows whose values do not cast are rejected.
-fn parse_parquet(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
+fn parse_parquet(file: &Path, schema: &SchemaRef, rules: &PartitionRules) -> Result<Parsed> {
     let f = std::fs::File::open(file).map_err(|e| SluiceError::io(file, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-        .map_err(|e| io_error(file, format!("not a valid Parquet file: {e}")))?
-        .build()
-        .map_err(|e| io_error(file, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+        .map_err(|e| io_error(file, format!("not a valid Parquet file: {e}")))?;
+    let file_schema = builder.schema().clone();
+    let fill = rules.check(file, |c| file_schema.field_with_name(c).is_ok())?;
+    let reader = builder.build().map_err(|e| io_error(file, e))?;
     let mut batches = Vec::new();
     let mut rejected = Vec::new();
     let mut row_base = 0u64;
@@ -494,6 +599,12 @@ fn parse_parquet(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
         let batch = batch.map_err(|e| io_error(file, e))?;
         let mut arrays = Vec::with_capacity(schema.fields().len());
         for field in schema.fields() {
+            if let Some((_, v)) = fill.iter().find(|(c, _)| c == field.name()) {
+                arrays.push(
+                    Arc::new(StringArray::from(vec![v.as_str(); batch.num_rows()])) as ArrayRef,
+                );
+                continue;
+            }
             let column = batch.column_by_name(field.name()).ok_or_else(|| {
                 SluiceError::Usage(format!(
                     "{}: has no column `{}` (the source's columns: {})",
@@ -517,7 +628,20 @@ fn parse_parquet(file: &Path, schema: &SchemaRef) -> Result<Parsed> {
                 column_list(schema)
             )));
         }
-        let (columns, reasons) = cast_checked(&arrays, schema)?;
+        let (columns, mut reasons) = cast_checked(&arrays, schema)?;
+        // A partition column's nulls are kept out, as in every format.
+        for (field, column) in schema.fields().iter().zip(&columns) {
+            if rules.columns.contains(field.name()) {
+                for (row, reason) in reasons.iter_mut().enumerate() {
+                    if reason.is_none() && column.is_null(row) {
+                        *reason = Some(format!(
+                            "column `{}`: no value for a partition column (the row would land in no folder of its own)",
+                            field.name()
+                        ));
+                    }
+                }
+            }
+        }
         let keep: Vec<bool> = reasons.iter().map(Option::is_none).collect();
         for (i, reason) in reasons.into_iter().enumerate() {
             if let Some(reason) = reason {

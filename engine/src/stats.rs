@@ -234,6 +234,14 @@ pub async fn write_records(store: &Store, records: &[RunRecord]) -> Result<()> {
     if records.is_empty() {
         return Ok(());
     }
+    // A store that is not there (a folder never made) gets no records: writing them
+    // would create it, and a later run would take it for a store.
+    if let Some(dir) = store.location().local_dir()
+        && !dir.is_dir()
+    {
+        tracing::debug!(store = %dir.display(), "no run records: the store does not exist");
+        return Ok(());
+    }
     let batch = to_batch(records)?;
     let mut buf = Vec::new();
     let props = crate::store::dataset::writer_properties(records.len().max(1));

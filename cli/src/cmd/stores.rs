@@ -43,7 +43,15 @@ pub async fn materialize_cmd(settings: &Settings, args: MaterializeArgs) -> Resu
 pub async fn ingest_cmd(settings: &Settings, args: IngestArgs) -> Result<()> {
     let session = settings.session(&args.env, &Default::default())?;
     let actor = settings.actor.clone();
-    let report = ingest(&session, &args.source, &args.files, args.strict, &actor).await?;
+    let report = ingest(
+        &session,
+        &args.source,
+        &args.files,
+        args.strict,
+        &actor,
+        &args.partition,
+    )
+    .await?;
     outln!(
         "ingested {} rows from {} file(s) into {} ({})",
         human_count(report.rows_ingested),

@@ -22,6 +22,26 @@ use crate::project::sampling::{SamplePolicy, SourceSampling};
 
 pub const PROJECT_FILE: &str = "sluice.toml";
 
+/// Reads a project file as text. One that is not UTF-8, or cannot be read, is a
+/// problem of the project (exit 2) naming the file, not a failed run.
+pub(crate) fn read_project_file(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| {
+        let message = if e.kind() == std::io::ErrorKind::InvalidData {
+            "the file is not UTF-8 text".to_string()
+        } else {
+            format!("cannot read the file: {e}")
+        };
+        SluiceError::Config {
+            problems: vec![Problem {
+                file: path.to_path_buf(),
+                line: 1,
+                column: 1,
+                message,
+            }],
+        }
+    })
+}
+
 /// The nearest folder at or above `dir` holding a `sluice.toml`.
 pub fn find_project_root(dir: &Path) -> Result<PathBuf> {
     let start = dir.canonicalize().map_err(|e| SluiceError::io(dir, e))?;
@@ -192,8 +212,7 @@ impl SourceText<'_> {
 pub(super) fn load_project(root: &Path) -> Result<Project> {
     let root = root.canonicalize().map_err(|e| SluiceError::io(root, e))?;
     let project_path = root.join(PROJECT_FILE);
-    let text =
-        std::fs::read_to_string(&project_path).map_err(|e| SluiceError::io(&project_path, e))?;
+    let text = read_project_file(&project_path)?;
     let file = SourceText {
         path: &project_path,
         text: &text,
@@ -522,7 +541,7 @@ fn load_sql_checks(
 ) -> Result<Vec<SqlCheck>> {
     let mut checks = Vec::new();
     for path in files_with_extension(&root.join("checks"), "sql")? {
-        let text = std::fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
+        let text = read_project_file(&path)?;
         let file = SourceText {
             path: &path,
             text: &text,
@@ -599,7 +618,7 @@ fn load_pipes(
 ) -> Result<BTreeMap<String, Pipe>> {
     let mut pipes = BTreeMap::new();
     for path in files_with_extension(&root.join("pipes"), "toml")? {
-        let text = std::fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
+        let text = read_project_file(&path)?;
         let file = SourceText {
             path: &path,
             text: &text,

@@ -117,7 +117,7 @@ pub fn load_cases(project: &Project, strict: bool) -> Result<Vec<TestCase>> {
     let mut cases = Vec::new();
     let mut problems = Vec::new();
     for path in files_with_extension(&project.root.join(TESTS_DIR), "toml")? {
-        let text = std::fs::read_to_string(&path).map_err(|e| SluiceError::io(&path, e))?;
+        let text = crate::project::load::read_project_file(&path)?;
         let file = SourceText {
             path: &path,
             text: &text,

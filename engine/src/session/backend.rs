@@ -14,7 +14,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::error::{Result, SluiceError};
+use crate::error::Result;
 use crate::project::sampling::SourceSampling;
 use crate::project::{Environment, RunEngine, SourceDef};
 use crate::scan::{SourceScan, register_source};
@@ -39,7 +39,7 @@ impl Backend {
             #[cfg(feature = "ballista")]
             RunEngine::Ballista(b) => Ok(Backend::Ballista(b.clone())),
             #[cfg(not(feature = "ballista"))]
-            RunEngine::Ballista(b) => Err(SluiceError::Usage(format!(
+            RunEngine::Ballista(b) => Err(crate::error::SluiceError::Usage(format!(
                 "environment `{}` runs on the Ballista cluster {}, but this build has no Ballista support: rebuild with `--features ballista`",
                 env.name, b.url
             ))),

@@ -162,7 +162,7 @@ fn cluster_s3_options(env: &Environment) -> Result<ClusterS3Options> {
     use object_store::ClientConfigKey;
     use object_store::aws::AmazonS3ConfigKey;
     use std::str::FromStr;
-    let values = crate::store::location::resolved_settings(&env.storage).map_err(|message| {
+    let values = crate::store::open::resolved_settings(&env.storage).map_err(|message| {
         SluiceError::StorageConfig {
             env: env.name.clone(),
             url: env.location.to_string(),
