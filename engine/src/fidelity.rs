@@ -139,6 +139,22 @@ pub fn compare(
         keys.to_vec()
     };
     if keys.is_empty() {
+        // Nothing estimated (and so no group key known): say why, compare nothing.
+        if let Some(note) = &report.note {
+            return Ok(FidelityReport {
+                what: what.to_string(),
+                env: env.to_string(),
+                against: against.to_string(),
+                design: report.design.clone(),
+                keys,
+                production_groups: full.report.rows_out as usize,
+                sample_groups: sampled.report.rows_out as usize,
+                present: 0,
+                columns: Vec::new(),
+                tolerance,
+                note: Some(note.clone()),
+            });
+        }
         return Err(SluiceError::Usage(format!(
             "{what}: the output has no exact column to match production's rows on (no GROUP BY key): give --key COLUMNS"
         )));

@@ -71,6 +71,17 @@ pub fn print_fidelity(r: &FidelityReport, format: DiffFormat) -> Result<()> {
                     r.design.as_str()
                 }
             );
+            if r.keys.is_empty() {
+                outln!(
+                    "rows: {} in {}, {} in {}; not estimated: {}",
+                    r.production_groups,
+                    r.against,
+                    r.sample_groups,
+                    r.env,
+                    r.note.as_deref().unwrap_or("")
+                );
+                return Ok(());
+            }
             outln!(
                 "groups: {} in {}, {} in {}; {} of {}'s groups ({:.1}%) present in {} (matched on {})",
                 r.production_groups,

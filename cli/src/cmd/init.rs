@@ -108,12 +108,7 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
                 continue;
             }
             let session = EnvSession::open(project.clone(), env, &SampleOverride::default())?;
-            // Staging answers with its estimates of the full data.
-            let options = RunOptions {
-                estimate: session.policy().is_some(),
-                ..RunOptions::default()
-            };
-            let out = session.run_pipe(pipe, &[], &options).await?;
+            let out = session.run_pipe(pipe, &[], &RunOptions::default()).await?;
             let r = &out.report;
             rows.push(vec![
                 pipe.clone(),
@@ -129,7 +124,12 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
                 human_duration(r.elapsed),
             ]);
             if first_output.is_none() && pipe == "top_reps" && env == "staging" {
-                first_output = Some(out);
+                // Staging's answer as estimates of the full data.
+                let estimate = RunOptions {
+                    estimate: true,
+                    ..RunOptions::default()
+                };
+                first_output = Some(session.run_pipe(pipe, &[], &estimate).await?);
             }
         }
     }
@@ -190,7 +190,11 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
                         .collect();
                     vec![
                         pipe.clone(),
-                        format!("{:.0}%", r.present_share() * 100.0),
+                        if r.keys.is_empty() {
+                            "-".into()
+                        } else {
+                            format!("{:.0}%", r.present_share() * 100.0)
+                        },
                         errors
                             .iter()
                             .cloned()
@@ -198,7 +202,12 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
                             .map(|e| format!("{:.1}%", e * 100.0))
                             .unwrap_or_else(|| "-".into()),
                         if bounded == 0 {
-                            r.note.clone().unwrap_or_else(|| "no interval".into())
+                            r.note
+                                .clone()
+                                .map(|n| format!("not estimated: {n}"))
+                                .unwrap_or_else(|| {
+                                    "no interval (groups in a single sampled unit)".into()
+                                })
                         } else {
                             format!("{:.0}% of {bounded}", 100.0 * inside / bounded as f64)
                         },

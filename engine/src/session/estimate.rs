@@ -1778,18 +1778,31 @@ fn two_stage(
                 lit(false)
             };
             let xw = c0(&format!("{HIDDEN}xw"));
-            let totals = LogicalPlan::Aggregate(Aggregate::try_new(
-                Arc::new(stage0.clone()),
-                vec![],
-                vec![
-                    sum(xw.clone()).alias(format!("{HIDDEN}nhat")),
-                    sum(mul(
-                        q0,
-                        when(null0, c0(&format!("{HIDDEN}xw2"))).otherwise(mul(xw.clone(), xw))?,
-                    ))
-                    .alias(format!("{HIDDEN}c")),
-                ],
-            )?);
+            // The totals over every unit ride along each unit's row (a window over all
+            // of them), so the sample is aggregated once for both.
+            let over_all = |e: Expr, name: String| -> Expr {
+                Expr::from(datafusion::logical_expr::expr::WindowFunction::new(
+                    datafusion::functions_aggregate::sum::sum_udaf(),
+                    vec![e],
+                ))
+                .alias(name)
+            };
+            let stage0 = datafusion::logical_expr::LogicalPlanBuilder::from(stage0)
+                .window(vec![
+                    over_all(xw.clone(), format!("{HIDDEN}nhat")),
+                    over_all(
+                        mul(
+                            q0,
+                            when(null0, c0(&format!("{HIDDEN}xw2")))
+                                .otherwise(mul(xw.clone(), xw))?,
+                        ),
+                        format!("{HIDDEN}c"),
+                    ),
+                ])?
+                .build()?;
+            let s0 = stage0.schema().clone();
+            let c0 =
+                |name: &str| column_at(&s0, index_by_name(&s0, name).expect("a stage-0 column"));
             let s1 = stage1.schema().clone();
             let u1 = column_at(&s1, n_groups);
             let joined = datafusion::logical_expr::LogicalPlanBuilder::from(stage1)
@@ -1799,7 +1812,7 @@ fn two_stage(
                     vec![u1.eq(c0(&format!("{HIDDEN}u0")))],
                 )?
                 .build()?;
-            (joined, Some(totals))
+            (joined, None)
         }
         (Some((sample, _)), None) => {
             let ss = sample.plan.schema().clone();
@@ -1851,7 +1864,7 @@ fn two_stage(
                     c1(format!("{HIDDEN}r{j}")),
                     c1(format!("{HIDDEN}q{j}")),
                 );
-                if totals.is_some() && !units {
+                if calibration.is_some() && !units {
                     // Σ (1 − π) Y_u X_u: the unit's total with its weighted rows.
                     let x = datafusion::functions::core::expr_fn::coalesce(vec![
                         c1(format!("{HIDDEN}xw")),
@@ -1877,7 +1890,7 @@ fn two_stage(
             }
             (AggPlan::Scaled { y, units, .. }, None) => {
                 let yw = mul(y.clone(), w.clone());
-                if totals.is_some() && !units {
+                if calibration.is_some() && !units {
                     aggs2.push(
                         sum(mul(q.clone(), mul(yw.clone(), w.clone())))
                             .alias(format!("{HIDDEN}B{j}")),
@@ -1964,6 +1977,11 @@ fn two_stage(
             }
         };
         aggs2.push(cov.alias(cov_name(*a, *b)));
+    }
+    // Under a unit design the totals ride on stage 1's rows: one value per group.
+    if calibration.is_some() && unit.is_some() {
+        aggs2.push(max(c1(format!("{HIDDEN}nhat"))).alias(format!("{HIDDEN}nhat")));
+        aggs2.push(max(c1(format!("{HIDDEN}c"))).alias(format!("{HIDDEN}c")));
     }
     let stage2 = LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(stage1), groups2, aggs2)?);
     let stage2 = match totals {
