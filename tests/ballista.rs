@@ -21,6 +21,24 @@ fn cluster() -> &'static LocalCluster {
     CLUSTER.get_or_init(|| LocalCluster::start(2, 2).expect("local Ballista cluster"))
 }
 
+/// A copy of a store folder: every environment has a store of its own (two naming one
+/// folder are refused), so a cluster environment reads a copy of the data it is
+/// compared on.
+fn copy_store(project: &std::path::Path, from: &str, to: &str) {
+    fn copy(from: &std::path::Path, to: &std::path::Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap().flatten() {
+            let target = to.join(e.file_name());
+            if e.path().is_dir() {
+                copy(&e.path(), &target);
+            } else {
+                std::fs::copy(e.path(), target).unwrap();
+            }
+        }
+    }
+    copy(&project.join(from), &project.join(to));
+}
+
 /// An environment over `data` that runs on the Ballista scheduler at `url`.
 fn cluster_env(name: &str, data: &str, url: &str, extra: &str) -> String {
     format!(
@@ -32,15 +50,22 @@ fn cluster_env(name: &str, data: &str, url: &str, extra: &str) -> String {
 fn example_on_cluster() -> TestProject {
     let p = TestProject::example(0.05);
     let toml = std::fs::read_to_string(p.path().join("sluice.toml")).unwrap();
+    copy_store(p.path(), "data/production", "data/cluster");
+    copy_store(p.path(), "data/staging", "data/cluster_sampled");
+    copy_store(p.path(), "data/production", "data/down");
     p.write(
         "sluice.toml",
         &format!(
             "{toml}{}{}{}",
-            cluster_env("cluster", "data/production", &cluster().url(), ""),
+            cluster_env("cluster", "data/cluster", &cluster().url(), ""),
             // Staging's 10% system sample, on the cluster.
-            cluster_env("cluster_sampled", "data/staging", &cluster().url(), "")
-                + "sample = { method = \"system\", fraction = 0.1, seed = 7 }\n",
-            cluster_env("down", "data/production", "df://127.0.0.1:1", ""),
+            cluster_env(
+                "cluster_sampled",
+                "data/cluster_sampled",
+                &cluster().url(),
+                ""
+            ) + "sample = { method = \"system\", fraction = 0.1, seed = 7 }\n",
+            cluster_env("down", "data/down", "df://127.0.0.1:1", ""),
         ),
     );
     p
@@ -169,7 +194,8 @@ fn the_binary_runs_on_the_cluster() {
     );
     assert_eq!(out.trim(), "n\n5000", "{out}");
 
-    // materialize: the query runs on the cluster, the output is written to the store.
+    // materialize: the query runs on the cluster, the output is written to the cluster
+    // environment's store (a copy of production's), where the next query reads it.
     p.write(
         "pipes/outcomes.toml",
         "materialize = { to = \"outcomes_mat\" }\n[[node]]\nname = \"o\"\nsql = \"SELECT outcome, count(*) AS calls FROM calls GROUP BY outcome\"\n",
@@ -180,7 +206,7 @@ fn the_binary_runs_on_the_cluster() {
             "query",
             "SELECT sum(calls) AS n FROM outcomes_mat",
             "--env",
-            "production",
+            "cluster",
             "--format",
             "csv",
             "--quiet",
@@ -285,13 +311,14 @@ fn a_lost_executor_fails_within_the_job_timeout() {
     let mut lonely = LocalCluster::start(1, 2).expect("cluster");
     let p = TestProject::example(0.02);
     let toml = std::fs::read_to_string(p.path().join("sluice.toml")).unwrap();
+    copy_store(p.path(), "data/production", "data/fragile");
     p.write(
         "sluice.toml",
         &format!(
             "{toml}{}",
             cluster_env(
                 "fragile",
-                "data/production",
+                "data/fragile",
                 &lonely.url(),
                 ", timeout = \"3s\""
             )
@@ -319,12 +346,20 @@ fn a_lost_executor_fails_within_the_job_timeout() {
 fn tpch_matches_the_embedded_engine() {
     let dir = tempfile::tempdir().expect("tempdir");
     write_tpch_project(dir.path()).expect("tpch project");
+    // The data first, then a copy of it for the cluster's own store.
+    {
+        let project = Arc::new(Project::load(dir.path()).expect("project loads"));
+        let production =
+            EnvSession::open(project, "production", &SampleOverride::default()).expect("session");
+        block_on(generate_tpch(production.store(), SF)).expect("generate");
+    }
     let toml = std::fs::read_to_string(dir.path().join("sluice.toml")).unwrap();
+    copy_store(dir.path(), "data/production", "data/cluster");
     std::fs::write(
         dir.path().join("sluice.toml"),
         format!(
             "{toml}{}",
-            cluster_env("cluster", "data/production", &cluster().url(), "")
+            cluster_env("cluster", "data/cluster", &cluster().url(), "")
         ),
     )
     .unwrap();
@@ -334,7 +369,6 @@ fn tpch_matches_the_embedded_engine() {
     let remote =
         EnvSession::open(project.clone(), "cluster", &SampleOverride::default()).expect("session");
     let failures: Vec<String> = block_on(async {
-        generate_tpch(embedded.store(), SF).await.expect("generate");
         let mut failures = Vec::new();
         for (name, pipe) in &project.pipes {
             let params = params_at_sf(name);
