@@ -14,5 +14,6 @@ pub use crate::util::clock::default_actor;
 pub use gates::{GateOptions, SchemaChange, schema_changes};
 pub use ops::{
     DeployOutcome, PipeStatus, PlanItem, PlanKind, PromoteOptions, PromotedPipe, PromotionPlan,
-    PromotionReport, deploy, deploy_and_promote, plan, promote, resolve_version, rollback, status,
+    PromotionReport, deploy, deploy_and_promote, plan, promote, promote_with_progress,
+    resolve_version, rollback, status,
 };
