@@ -10,6 +10,7 @@ mod config;
 mod deploy;
 mod guards;
 mod layers;
+mod newcomer;
 mod params;
 mod quality;
 mod sampling;

@@ -1057,7 +1057,7 @@ fn init_ships_fixture_data_and_pipe_tests_that_pass() {
     // The environments' stores are ignored by git, the fixture store is not.
     assert_eq!(
         std::fs::read_to_string(dir.join(".gitignore")).unwrap(),
-        "/data/\n"
+        "/data/\n/.sluice/\n"
     );
 
     let out = sluice().current_dir(&dir).arg("test").output().unwrap();
