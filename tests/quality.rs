@@ -756,7 +756,7 @@ fn pipe_tests_pass_and_fail_with_expected_against_actual() {
     );
     assert_eq!(
         case(&results, "a wrong value").detail,
-        "row 2: expected [2, \"c\", \"null\"], got [2, \"b\", \"null\"] (column `team`)"
+        "1 difference (expected 3 rows, got 3 rows):\n  row 2: expected [2, \"c\", \"null\"], got [2, \"b\", \"null\"] (column `team`)"
     );
     assert_eq!(
         case(&results, "a missing row").detail,
@@ -932,7 +932,7 @@ fn sluice_test_prints_a_line_per_case_and_exits_by_the_outcome() {
     );
     let (out, err) = sluice_in(&p, &["test", "top_reps"], 1);
     assert!(
-        out.contains("FAIL tests/top_reps.toml: top three reps since June (top_reps): row 1: expected [\"Gia Jones\", 20, 261003.0], got ["),
+        out.contains("FAIL tests/top_reps.toml: top three reps since June (top_reps): 3 differences (expected 3 rows, got 3 rows):\n  row 1: expected [\"Gia Jones\", 20, 261003.0], got ["),
         "{out}"
     );
     assert!(out.ends_with("2 passed, 1 failed\n"), "{out}");

@@ -75,7 +75,19 @@ pub async fn update_pipe_tests(project: Arc<Project>, pipes: &[String]) -> Resul
             results.push(run_case(&session, pipe, case).await);
             continue;
         };
-        let out = run_case_output(&session, pipe, case).await;
+        let out = match run_case_output(&session, pipe, case).await {
+            Ok(out) => out,
+            Err(msg) => {
+                results.push(CaseResult {
+                    file: case.file.clone(),
+                    case: case.name.clone(),
+                    pipe: case.pipe.clone(),
+                    passed: false,
+                    detail: msg,
+                });
+                continue;
+            }
+        };
         let current = out
             .as_ref()
             .map_err(|e| e.to_string())
@@ -164,7 +176,10 @@ pub async fn run_pipe_tests_for(project: Arc<Project>, pipe: &Pipe) -> Result<Ve
 }
 
 async fn run_case(session: &EnvSession, pipe: &Pipe, case: &TestCase) -> CaseResult {
-    let (passed, detail) = judge(&case.expect, run_case_output(session, pipe, case).await);
+    let (passed, detail) = match run_case_output(session, pipe, case).await {
+        Ok(out) => judge(&case.expect, out),
+        Err(msg) => (false, msg),
+    };
     CaseResult {
         file: case.file.clone(),
         case: case.name.clone(),
@@ -175,23 +190,29 @@ async fn run_case(session: &EnvSession, pipe: &Pipe, case: &TestCase) -> CaseRes
 }
 
 /// The case's run: its parameters converted with the pipe's types (a value the type
-/// refuses is the run's error), then the pipe on the fixture data.
-async fn run_case_output(session: &EnvSession, pipe: &Pipe, case: &TestCase) -> Result<RunOutput> {
-    let params = case_params(pipe, case)?;
-    session
+/// refuses is the run's error), then the pipe on the fixture data. A parameter the pipe
+/// does not declare means the case cannot run (`Err`: why).
+async fn run_case_output(
+    session: &EnvSession,
+    pipe: &Pipe,
+    case: &TestCase,
+) -> std::result::Result<Result<RunOutput>, String> {
+    let mut params = Vec::with_capacity(case.params.len());
+    for (k, v) in &case.params {
+        match param_text(pipe, k, v) {
+            Ok(text) => params.push((k.clone(), text)),
+            Err(msg) if pipe.params.contains_key(k) => {
+                return Ok(Err(SluiceError::Usage(format!(
+                    "pipe `{}`: {msg}",
+                    pipe.name
+                ))));
+            }
+            Err(msg) => return Err(msg),
+        }
+    }
+    Ok(session
         .run_pipe_def(pipe, &params, &RunOptions::default())
-        .await
-}
-
-fn case_params(pipe: &Pipe, case: &TestCase) -> Result<Vec<(String, String)>> {
-    case.params
-        .iter()
-        .map(|(k, v)| {
-            param_text(pipe, k, v)
-                .map(|t| (k.clone(), t))
-                .map_err(|msg| SluiceError::Usage(format!("pipe `{}`: {msg}", pipe.name)))
-        })
-        .collect()
+        .await)
 }
 
 fn rows_word(n: usize) -> String {
