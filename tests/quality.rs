@@ -760,7 +760,7 @@ fn pipe_tests_pass_and_fail_with_expected_against_actual() {
     );
     assert_eq!(
         case(&results, "a missing row").detail,
-        "row 3: expected no row, got [3, \"b\", 30.0] (expected 2 rows, got 3)"
+        "1 difference (expected 2 rows, got 3 rows):\n  row 3: [3, \"b\", 30.0] was not expected"
     );
     assert_eq!(
         case(&results, "a column that is not there").detail,
