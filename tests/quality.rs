@@ -791,7 +791,7 @@ fn pipe_tests_pass_and_fail_with_expected_against_actual() {
     assert!(
         case(&results, "floats beyond 1e-9")
             .detail
-            .starts_with("row 1: expected [0.3000001, 100], got [0.30000000000000004, 100]"),
+            .contains("\n  row 1: expected [0.3000001, 100], got [0.30000000000000004, 100]"),
         "{results:#?}"
     );
 }
