@@ -957,8 +957,21 @@ fn unknown_pipe_environment_or_project_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = text(&out.stderr);
         assert!(err.contains("no sluice.toml in "), "{err}");
-        assert!(err.contains("run `sluice init`"), "{err}");
+        assert!(err.contains("`sluice new DIR`"), "{err}");
     }
+    // The suggestion works from there.
+    let out = sluice()
+        .current_dir(empty.path())
+        .args(["new", "proj"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = sluice()
+        .current_dir(empty.path().join("proj"))
+        .args(["envs"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
 
     // -C points at a project from anywhere.
     let out = sluice()

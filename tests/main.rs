@@ -11,6 +11,7 @@ mod deploy;
 mod estimates;
 mod guards;
 mod layers;
+mod newcomer;
 mod params;
 mod quality;
 mod sampling;

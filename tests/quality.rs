@@ -756,11 +756,11 @@ fn pipe_tests_pass_and_fail_with_expected_against_actual() {
     );
     assert_eq!(
         case(&results, "a wrong value").detail,
-        "row 2: expected [2, \"c\", \"null\"], got [2, \"b\", \"null\"] (column `team`)"
+        "1 difference (expected 3 rows, got 3 rows):\n  row 2: expected [2, \"c\", \"null\"], got [2, \"b\", \"null\"] (column `team`)"
     );
     assert_eq!(
         case(&results, "a missing row").detail,
-        "row 3: expected no row, got [3, \"b\", 30.0] (expected 2 rows, got 3)"
+        "1 difference (expected 2 rows, got 3 rows):\n  row 3: [3, \"b\", 30.0] was not expected"
     );
     assert_eq!(
         case(&results, "a column that is not there").detail,
@@ -791,7 +791,7 @@ fn pipe_tests_pass_and_fail_with_expected_against_actual() {
     assert!(
         case(&results, "floats beyond 1e-9")
             .detail
-            .starts_with("row 1: expected [0.3000001, 100], got [0.30000000000000004, 100]"),
+            .contains("\n  row 1: expected [0.3000001, 100], got [0.30000000000000004, 100]"),
         "{results:#?}"
     );
 }
@@ -932,7 +932,7 @@ fn sluice_test_prints_a_line_per_case_and_exits_by_the_outcome() {
     );
     let (out, err) = sluice_in(&p, &["test", "top_reps"], 1);
     assert!(
-        out.contains("FAIL tests/top_reps.toml: top three reps since June (top_reps): row 1: expected [\"Gia Jones\", 20, 261003.0], got ["),
+        out.contains("FAIL tests/top_reps.toml: top three reps since June (top_reps): 3 differences (expected 3 rows, got 3 rows):\n  row 1: expected [\"Gia Jones\", 20, 261003.0], got ["),
         "{out}"
     );
     assert!(out.ends_with("2 passed, 1 failed\n"), "{out}");
@@ -1057,7 +1057,7 @@ fn init_ships_fixture_data_and_pipe_tests_that_pass() {
     // The environments' stores are ignored by git, the fixture store is not.
     assert_eq!(
         std::fs::read_to_string(dir.join(".gitignore")).unwrap(),
-        "/data/\n"
+        "/data/\n/.sluice/\n"
     );
 
     let out = sluice().current_dir(&dir).arg("test").output().unwrap();

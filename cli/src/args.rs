@@ -100,6 +100,41 @@ pub enum Command {
     Token(TokenArgs),
     /// Run statistics of an environment: calls, errors, latency, read throughput per pipe
     Stats(StatsArgs),
+    /// Create an empty project for your own data: staging and production, one source, an
+    /// example pipe, tests/ and checks/
+    New(NewArgs),
+    /// An interactive SQL shell on an environment's sources (.help for its commands)
+    Shell(ShellArgs),
+    /// Print a completion script for a shell: bash, zsh, fish, elvish or powershell
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The folder to create the project in (created if missing; must hold no project)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The source the project starts with (a lowercase name such as page_views)
+    #[arg(long, value_name = "NAME", default_value = sluice_engine::project::template::DEFAULT_SOURCE)]
+    pub source: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    #[command(flatten)]
+    pub sample: SampleArgs,
+    /// Output format of results (text formats only; .format changes it)
+    #[arg(long, short = 'f', value_enum, default_value_t = PrintFormat::Table)]
+    pub format: PrintFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -304,6 +339,10 @@ pub struct RunArgs {
     /// (`x`, `x_low`, `x_high` for each count, sum, average or ratio)
     #[arg(long)]
     pub estimate: bool,
+    /// Run on the pipe tests' fixture data (tests/data, read in full) instead of an
+    /// environment
+    #[arg(long, conflicts_with_all = ["env", "deployed"])]
+    pub fixtures: bool,
     #[command(flatten)]
     pub sample: SampleArgs,
     #[command(flatten)]
@@ -570,6 +609,10 @@ pub struct TestArgs {
     /// Only the cases of these pipes (default: every case of tests/*.toml)
     #[arg(value_name = "PIPE")]
     pub pipes: Vec<String>,
+    /// Write each case's current output as its `expect_rows` where they differ (the rest
+    /// of each file is kept as written)
+    #[arg(long)]
+    pub update: bool,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,7 @@ use clap::Parser;
 use sluice_engine::SluiceError;
 
 use args::{Cli, Command};
-use cmd::{bench, data, deploy, fidelity, fixtures, init, quality, serve, stores};
+use cmd::{bench, data, deploy, fidelity, fixtures, init, quality, serve, shell, stores};
 use settings::Settings;
 
 // mimalloc, with `--features mimalloc`: not the default, it measured slower than the
@@ -124,12 +124,24 @@ fn run() -> ExitCode {
             Command::Serve(a) => serve::serve_cmd(s, a).await,
             Command::Token(a) => serve::token_cmd(s, a).await,
             Command::Stats(a) => serve::stats_cmd(s, a).await,
+            Command::New(a) => init::new_project(a),
+            Command::Shell(a) => shell::shell(s, a).await,
+            Command::Completions(a) => completions(a),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => exit_for(err),
     }
+}
+
+/// `sluice completions SHELL`: the completion script clap generates from the commands.
+fn completions(args: args::CompletionsArgs) -> anyhow::Result<()> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "sluice", &mut out);
+    std::io::Write::write_all(&mut std::io::stdout().lock(), &out)?;
+    Ok(())
 }
 
 fn exit_for(err: anyhow::Error) -> ExitCode {

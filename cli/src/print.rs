@@ -130,6 +130,8 @@ pub fn emit(
             let name = path
                 .file_name()
                 .with_context(|| format!("{} is not a file path", path.display()))?;
+            // Missing folders are created, and removed again if the write fails.
+            let made = create_missing_dirs(path.parent())?;
             let tmp = path.with_file_name(format!(".{}.sluice-tmp", name.to_string_lossy()));
             let result = (|| -> Result<()> {
                 let file = std::fs::File::create(&tmp)
@@ -143,6 +145,9 @@ pub fn emit(
             })();
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
+                for dir in made.iter().rev() {
+                    let _ = std::fs::remove_dir(dir);
+                }
             }
             result
         }
@@ -159,10 +164,73 @@ pub fn emit(
     }
 }
 
+/// Creates `dir` and its missing parents; returns the folders it created, outermost
+/// first.
+fn create_missing_dirs(dir: Option<&Path>) -> Result<Vec<std::path::PathBuf>> {
+    let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let mut missing = Vec::new();
+    let mut p = Some(dir);
+    while let Some(d) = p.filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        missing.push(d.to_path_buf());
+        p = d.parent();
+    }
+    missing.reverse();
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(missing)
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal (never into a
+/// file or a pipe).
+pub fn progress_bar() -> indicatif::ProgressBar {
+    if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    }
+}
+
+/// Draws an engine progress report on `bar`: a bar when the total is known, a spinner
+/// with a count when not.
+pub fn show_progress(bar: &indicatif::ProgressBar, p: &sluice_engine::util::progress::Progress) {
+    use sluice_engine::util::progress::ProgressUnit;
+    let count = match (p.unit, p.total.is_some()) {
+        (ProgressUnit::Bytes, true) => "{binary_bytes}/{binary_total_bytes}",
+        (ProgressUnit::Bytes, false) => "{binary_bytes}",
+        (ProgressUnit::Rows, true) => "{human_pos}/{human_len} rows",
+        (ProgressUnit::Rows, false) => "{human_pos} rows",
+        (ProgressUnit::Steps, true) => "{pos}/{len}",
+        (ProgressUnit::Steps, false) => "{pos}",
+    };
+    if bar.is_hidden() {
+        return;
+    }
+    let template = match p.total {
+        Some(_) => format!("{{spinner}} {{msg}} [{{bar:30}}] {count} {{elapsed}}"),
+        None => format!("{{spinner}} {{msg}} {count} {{elapsed}}"),
+    };
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    if let Some(total) = p.total {
+        bar.set_length(total);
+    }
+    bar.set_position(p.done);
+    bar.set_message(p.message.clone());
+}
+
 pub use sluice_engine::util::text::{human_bytes, human_duration, thousands as human_count};
 
 /// Prints rows of text as an aligned table with arrow's pretty printer.
 pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
+    outln!("{}", table_string(headers, rows)?);
+    Ok(())
+}
+
+/// Rows of text as an aligned table.
+pub fn table_string(headers: &[&str], rows: &[Vec<String>]) -> Result<String> {
     let fields: Vec<Field> = headers
         .iter()
         .map(|h| Field::new(*h, DataType::Utf8, false))
@@ -175,8 +243,7 @@ pub fn print_table(headers: &[&str], rows: &[Vec<String>]) -> Result<()> {
         })
         .collect();
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
-    outln!("{}", pretty_format_batches(&[batch])?);
-    Ok(())
+    Ok(pretty_format_batches(&[batch])?.to_string())
 }
 
 /// The one-line summary of a run, for standard error.
@@ -212,6 +279,30 @@ pub fn summary_line(report: &RunReport) -> String {
     )
 }
 
+/// The `-v` lines of a run: one per source it read.
+pub fn source_lines(report: &RunReport) -> Vec<String> {
+    report
+        .sources
+        .iter()
+        .map(|s| {
+            format!(
+                "  {}: {} · scanned {} of {} rows, {} · kept {:.1}%{}",
+                s.source,
+                s.sampling,
+                human_count(s.rows_scanned),
+                human_count(s.rows_total),
+                human_bytes(s.bytes_scanned),
+                s.fraction * 100.0,
+                match &s.built_from {
+                    Some((from, _)) =>
+                        format!(" ({:.1}% of {from}'s rows)", s.origin_fraction() * 100.0),
+                    None => String::new(),
+                }
+            )
+        })
+        .collect()
+}
+
 pub fn print_output(out: &RunOutput, args: &crate::args::OutputArgs, verbose: u8) -> Result<()> {
     emit(
         args.output.as_deref(),
@@ -227,21 +318,8 @@ pub fn print_output(out: &RunOutput, args: &crate::args::OutputArgs, verbose: u8
             }
         }
         if verbose > 0 {
-            for s in &out.report.sources {
-                eprintln!(
-                    "  {}: {} · scanned {} of {} rows, {} · kept {:.1}%{}",
-                    s.source,
-                    s.sampling,
-                    human_count(s.rows_scanned),
-                    human_count(s.rows_total),
-                    human_bytes(s.bytes_scanned),
-                    s.fraction * 100.0,
-                    match &s.built_from {
-                        Some((from, _)) =>
-                            format!(" ({:.1}% of {from}'s rows)", s.origin_fraction() * 100.0),
-                        None => String::new(),
-                    }
-                );
+            for line in source_lines(&out.report) {
+                eprintln!("{line}");
             }
         }
         if let Some(path) = &args.output {

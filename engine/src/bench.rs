@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Result, SluiceError};
 use crate::project::Pipe;
 use crate::session::{EnvSession, RunOptions};
+use crate::util::progress::{OnProgress, Progress, ProgressUnit};
 
 /// How many times each pipe runs.
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +120,7 @@ pub async fn bench_pipe(
     pipe: &Pipe,
     given: &[(String, String)],
     options: &BenchOptions,
+    progress: OnProgress<'_>,
 ) -> Result<PipeBench> {
     if options.runs == 0 {
         return Err(SluiceError::Usage(
@@ -130,13 +132,24 @@ pub async fn bench_pipe(
         estimate: options.estimate,
         ..RunOptions::default()
     };
+    let total = (options.warmup + options.runs) as u64;
+    let step = |i: usize, what: &str| {
+        progress(&Progress::new(
+            format!("{} {what}", pipe.name),
+            i as u64,
+            Some(total),
+            ProgressUnit::Steps,
+        ))
+    };
     reset_peak_rss();
-    for _ in 0..options.warmup {
+    for i in 0..options.warmup {
+        step(i, "warm-up");
         session.run_pipe_def(pipe, &params, &run).await?;
     }
     let mut latencies = Vec::with_capacity(options.runs);
     let mut last = None;
-    for _ in 0..options.runs {
+    for i in 0..options.runs {
+        step(options.warmup + i, "measured");
         let started = Instant::now();
         let out = session.run_pipe_def(pipe, &params, &run).await?;
         latencies.push(started.elapsed());

@@ -45,7 +45,7 @@ pub enum SluiceError {
     #[error("{}", format_problems(.problems))]
     Config { problems: Vec<Problem> },
 
-    #[error("no sluice.toml in {} or any parent folder (run `sluice init` to create a project)", .dir.display())]
+    #[error("no sluice.toml in {} or any parent folder (create one with `sluice new DIR`, or `sluice init DIR` for the example)", .dir.display())]
     NoProject { dir: PathBuf },
 
     #[error("unknown environment `{name}` (known: {})", .known.join(", "))]
@@ -67,11 +67,13 @@ pub enum SluiceError {
     #[error("invalid sampling override: {0}")]
     SampleOverride(String),
 
-    #[error("environment `{env}`: source `{source_name}` has no data at {path}")]
+    /// `hint`: how to fill it (`; fill it with …`), or empty.
+    #[error("environment `{env}`: source `{source_name}` has no data at {path}{hint}")]
     MissingSource {
         env: String,
         source_name: String,
         path: String,
+        hint: String,
     },
 
     #[error(

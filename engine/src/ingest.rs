@@ -19,6 +19,7 @@ use crate::error::{Result, SluiceError};
 use crate::project::SourceDef;
 use crate::session::EnvSession;
 use crate::store::dataset::{DatasetWriter, WriteMode};
+use crate::util::progress::{OnProgress, Progress, ProgressUnit};
 
 pub use crate::project::system_tables::{
     ERRORS_TABLE_SUFFIX, errors_dataset, errors_schema, errors_table,
@@ -82,6 +83,7 @@ pub async fn ingest(
     strict: bool,
     actor: &str,
     partition: &[(String, String)],
+    progress: OnProgress<'_>,
 ) -> Result<IngestReport> {
     let env = session.environment().name.clone();
     let def: SourceDef = session.source_def(source).await?.ok_or_else(|| {
@@ -104,16 +106,9 @@ pub async fn ingest(
     // The source's schema: its files in this environment (a branch's parent's too).
     let (schema, partitions) = match store.list_source(&def).await {
         Ok(listing) => (listing.table_schema(), listing.partitions.clone()),
-        Err(SluiceError::MissingSource { .. }) => {
-            let first = &files[0];
-            if InputFormat::of(first) != Some(InputFormat::Parquet) {
-                return Err(SluiceError::Usage(format!(
-                    "source `{source}` has no data in environment `{env}` yet, so it has no schema to check {} against: ingest a Parquet file first",
-                    first.display()
-                )));
-            }
-            (parquet_schema(first)?, Vec::new())
-        }
+        // A source's first data: its schema is the first file's (a Parquet file's own,
+        // or inferred from a CSV or NDJSON file's values).
+        Err(SluiceError::MissingSource { .. }) => (infer_schema(&files[0])?, Vec::new()),
         Err(e) => return Err(e),
     };
 
@@ -139,7 +134,20 @@ pub async fn ingest(
     };
     let mut batches = Vec::new();
     let mut rejected = Vec::new();
-    for file in files {
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .collect();
+    let total: u64 = sizes.iter().sum();
+    let mut done = 0;
+    for (file, size) in files.iter().zip(&sizes) {
+        progress(&Progress::new(
+            format!("reading {}", file.display()),
+            done,
+            Some(total),
+            ProgressUnit::Bytes,
+        ));
+        done += size;
         let format = InputFormat::of(file).ok_or_else(|| {
             SluiceError::Usage(format!(
                 "{}: unknown format (expected .csv, .ndjson, .jsonl, .json or .parquet)",
@@ -172,6 +180,12 @@ pub async fn ingest(
         });
     }
 
+    progress(&Progress::new(
+        format!("writing {source}"),
+        done,
+        Some(total),
+        ProgressUnit::Bytes,
+    ));
     let mut rows_ingested = 0;
     let mut writer = DatasetWriter::begin(store, &def.path, &partitions, actor).await?;
     for batch in &batches {
@@ -295,6 +309,70 @@ fn rejected_batch(write_id: &str, rejected: &[RejectedRow]) -> Result<RecordBatc
 
 fn io_error(file: &Path, e: impl std::fmt::Display) -> SluiceError {
     SluiceError::io(file, std::io::Error::other(e.to_string()))
+}
+
+/// Rows read to infer the schema of a CSV or NDJSON file that starts a source.
+const INFER_ROWS: usize = 10_000;
+
+/// The schema a source's first file gives it: a Parquet file's own; for CSV (header
+/// names) and NDJSON (keys), the types arrow infers from the first rows' values
+/// (integers, floats, booleans, dates, timestamps, else strings), every column nullable.
+fn infer_schema(file: &Path) -> Result<SchemaRef> {
+    let format = InputFormat::of(file).ok_or_else(|| {
+        SluiceError::Usage(format!(
+            "{}: unknown format (expected .csv, .ndjson, .jsonl, .json or .parquet)",
+            file.display()
+        ))
+    })?;
+    let open = || std::fs::File::open(file).map_err(|e| SluiceError::io(file, e));
+    let inferred = match format {
+        InputFormat::Parquet => return parquet_schema(file),
+        InputFormat::Csv => {
+            datafusion::arrow::csv::reader::Format::default()
+                .with_header(true)
+                .infer_schema(open()?, Some(INFER_ROWS))
+                .map_err(|e| io_error(file, format!("cannot infer its columns: {e}")))?
+                .0
+        }
+        InputFormat::NdJson => {
+            let reader = std::io::BufReader::new(open()?);
+            datafusion::arrow::json::reader::infer_json_schema(reader, Some(INFER_ROWS))
+                .map_err(|e| io_error(file, format!("cannot infer its columns: {e}")))?
+                .0
+        }
+    };
+    let mut fields = Vec::with_capacity(inferred.fields().len());
+    for f in inferred.fields() {
+        let name = f.name().trim();
+        if name.is_empty() {
+            return Err(SluiceError::Usage(format!(
+                "{}:1: a column has no name",
+                file.display()
+            )));
+        }
+        if fields
+            .iter()
+            .any(|g: &datafusion::arrow::datatypes::Field| g.name() == name)
+        {
+            return Err(SluiceError::Usage(format!(
+                "{}:1: column `{name}` appears twice",
+                file.display()
+            )));
+        }
+        // Columns of no value yet, and nested values, are kept as text.
+        let ty = match f.data_type() {
+            t if t.is_primitive() || matches!(t, DataType::Boolean | DataType::Utf8) => t.clone(),
+            _ => DataType::Utf8,
+        };
+        fields.push(datafusion::arrow::datatypes::Field::new(name, ty, true));
+    }
+    if fields.is_empty() {
+        return Err(SluiceError::Usage(format!(
+            "{}: has no columns",
+            file.display()
+        )));
+    }
+    Ok(Arc::new(Schema::new(fields)))
 }
 
 fn parquet_schema(file: &Path) -> Result<SchemaRef> {

@@ -9,6 +9,7 @@ use crate::error::{Result, SluiceError};
 use crate::session::EnvSession;
 use crate::session::report::RunReport;
 use crate::store::dataset::{DatasetWriter, Manifest, WriteMode};
+use crate::util::progress::{OnProgress, Progress, ProgressUnit};
 
 /// What a materialization wrote.
 #[derive(Debug)]
@@ -38,6 +39,7 @@ pub async fn materialize(
     params: &[(String, String)],
     deployed: bool,
     actor: &str,
+    progress: OnProgress<'_>,
 ) -> Result<MaterializeReport> {
     let def = session.resolve_pipe(pipe, deployed).await?;
     let env = &session.environment().name;
@@ -81,6 +83,12 @@ pub async fn materialize(
         let batch = batch.map_err(|e| run.error(e))?;
         rows += batch.num_rows() as u64;
         writer.write(&batch).await?;
+        progress(&Progress::new(
+            format!("writing {}", target.to),
+            rows,
+            None,
+            ProgressUnit::Rows,
+        ));
     }
     let write_id = writer.write_id().to_string();
     let version = crate::project::version_of(&def.text).unwrap_or_default();

@@ -228,7 +228,7 @@ impl AppState {
             return Err(ApiError::new(
                 401,
                 format!(
-                    "environment `{}` needs a token: pass `Authorization: Bearer <token>` or `?token=` (create one with `sluice token create --env {}`)",
+                    "environment `{}` needs a token: pass `Authorization: Bearer <token>` or `?token=` (create one with `sluice token create NAME --env {}`)",
                     self.env(),
                     self.env()
                 ),

@@ -132,7 +132,7 @@ impl TokenStore {
         let mut file = self.read().await?;
         if file.tokens.iter().any(|t| t.name == name) {
             return Err(SluiceError::Usage(format!(
-                "environment `{env}` already has a token named `{name}` (revoke it first: sluice token revoke {name} --env {env})"
+                "environment `{env}` already has a token named `{name}` (revoke it first: `sluice token revoke {name} --env {env}`)"
             )));
         }
         let mut secret = [0u8; 20];

@@ -37,7 +37,17 @@ pub async fn bench(settings: &Settings, args: BenchArgs) -> Result<()> {
     };
     let mut results = Vec::with_capacity(pipes.len());
     for pipe in &pipes {
-        let r = bench_pipe(&session, pipe, &args.params, &options).await?;
+        let bar = crate::print::progress_bar();
+        let r = bench_pipe(
+            &session,
+            pipe,
+            &args.params,
+            &options,
+            &|p: &sluice_engine::util::progress::Progress| crate::print::show_progress(&bar, p),
+        )
+        .await;
+        bar.finish_and_clear();
+        let r = r?;
         eprintln!(
             "{env} · pipe {} · median {} over {} runs",
             r.pipe,

@@ -10,7 +10,14 @@ use crate::print::{human_bytes, human_count, print_output, print_table};
 use crate::settings::Settings;
 
 pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
-    let session = settings.session(&args.env, &args.sample)?;
+    let session = if args.fixtures {
+        // The pipe tests' store: what a case's run sees, to write its expectation from.
+        let project = settings.project()?;
+        let env = sluice_engine::project::pipe_tests::test_environment(&project);
+        EnvSession::open_with(project, env, &args.sample.to_override())?
+    } else {
+        settings.session(&args.env, &args.sample)?
+    };
     let pipe = session.resolve_pipe(&args.pipe, args.deployed).await?;
     if settings.verbose > 0 && !args.output.quiet {
         for w in session.sampling_warnings(&pipe).await.unwrap_or_default() {
@@ -22,9 +29,13 @@ pub async fn run(settings: &Settings, args: RunArgs) -> Result<()> {
         estimate: args.estimate,
         ..Default::default()
     };
-    let out =
+    // Runs on the fixtures are not recorded: their store is committed test data.
+    let out = if args.fixtures {
+        session.run_pipe_def(&pipe, &args.params, &options).await?
+    } else {
         sluice_engine::stats::run_pipe_recorded(&session, &pipe, &args.params, &options, "cli")
-            .await?;
+            .await?
+    };
     print_output(&out, &args.output, settings.verbose)
 }
 
@@ -140,8 +151,27 @@ pub async fn sources(settings: &Settings, args: SourcesArgs) -> Result<()> {
     };
     let mut rows = Vec::new();
     let mut schemas = Vec::new();
+    let mut empty = Vec::new();
     for name in &names {
-        let listing = session.list_source(name).await?;
+        let listing = match session.list_source(name).await {
+            Ok(l) => l,
+            // An empty source is a row of its own, and how to fill it is said below.
+            Err(e @ SluiceError::MissingSource { .. }) => {
+                rows.push(vec![
+                    name.clone(),
+                    "-".into(),
+                    "0".into(),
+                    "0".into(),
+                    "no data".into(),
+                    "-".into(),
+                    "-".into(),
+                    "yes".into(),
+                ]);
+                empty.push(e.to_string());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let def = session.source_def(name).await?.expect("listed");
         let sampling = match project.source_sampling(&def, session.policy()) {
             sluice_engine::SourceSampling::Full => "full".to_string(),
@@ -205,6 +235,9 @@ pub async fn sources(settings: &Settings, args: SourcesArgs) -> Result<()> {
     for (name, cols) in schemas {
         outln!("\n{name}");
         print_table(&["column", "type", "nullable", "note"], &cols)?;
+    }
+    for e in empty {
+        eprintln!("note: {e}");
     }
     Ok(())
 }

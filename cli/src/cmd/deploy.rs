@@ -5,8 +5,8 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Result;
 use sluice_engine::SluiceError;
 use sluice_engine::deploy::{
-    DeploymentState, GateOptions, PlanKind, PromoteOptions, deploy, plan, promote, resolve_version,
-    rollback, status,
+    DeploymentState, GateOptions, PlanKind, PromoteOptions, deploy, plan, promote_with_progress,
+    resolve_version, rollback, status,
 };
 
 use super::Failed;
@@ -129,7 +129,18 @@ pub async fn promote_cmd(settings: &Settings, args: PromoteArgs) -> Result<()> {
         },
         actor: settings.actor.clone(),
     };
-    let report = promote(project, &args.from, &args.to, &args.pipes, &options).await?;
+    let bar = crate::print::progress_bar();
+    let report = promote_with_progress(
+        project,
+        &args.from,
+        &args.to,
+        &args.pipes,
+        &options,
+        &|p: &sluice_engine::util::progress::Progress| crate::print::show_progress(&bar, p),
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
     if let Some(pid) = report.stale_lock {
         eprintln!(
             "note: took over a stale lock of `{}` left by pid {pid}",

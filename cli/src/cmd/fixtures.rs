@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use sluice_engine::fixtures::tpch::{
-    TpchCodec, check_scale_factor, generate_tpch_with, write_tpch_project,
+    TpchCodec, check_scale_factor, generate_tpch_progress, write_tpch_project,
 };
 use sluice_engine::{EnvSession, Project, SampleOverride};
 
@@ -51,7 +51,16 @@ async fn tpch(settings: &Settings, args: TpchArgs) -> Result<()> {
     for env in &envs {
         let session = EnvSession::open(project.clone(), env, &SampleOverride::default())?;
         let started = Instant::now();
-        let summary = generate_tpch_with(session.store(), sf, args.compression.into()).await?;
+        let bar = crate::print::progress_bar();
+        let summary = generate_tpch_progress(
+            session.store(),
+            sf,
+            args.compression.into(),
+            &|p: &sluice_engine::util::progress::Progress| crate::print::show_progress(&bar, p),
+        )
+        .await;
+        bar.finish_and_clear();
+        let summary = summary?;
         eprintln!(
             "{env}: wrote TPC-H SF {sf} ({} lineitem rows, {} orders) as {} files, {} in {} into {}",
             human_count(summary.rows("lineitem")),

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use sluice_engine::fixtures::{GenOptions, generate_sales_calls, write_example_project};
 use sluice_engine::{EnvSession, Project, RunOptions, SampleOverride, SluiceError};
 
-use crate::args::InitArgs;
+use crate::args::{InitArgs, NewArgs};
 use crate::outln;
 use crate::print::{human_bytes, human_count, human_duration, print_table};
 
@@ -232,5 +232,29 @@ pub async fn quickstart(args: InitArgs) -> Result<()> {
         "\nnext: cd {} && sluice run top_reps --estimate && sluice fidelity daily_outcomes && sluice sources",
         dir.display()
     );
+    Ok(())
+}
+
+/// `sluice new DIR`: an empty project for the user's own data.
+pub fn new_project(args: NewArgs) -> Result<()> {
+    let created = sluice_engine::project::template::write_new_project(&args.dir, &args.source)?;
+    let dir = created.dir.display();
+    let source = &created.source;
+    outln!(
+        "created the project {} in {dir}: environments staging (a 10% sample) and production (protected, full), the source {source}, the pipe {}",
+        created.name,
+        created.pipe
+    );
+    for f in &created.files {
+        outln!("  {f}");
+    }
+    outln!("next: cd {dir}");
+    outln!(
+        "      sluice ingest {source} FILE --env production   # your data: CSV, NDJSON or Parquet"
+    );
+    outln!(
+        "      sluice sample build                             # staging: a sample of production"
+    );
+    outln!("      sluice run {}", created.pipe);
     Ok(())
 }

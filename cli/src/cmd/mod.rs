@@ -9,6 +9,7 @@ pub mod fixtures;
 pub mod init;
 pub mod quality;
 pub mod serve;
+pub mod shell;
 pub mod stores;
 
 /// Failures found by a command that ran fine (e.g. `validate` finding broken pipes):

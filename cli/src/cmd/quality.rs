@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 use sluice_engine::quality::checks::{CheckResult, plan_checks, run_pipe_checks, run_sql_checks};
-use sluice_engine::quality::pipe_tests::run_pipe_tests;
+use sluice_engine::quality::pipe_tests::{run_pipe_tests, update_pipe_tests};
 
 use super::Failed;
 use crate::args::{CheckArgs, TestArgs};
@@ -26,7 +26,11 @@ fn summary(passed: usize, failed: usize, what: &str) -> Result<()> {
 
 pub async fn test(settings: &Settings, args: TestArgs) -> Result<()> {
     let project = settings.project()?;
-    let results = run_pipe_tests(project, &args.pipes).await?;
+    let results = if args.update {
+        update_pipe_tests(project, &args.pipes).await?
+    } else {
+        run_pipe_tests(project, &args.pipes).await?
+    };
     if results.is_empty() {
         outln!("no pipe tests to run (tests/*.toml)");
     }

@@ -1,7 +1,5 @@
 //! Commands that write into stores: `materialize`, `ingest`, `sample build`, `branch`.
 
-use std::io::IsTerminal;
-
 use anyhow::Result;
 use sluice_engine::branch;
 use sluice_engine::ingest::ingest;
@@ -12,17 +10,31 @@ use crate::args::{
     BranchArgs, BranchCommand, IngestArgs, MaterializeArgs, SampleCmdArgs, SampleCommand,
 };
 use crate::outln;
-use crate::print::{human_bytes, human_count, print_table, summary_line};
+use crate::print::{
+    human_bytes, human_count, print_table, progress_bar, show_progress, source_lines, summary_line,
+};
 use crate::settings::Settings;
+use sluice_engine::util::progress::{Progress, ProgressUnit};
 
 pub async fn materialize_cmd(settings: &Settings, args: MaterializeArgs) -> Result<()> {
     let session = settings.session(&args.env, &args.sample)?;
     let actor = settings.actor.clone();
-    let report = materialize(&session, &args.pipe, &args.params, args.deployed, &actor).await?;
+    let bar = progress_bar();
+    let report = materialize(
+        &session,
+        &args.pipe,
+        &args.params,
+        args.deployed,
+        &actor,
+        &|p: &Progress| show_progress(&bar, p),
+    )
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
     eprintln!("{}", summary_line(&report.run));
     if settings.verbose > 0 {
-        for s in &report.run.sources {
-            eprintln!("  {s:?}");
+        for line in source_lines(&report.run) {
+            eprintln!("{line}");
         }
     }
     outln!(
@@ -43,6 +55,7 @@ pub async fn materialize_cmd(settings: &Settings, args: MaterializeArgs) -> Resu
 pub async fn ingest_cmd(settings: &Settings, args: IngestArgs) -> Result<()> {
     let session = settings.session(&args.env, &Default::default())?;
     let actor = settings.actor.clone();
+    let bar = progress_bar();
     let report = ingest(
         &session,
         &args.source,
@@ -50,8 +63,11 @@ pub async fn ingest_cmd(settings: &Settings, args: IngestArgs) -> Result<()> {
         args.strict,
         &actor,
         &args.partition,
+        &|p: &Progress| show_progress(&bar, p),
     )
-    .await?;
+    .await;
+    bar.finish_and_clear();
+    let report = report?;
     outln!(
         "ingested {} rows from {} file(s) into {} ({})",
         human_count(report.rows_ingested),
@@ -87,23 +103,17 @@ pub async fn sample_cmd(settings: &Settings, args: SampleCmdArgs) -> Result<()> 
         args.seed,
     )?;
     let actor = settings.actor.clone();
-    let bar = if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {msg} [{bar:30}] {binary_bytes}/{binary_total_bytes}",
-            )
-            .expect("progress template")
-            .progress_chars("=> "),
-        );
-        bar
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar();
     let progress = |p: &sample_store::BuildProgress| {
-        bar.set_length(p.bytes_total);
-        bar.set_position(p.bytes_done);
-        bar.set_message(format!("source {}/{}: {}", p.index + 1, p.total, p.source));
+        show_progress(
+            &bar,
+            &Progress::new(
+                format!("source {}/{}: {}", p.index + 1, p.total, p.source),
+                p.bytes_done,
+                Some(p.bytes_total),
+                ProgressUnit::Bytes,
+            ),
+        )
     };
     let report = sample_store::build(
         project.clone(),

@@ -16,5 +16,6 @@ pub use gates::{
 };
 pub use ops::{
     DeployOutcome, PipeStatus, PlanItem, PlanKind, PromoteOptions, PromotedPipe, PromotionPlan,
-    PromotionReport, deploy, deploy_and_promote, plan, promote, resolve_version, rollback, status,
+    PromotionReport, deploy, deploy_and_promote, plan, promote, promote_with_progress,
+    resolve_version, rollback, status,
 };

@@ -13,6 +13,7 @@ use crate::project::version_of;
 use crate::project::{Pipe, Project};
 use crate::session::EnvSession;
 use crate::store::deployments::{Change, DeploymentState, GateResult, HistoryEvent};
+use crate::util::progress::{OnProgress, Progress, ProgressUnit, no_progress};
 
 /// The version of a pipe's working copy.
 fn working_version(pipe: &Pipe) -> Result<String> {
@@ -46,8 +47,20 @@ pub async fn deploy(
 ) -> Result<Vec<DeployOutcome>> {
     let environment = project.environment(env)?;
     if environment.protected {
+        let what = match pipes {
+            [one] => one.clone(),
+            [] => "--all".to_string(),
+            _ => pipes.join(" "),
+        };
+        let how = match project.deploying_environment() {
+            Some(from) => format!(
+                ": deploy to `{0}`, then promote (`sluice deploy {what} --env {0}`, then `sluice promote {what} --from {0} --to {env}`)",
+                from.name
+            ),
+            None => String::new(),
+        };
         return Err(SluiceError::Usage(format!(
-            "environment `{env}` is protected: it runs promoted versions only (sluice promote PIPE --from staging --to {env})"
+            "environment `{env}` is protected: it runs promoted versions only{how}"
         )));
     }
     let names = select_pipes(project.pipes.keys().cloned(), pipes);
@@ -286,6 +299,18 @@ pub async fn promote(
     pipes: &[String],
     options: &PromoteOptions,
 ) -> Result<PromotionReport> {
+    promote_with_progress(project, from, to, pipes, options, &no_progress).await
+}
+
+/// `promote`, reporting each pipe whose gates start (of the pipes to promote).
+pub async fn promote_with_progress(
+    project: Arc<Project>,
+    from: &str,
+    to: &str,
+    pipes: &[String],
+    options: &PromoteOptions,
+    progress: OnProgress<'_>,
+) -> Result<PromotionReport> {
     if from == to {
         return Err(SluiceError::Usage(format!(
             "cannot promote from `{from}` to itself"
@@ -296,8 +321,13 @@ pub async fn promote(
     let source_live = source.live().await?;
     let names = select_pipes(source_live.keys().cloned(), pipes);
     if names.is_empty() {
+        let how = if project.environment(from)?.protected {
+            "it takes promotions only".to_string()
+        } else {
+            format!("deploy first (`sluice deploy --all --env {from}`)")
+        };
         return Err(SluiceError::Usage(format!(
-            "nothing is deployed in `{from}`: deploy first (sluice deploy --all --env {from})"
+            "nothing is deployed in `{from}`: {how}"
         )));
     }
     // The lock is held from the first gate to the commit: what the gates saw live in
@@ -317,11 +347,17 @@ pub async fn promote(
         stale_lock: lock.as_ref().and_then(|l| l.stale_taken_over),
     };
     let mut changes = Vec::new();
-    for name in &names {
+    for (index, name) in names.iter().enumerate() {
+        progress(&Progress::new(
+            format!("gates of {name}"),
+            index as u64,
+            Some(names.len() as u64),
+            ProgressUnit::Steps,
+        ));
         let entry = source_live.get(name).ok_or_else(|| {
             if project.pipes.contains_key(name) {
                 SluiceError::Usage(format!(
-                    "pipe `{name}` was never deployed in `{from}`: deploy it first (sluice deploy {name} --env {from})"
+                    "pipe `{name}` was never deployed in `{from}`: deploy it first (`sluice deploy {name} --env {from}`)"
                 ))
             } else {
                 SluiceError::UnknownPipe {

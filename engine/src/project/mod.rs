@@ -13,6 +13,7 @@ pub mod pipe_tests;
 pub mod sampling;
 pub mod sql;
 pub mod system_tables;
+pub mod template;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -255,6 +256,20 @@ impl Project {
 
     /// Picks the environment a command works on: the named one, or the default one,
     /// which must not be protected (a protected environment is used only when named).
+    /// The environment pipes are deployed to before a promotion: `staging` when it is
+    /// declared and not protected, else the first environment that is neither protected
+    /// nor a branch.
+    pub fn deploying_environment(&self) -> Option<&Environment> {
+        self.environments
+            .get(DEFAULT_ENV)
+            .filter(|e| !e.protected)
+            .or_else(|| {
+                self.environments
+                    .values()
+                    .find(|e| !e.protected && e.parent.is_none())
+            })
+    }
+
     pub fn select_environment(&self, named: Option<&str>) -> Result<&Environment> {
         match named {
             Some(n) => self.environment(n),

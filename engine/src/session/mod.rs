@@ -150,6 +150,60 @@ async fn plan_node(
     ctx.sql(sql).await?.with_param_values(params.clone())
 }
 
+/// A table name as written inside a double-quoted shell argument: bare when it is a
+/// plain lowercase identifier, else quoted for SQL with the quotes escaped for the shell.
+fn shell_ident(name: &str) -> String {
+    let plain = name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if plain {
+        name.to_string()
+    } else {
+        crate::util::text::quote_ident(name)
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('$', "\\$")
+            .replace('`', "\\`")
+    }
+}
+
+/// How a pipe gets into a protected environment, from where it is now: promoted from
+/// the environment that deploys (staging) if it is deployed there, else deployed there
+/// first.
+async fn promotion_hint(project: &Project, pipe: &str, env: &str) -> String {
+    let Some(from) = project.deploying_environment() else {
+        return "it runs promoted versions only".into();
+    };
+    let deployed = match crate::store::deployments::DeploymentState::open(from) {
+        Ok(state) => matches!(state.live_version(pipe).await, Ok(Some(_))),
+        Err(_) => false,
+    };
+    let promote = format!("sluice promote {pipe} --from {} --to {env}", from.name);
+    if deployed {
+        format!("it runs promoted versions only: `{promote}`")
+    } else {
+        format!(
+            "it runs promoted versions only, and `{pipe}` is not deployed in `{0}` either: `sluice deploy {pipe} --env {0}`, then `{promote}`",
+            from.name
+        )
+    }
+}
+
+/// Whether `env`'s store holds data for every declared source (a sample build from it
+/// reads them all).
+async fn has_every_source(project: &Project, env: &Environment) -> bool {
+    let Ok(store) = Store::open(env) else {
+        return false;
+    };
+    for def in project.sources.values() {
+        if store.list_source(def).await.is_err() {
+            return false;
+        }
+    }
+    !project.sources.is_empty()
+}
+
 /// A pipe that failed to plan in an environment, with the node at fault.
 #[derive(Debug, Clone)]
 pub struct PlanFailure {
@@ -275,6 +329,73 @@ impl EnvSession {
         Ok(names)
     }
 
+    /// A source's files in this environment's store; a source with no data is an error
+    /// that says how to fill it.
+    async fn listing(&self, def: &SourceDef) -> Result<SourceListing> {
+        match self.store.list_source(def).await {
+            Err(SluiceError::MissingSource {
+                env,
+                source_name,
+                path,
+                hint,
+            }) if hint.is_empty() => Err(SluiceError::MissingSource {
+                hint: self.fill_hint(&env, def).await,
+                env,
+                source_name,
+                path,
+            }),
+            other => other,
+        }
+    }
+
+    /// How to fill `def` in `env` (this environment, or the parent a branch reads), as
+    /// a command that works from here: pipe tests' fixture rows written by a query;
+    /// else a sample build from an environment that has every source's data; else an
+    /// ingest.
+    async fn fill_hint(&self, env: &str, def: &SourceDef) -> String {
+        let source = &def.name;
+        if env == crate::project::pipe_tests::TEST_ENV {
+            let from = self
+                .project
+                .select_environment(None)
+                .map(|e| e.name.clone())
+                .unwrap_or_else(|_| "staging".into());
+            return format!(
+                "; pipe tests read fixture rows there: write some with `sluice query \"SELECT * FROM {} LIMIT 100\" --env {from} -f parquet -o {}/{}/part-0.parquet`",
+                shell_ident(source),
+                crate::project::pipe_tests::TEST_DATA_DIR,
+                def.path
+            );
+        }
+        let Ok(target) = self.project.environment(env) else {
+            return String::new();
+        };
+        if !self.project.sources.contains_key(source) {
+            return String::new();
+        }
+        if !target.protected && target.parent.is_none() {
+            // `production` first: the default of `sluice sample build --from`.
+            let mut candidates: Vec<&Environment> = self
+                .project
+                .environments
+                .values()
+                .filter(|e| e.name != env && e.parent.is_none())
+                .collect();
+            candidates.sort_by_key(|e| e.name != "production");
+            for from in candidates {
+                if has_every_source(&self.project, from).await {
+                    return format!(
+                        "; fill it with a sample of {0}'s data: `sluice sample build --from {0} --to {env}`",
+                        from.name
+                    );
+                }
+            }
+        }
+        format!(
+            "; fill it with `sluice ingest {source} FILE --env {env}` (a CSV, NDJSON or Parquet file)"
+        )
+    }
+
     /// Lists a source's files in this environment's store.
     pub async fn list_source(&self, name: &str) -> Result<SourceListing> {
         let def = self.source_def(name).await?.ok_or_else(|| {
@@ -283,7 +404,7 @@ impl EnvSession {
                 self.env.name
             ))
         })?;
-        self.store.list_source(&def).await
+        self.listing(&def).await
     }
 
     /// A source of this environment read in full, as a DataFrame to build on (sample
@@ -295,7 +416,7 @@ impl EnvSession {
                 self.env.name
             ))
         })?;
-        let listing = self.store.list_source(&def).await?;
+        let listing = self.listing(&def).await?;
         // Sample builds and exports write through this process: read here too.
         let (ctx, snapshot) = backend::local_context(self.config(), &self.runtime)?;
         crate::scan::register_source(
@@ -366,7 +487,7 @@ impl EnvSession {
             let Some(def) = self.source_def(name).await? else {
                 continue;
             };
-            let listing = self.store.list_source(&def).await?;
+            let listing = self.listing(&def).await?;
             let sampling = self.project.source_sampling(&def, self.policy.as_ref());
             // A policy's fraction is of the data a build was taken from, not of the build.
             let (sampling, build_note) = match (&listing.built_sample, &sampling) {
@@ -530,7 +651,7 @@ impl EnvSession {
             sample: None,
             sort: Vec::new(),
         };
-        let listing = self.store.list_source(&def).await?;
+        let listing = self.listing(&def).await?;
         let scan = self
             .register_source(
                 ctx,
@@ -716,13 +837,10 @@ impl EnvSession {
             // A name the project does not know either is a typo, not a missing promotion.
             self.project.pipe(name)?;
             let hint = if self.env.protected {
-                format!(
-                    "it runs promoted versions only: sluice promote {name} --from staging --to {}",
-                    self.env.name
-                )
+                promotion_hint(&self.project, name, &self.env.name).await
             } else {
                 format!(
-                    "deploy it first: sluice deploy {name} --env {}",
+                    "deploy it first: `sluice deploy {name} --env {}`",
                     self.env.name
                 )
             };

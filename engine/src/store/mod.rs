@@ -319,10 +319,12 @@ impl Store {
     ) -> Result<SourceListing> {
         let location = self.describe(&source.path);
         if objects.is_empty() {
+            // The session that asked knows the project, and so how to fill it.
             return Err(SluiceError::MissingSource {
                 env: self.env.clone(),
                 source_name: source.name.clone(),
                 path: location,
+                hint: String::new(),
             });
         }
         let manifest = dataset::read_manifest(self, &source.path).await?;

@@ -5,4 +5,5 @@
 pub mod clock;
 pub mod failpoint;
 pub mod fs;
+pub mod progress;
 pub mod text;
