@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod deploy;
 mod estimates;
+mod faults;
 mod guards;
 mod layers;
 mod params;
