@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! tests/corpus/<case>/cmd      the arguments, one a line
-//! tests/corpus/<case>/expect   `exit N`, then `stderr TEXT` lines the error must contain,
-//!                              and `pending WHY` for a case another branch fixes
+//! tests/corpus/<case>/expect   `exit N`, then `stderr TEXT` (and `stdout TEXT`) lines the
+//!                              output must contain, and `pending WHY` for a case another
+//!                              branch fixes
 //! tests/corpus/<case>/files/   files put into the project first (over the example's)
 //! tests/corpus/<case>/setup    optional commands run first, one a line, that must succeed
 //! ```
@@ -78,6 +79,7 @@ fn stores(root: &Path) -> Stores {
 struct Expect {
     exit: i32,
     stderr: Vec<String>,
+    stdout: Vec<String>,
     pending: Option<String>,
 }
 
@@ -86,6 +88,7 @@ fn parse_expect(path: &Path) -> Expect {
     let mut expect = Expect {
         exit: -1,
         stderr: Vec::new(),
+        stdout: Vec::new(),
         pending: None,
     };
     for line in text
@@ -95,6 +98,7 @@ fn parse_expect(path: &Path) -> Expect {
         match line.split_once(' ') {
             Some(("exit", n)) => expect.exit = n.trim().parse().unwrap(),
             Some(("stderr", s)) => expect.stderr.push(s.to_string()),
+            Some(("stdout", s)) => expect.stdout.push(s.to_string()),
             Some(("pending", s)) => expect.pending = Some(s.to_string()),
             _ => panic!("{}: unknown line {line:?}", path.display()),
         }
@@ -137,6 +141,12 @@ fn run_case(base: &TestProject, case: &Path) -> Result<(), String> {
     for needle in &expect.stderr {
         if !stderr.contains(needle.as_str()) {
             wrong.push(format!("stderr lacks {needle:?}"));
+        }
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for needle in &expect.stdout {
+        if !stdout.contains(needle.as_str()) {
+            wrong.push(format!("stdout lacks {needle:?}"));
         }
     }
     if stderr.contains("panicked") {

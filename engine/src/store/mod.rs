@@ -395,9 +395,9 @@ impl Store {
                 .any(|(rel, _)| rel == dataset::MANIFEST_PENDING);
             let manifest = dataset::read_manifest_listed(self, &source.path, Some(pending)).await?;
             let complete = manifest.as_ref().is_none_or(|m| {
-                m.files
-                    .iter()
-                    .all(|f| objects.iter().any(|(rel, _)| *rel == f.path))
+                let listed: std::collections::HashSet<&str> =
+                    objects.iter().map(|(rel, _)| rel.as_str()).collect();
+                m.files.iter().all(|f| listed.contains(f.path.as_str()))
             });
             if complete || tries == 3 {
                 break manifest;
