@@ -329,6 +329,27 @@ sort = ["started_at"]
         }
     }
 
+    /// Runs `sluice ARGS` with a failpoint set and requires that it was killed there.
+    fn killed(&self, args: &[&str], failpoint: &str) {
+        let mut cmd = std::process::Command::new(sluice_bin());
+        cmd.current_dir(self.dir.path())
+            .env_remove("SLUICE_PROJECT")
+            .env("SLUICE_FAILPOINT", failpoint)
+            .args(args);
+        for env in ["staging", "production"] {
+            cmd.env(format!("SLUICE_TEST_KEY_{env}"), format!("key-{env}"))
+                .env(format!("SLUICE_TEST_SECRET_{env}"), format!("secret-{env}"));
+        }
+        let out = cmd.output().expect("run sluice");
+        assert!(
+            out.status.code().is_none(),
+            "[{:?}] {args:?} at {failpoint}: exit {:?}: {}",
+            self.backend,
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Library access to S3 stores reads the same credential variables as the binary.
     fn store_vars(&self) {
         for env in ["staging", "production"] {
@@ -375,6 +396,7 @@ on_every_store! {
     workflow_reads_samples_and_promotes => workflow;
     materialize_replaces_and_appends_atomically => materialize;
     materialize_killed_midway_keeps_previous_data => materialize_killed;
+    ingest_and_quarantine_killed_land_together => ingest_killed_together;
     ingest_quarantines_bad_rows => ingest_quarantine;
     sample_build_keeps_joins_whole => sample_build;
     branches_overlay_their_parent => branches;
@@ -493,6 +515,59 @@ fn materialize_killed(case: StoreCase) {
     };
     // The current write and the previous one are kept; the killed one is gone.
     assert_eq!(parts(&cleaned), 2, "{cleaned:?}");
+}
+
+/// An ingest with rejected rows commits the rows and their quarantine with one commit
+/// file (see docs/guarantees.md), on an object store as on a folder: killed before it,
+/// neither is read; killed after it with only the rows' manifest in place, both are; the
+/// next ingest leaves nothing pending behind.
+fn ingest_killed_together(case: StoreCase) {
+    case.load("staging");
+    let rows_before = case.rows("calls", "staging");
+    let errors = "SELECT count(*) FROM sluice.calls_errors";
+    let header = "call_id,account_id,rep_id,started_at,duration_s,outcome,amount,channel\n";
+    let file = |name: &str, first_id: u64| {
+        let path = case.dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "{header}{a},101,3,2024-06-01T10:00:00,60,won,1.5,phone\n\
+                 {b},not-a-number,3,2024-06-01T11:00:00,60,won,1.0,phone\n\
+                 {c},102,4,2024-06-01T12:00:00,30,lost,,video\n",
+                a = first_id,
+                b = first_id + 1,
+                c = first_id + 2
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    };
+    let first = file("first.csv", 910_000);
+    case.killed(&["ingest", "calls", &first], "together:pending");
+    assert_eq!(case.rows("calls", "staging"), rows_before);
+    assert_eq!(case.number(errors, "staging", &[]), 0.0);
+    case.killed(&["ingest", "calls", &first], "together:between");
+    assert_eq!(case.rows("calls", "staging"), rows_before + 2);
+    assert_eq!(case.number(errors, "staging", &[]), 1.0);
+    let second = file("second.csv", 920_000);
+    case.ok(&["ingest", "calls", &second]);
+    assert_eq!(case.rows("calls", "staging"), rows_before + 4);
+    assert_eq!(case.number(errors, "staging", &[]), 2.0);
+    let stray: Vec<String> = case
+        .snapshot("staging")
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| {
+            p.ends_with(".pending")
+                || p.starts_with("_sluice/commits/")
+                || p.starts_with("_sluice/locks/")
+        })
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "[{:?}] left behind: {stray:?}",
+        case.backend
+    );
 }
 
 fn ingest_quarantine(case: StoreCase) {

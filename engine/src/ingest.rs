@@ -2,7 +2,8 @@
 //! checked against the source's schema. Rows that fail to parse or cast are kept out of
 //! the source and written, with the reason, file and line, to the quarantine dataset
 //! `_sluice/errors/<source>/` (like Airfold's `_errors`); with `strict` the whole batch
-//! is refused instead. One commit for all the files: nothing is half-appended.
+//! is refused instead. One commit for all the files and their quarantine (both datasets
+//! in one `commit_together`): nothing is half-appended, no reject is lost.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use crate::error::{Result, SluiceError};
 use crate::project::SourceDef;
 use crate::session::EnvSession;
-use crate::store::dataset::{DatasetWriter, WriteMode};
+use crate::store::dataset::{DatasetWriter, WriteMode, commit_together};
 use crate::util::progress::{OnProgress, Progress, ProgressUnit};
 
 pub use crate::project::system_tables::{
@@ -193,22 +194,22 @@ pub async fn ingest(
         writer.write(batch).await?;
     }
     let write_id = writer.write_id().to_string();
-    writer
-        .commit(
-            WriteMode::Append,
-            &format!("ingest {}", describe_files(files)),
-        )
-        .await?;
-
+    let origin = format!("ingest {}", describe_files(files));
+    let data = writer.prepare(WriteMode::Append, &origin).await?;
+    // The rows and the quarantine of the rows kept out land together or not at all: a
+    // kill between two commits would leave rows ingested whose rejects are recorded
+    // nowhere (and a second ingest of the same files would add the rows twice).
     let errors_location = if rejected.is_empty() {
+        data.commit().await?;
         None
     } else {
         let dataset = errors_dataset(source);
         let mut errors = DatasetWriter::begin(store, &dataset, &[], actor).await?;
         errors.write(&rejected_batch(&write_id, &rejected)?).await?;
-        errors
-            .commit(WriteMode::Append, "ingest quarantine")
+        let errors = errors
+            .prepare(WriteMode::Append, "ingest quarantine")
             .await?;
+        commit_together(store, vec![data, errors], Vec::new(), &origin).await?;
         Some(store.describe(&dataset))
     };
     Ok(IngestReport {

@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use datafusion::prelude::ident;
 use futures::StreamExt;
 
@@ -16,7 +15,9 @@ use crate::project::Project;
 use crate::project::sampling::{SampleOverride, SamplePolicy, SourceSampling, check_fraction};
 use crate::scan::key::{KeyHash, KeySample, KeySampleCounters};
 use crate::session::EnvSession;
-use crate::store::dataset::{BuiltSample, DatasetWriter, WriteMode};
+use crate::store::dataset::{
+    BuiltSample, DatasetWriter, WriteMode, commit_together, resolve_pending,
+};
 use crate::store::{STATE_DIR, Store};
 
 /// Rows per row group of a key-sampled source in a build: small, so a `system` sample
@@ -138,6 +139,10 @@ pub async fn build(
     let bytes_total: u64 = listings.iter().map(|(_, _, l)| l.bytes()).sum();
     let mut bytes_done = 0;
     let mut sources = Vec::new();
+    // Every source is written first and committed with the others at the end, in one
+    // commit: a build that fails or is killed part-way leaves the target as it was, never
+    // some sources of the new build beside others of the old one.
+    let mut prepared = Vec::new();
     for (index, (name, df, listing)) in listings.into_iter().enumerate() {
         progress(&BuildProgress {
             source: name.clone(),
@@ -212,7 +217,12 @@ pub async fn build(
             "sample build from {from}: {method}, fraction {}, seed {}",
             options.fraction, options.seed
         );
-        let manifest = writer.commit(WriteMode::Replace, &origin).await?;
+        let write = writer.prepare(WriteMode::Replace, &origin).await?;
+        let manifest = write.manifest().clone();
+        prepared.push(write);
+        if index == 0 {
+            crate::util::failpoint::hit("sample_build:between_sources");
+        }
         bytes_done += listing.bytes();
         sources.push(SourceBuild {
             source: name.clone(),
@@ -248,11 +258,19 @@ pub async fn build(
             "null_keys_in": s.null_keys_in, "null_keys_kept": s.null_keys_kept,
         })).collect::<Vec<_>>(),
     });
-    target
-        .put(
-            &format!("{STATE_DIR}/sample_build.json"),
-            Bytes::from(serde_json::to_vec_pretty(&record).expect("json")),
-        )
-        .await?;
+    // The record is part of the commit; what a killed build left pending for it is
+    // settled first (the build holds every source's lock, as any build of this store).
+    let record_path = format!("{STATE_DIR}/sample_build.json");
+    resolve_pending(&target, &record_path, actor).await?;
+    commit_together(
+        &target,
+        prepared,
+        vec![(
+            record_path,
+            serde_json::to_string_pretty(&record).expect("json"),
+        )],
+        &format!("sample build from {from}"),
+    )
+    .await?;
     Ok(report)
 }

@@ -217,23 +217,40 @@ pub async fn branch_cmd(settings: &Settings, args: BranchArgs) -> Result<()> {
             );
         }
         BranchCommand::List => {
-            let rows: Vec<Vec<String>> = project
+            let deleting = project.deleting_branches.values().map(|(e, since)| {
+                (
+                    e,
+                    format!(
+                        "being deleted since {since}: run `sluice branch delete {}` to finish",
+                        e.name
+                    ),
+                )
+            });
+            let mut rows: Vec<(String, Vec<String>)> = project
                 .environments
                 .values()
-                .filter_map(|e| {
+                .map(|e| (e, "ok".to_string()))
+                .chain(deleting)
+                .filter_map(|(e, state)| {
                     let parent = e.parent.as_ref()?;
-                    Some(vec![
+                    Some((
                         e.name.clone(),
-                        parent.name.clone(),
-                        e.location.to_string(),
-                        e.sample
-                            .as_ref()
-                            .map(|p| p.to_string())
-                            .unwrap_or_else(|| "full".into()),
-                    ])
+                        vec![
+                            e.name.clone(),
+                            parent.name.clone(),
+                            e.location.to_string(),
+                            e.sample
+                                .as_ref()
+                                .map(|p| p.to_string())
+                                .unwrap_or_else(|| "full".into()),
+                            state,
+                        ],
+                    ))
                 })
                 .collect();
-            print_table(&["branch", "parent", "store", "sample"], &rows)?;
+            rows.sort();
+            let rows: Vec<Vec<String>> = rows.into_iter().map(|(_, r)| r).collect();
+            print_table(&["branch", "parent", "store", "sample", "state"], &rows)?;
         }
     }
     Ok(())

@@ -29,6 +29,17 @@ pub struct BranchFile {
     pub sample: toml::Value,
     pub created_at: String,
     pub created_by: String,
+    /// Set when `sluice branch delete` starts (the time): a delete that was interrupted
+    /// leaves the branch unusable until it is run again and finishes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleting: Option<String>,
+}
+
+/// A branch as loaded: its environment, and when its deletion started if it is being
+/// deleted.
+pub struct LoadedBranch {
+    pub env: Environment,
+    pub deleting: Option<String>,
 }
 
 /// The definition file of branch `name`.
@@ -42,7 +53,7 @@ pub fn load_branches(
     root: &Path,
     environments: &BTreeMap<String, Environment>,
     problems: &mut Vec<Problem>,
-) -> Vec<Environment> {
+) -> Vec<LoadedBranch> {
     let dir = root.join(BRANCHES_DIR);
     let Ok(files) = files_with_extension(&dir, "toml") else {
         return Vec::new();
@@ -104,9 +115,10 @@ pub fn load_branches(
                 continue;
             }
         };
-        out.push(branch_environment(
-            &name, parent, location, raw.data, sample,
-        ));
+        out.push(LoadedBranch {
+            env: branch_environment(&name, parent, location, raw.data, sample),
+            deleting: raw.deleting,
+        });
     }
     out
 }

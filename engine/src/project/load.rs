@@ -458,10 +458,23 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
         );
     }
 
+    let mut deleting_branches = BTreeMap::new();
     for branch in super::branch::load_branches(&root, &environments, &mut problems) {
-        environments.insert(branch.name.clone(), branch);
+        match branch.deleting {
+            Some(since) => {
+                deleting_branches.insert(branch.env.name.clone(), (branch.env, since));
+            }
+            None => {
+                environments.insert(branch.env.name.clone(), branch.env);
+            }
+        }
     }
-    check_store_isolation(&file, &root, &environments, &data_at, &mut problems);
+    // A branch being deleted still has a store no other may overlap.
+    let mut all_stores = environments.clone();
+    for (name, (env, _)) in &deleting_branches {
+        all_stores.insert(name.clone(), env.clone());
+    }
+    check_store_isolation(&file, &root, &all_stores, &data_at, &mut problems);
     let pipes = load_pipes(&root, &sources, &mut problems)?;
     let sql_checks = load_sql_checks(&root, &sources, &pipes, &mut problems)?;
 
@@ -472,6 +485,7 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
         root,
         name,
         environments,
+        deleting_branches,
         sources,
         pipes,
         sql_checks,

@@ -38,6 +38,9 @@ pub struct Project {
     pub root: PathBuf,
     pub name: String,
     pub environments: BTreeMap<String, Environment>,
+    /// Branches whose deletion was started and not finished (with when it started):
+    /// not usable, only deletable (`sluice branch delete` finishes it).
+    pub deleting_branches: BTreeMap<String, (Environment, String)>,
     pub sources: BTreeMap<String, SourceDef>,
     pub pipes: BTreeMap<String, Pipe>,
     /// `checks/*.sql`: queries over the sources that must return no rows.
@@ -246,6 +249,11 @@ impl Project {
 
     /// The environment called `name`.
     pub fn environment(&self, name: &str) -> Result<&Environment> {
+        if let Some((_, since)) = self.deleting_branches.get(name) {
+            return Err(SluiceError::Usage(format!(
+                "branch `{name}` is being deleted (since {since}; the delete was interrupted and its store may be partly gone): run `sluice branch delete {name}` to finish"
+            )));
+        }
         self.environments
             .get(name)
             .ok_or_else(|| SluiceError::UnknownEnvironment {

@@ -235,14 +235,20 @@ impl DeploymentState {
             .unwrap_or(0)
             + 1;
         let mut events = Vec::new();
+        // Version files this change adds: taken back if it fails before its commit.
+        let mut added = Vec::new();
         for change in changes {
             if !self.has_version(&change.pipe, &change.version).await? {
-                self.store
-                    .put(
-                        &Self::version_path(&change.pipe, &change.version),
-                        Bytes::from(change.text.clone()),
-                    )
-                    .await?;
+                let path = Self::version_path(&change.pipe, &change.version);
+                if let Err(e) = self
+                    .store
+                    .put(&path, Bytes::from(change.text.clone()))
+                    .await
+                {
+                    self.take_back(&added).await;
+                    return Err(e);
+                }
+                added.push(path);
             }
             crate::util::failpoint::hit("commit:after_versions");
             let previous = live.pipes.get(&change.pipe).map(|e| e.version.clone());
@@ -268,15 +274,32 @@ impl DeploymentState {
             events.push(event);
         }
         live.last_events = events.clone();
-        let body = serde_json::to_vec_pretty(&live).expect("live state serializes");
-        self.store
-            .put(&Self::live_path(), Bytes::from(body))
-            .await?;
+        let body = Bytes::from(serde_json::to_vec_pretty(&live).expect("live state serializes"));
+        if let Err(e) = self.store.put(&Self::live_path(), body.clone()).await {
+            // Not committed (unless the put landed after all): the store as it was.
+            if !matches!(self.store.get(&Self::live_path()).await, Ok(Some(b)) if b == body) {
+                self.take_back(&added).await;
+            }
+            return Err(e);
+        }
         crate::util::failpoint::hit("commit:after_live");
+        // Committed: an event not written now is kept in live.json and written by the
+        // next change, so a failure here does not fail the change.
         for e in &events {
-            self.write_event(e).await?;
+            if let Err(err) = self.write_event(e).await {
+                tracing::warn!(env = %self.env, "history event {} not written ({err}): the next change writes it", e.seq);
+                break;
+            }
         }
         Ok(events)
+    }
+
+    /// Deletes the version files a change that failed before its commit added (best
+    /// effort: a version file no live.json names is never read).
+    async fn take_back(&self, added: &[String]) {
+        for path in added {
+            let _ = self.store.delete(path).await;
+        }
     }
 
     async fn write_event(&self, e: &HistoryEvent) -> Result<()> {

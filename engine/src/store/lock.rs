@@ -10,6 +10,11 @@
 //! Nobody else may replace a lock of that content while the marker exists, so the check
 //! and the write cannot be raced; a process that read the dead lock too late finds the
 //! marker taken, or the lock changed, and backs off.
+//!
+//! The marker is itself a lock, taken the same way: a process killed while it held one
+//! (between creating the marker and replacing the lock) leaves a marker whose holder is
+//! dead, and the next process takes that marker over through a marker of its own, so a
+//! crash at any point never leaves a lock nobody can take.
 
 use std::sync::Arc;
 
@@ -41,6 +46,8 @@ pub struct StoreLock {
 
 /// How many times a lock that vanished or changed under us is tried again.
 const ATTEMPTS: usize = 4;
+/// How many take-overs of take-overs (each interrupted by a crash) are followed.
+const MAX_TAKEOVER_DEPTH: usize = 8;
 
 impl StoreLock {
     /// Takes the lock at `relative` in `store`, or returns who holds it.
@@ -49,67 +56,96 @@ impl StoreLock {
         relative: &str,
         actor: &str,
     ) -> Result<std::result::Result<StoreLock, Holder>> {
-        let host = hostname();
-        let body = serde_json::json!({
-            "pid": std::process::id(),
-            "host": host,
-            "actor": actor,
-            "at": crate::util::clock::now(),
-            "nonce": nonce(),
-        })
-        .to_string();
-        let held = |stale| StoreLock {
-            store: store.object_store(),
-            path: store.path(relative),
-            local: store.location().local_dir().map(|d| d.join(relative)),
-            stale_taken_over: stale,
-        };
-        for _ in 0..ATTEMPTS {
-            if store.put_new(relative, Bytes::from(body.clone())).await? {
-                return Ok(Ok(held(None)));
-            }
-            let Some(current) = store.get(relative).await? else {
-                // Released between our create and our read: try again.
-                continue;
+        Self::acquire_at(store, relative, actor, 0).await
+    }
+
+    fn acquire_at<'a>(
+        store: &'a Store,
+        relative: &'a str,
+        actor: &'a str,
+        depth: usize,
+    ) -> futures::future::BoxFuture<'a, Result<std::result::Result<StoreLock, Holder>>> {
+        Box::pin(async move {
+            let host = hostname();
+            let body = serde_json::json!({
+                "pid": std::process::id(),
+                "host": host,
+                "actor": actor,
+                "at": crate::util::clock::now(),
+                "nonce": nonce(),
+            })
+            .to_string();
+            let held = |stale| StoreLock {
+                store: store.object_store(),
+                path: store.path(relative),
+                // The file as the object store names it (`~` and others are escaped).
+                local: store.local_file(relative),
+                stale_taken_over: stale,
             };
-            let holder: serde_json::Value = serde_json::from_slice(&current).unwrap_or_default();
-            let pid = holder["pid"].as_u64();
-            if is_alive(&holder, &host) {
-                return Ok(Err(Holder {
-                    description: describe(&holder),
-                    location: store.describe(relative),
-                }));
+            for _ in 0..ATTEMPTS {
+                if store.put_new(relative, Bytes::from(body.clone())).await? {
+                    return Ok(Ok(held(None)));
+                }
+                let Some(current) = store.get(relative).await? else {
+                    // Released between our create and our read: try again.
+                    continue;
+                };
+                let holder: serde_json::Value =
+                    serde_json::from_slice(&current).unwrap_or_default();
+                let pid = holder["pid"].as_u64();
+                if is_alive(&holder, &host) {
+                    return Ok(Err(Holder {
+                        description: describe(&holder),
+                        location: store.describe(relative),
+                    }));
+                }
+                // Markers of markers only pile up with a crash at this very point each
+                // time; past a few, something else is wrong.
+                if depth >= MAX_TAKEOVER_DEPTH {
+                    return Ok(Err(Holder {
+                        description: format!(
+                            "a dead process (pid {}), whose lock could not be taken over: {MAX_TAKEOVER_DEPTH} take-overs of it were interrupted; remove the lock and its `.takeover-*` files by hand once no Sluice process uses the store",
+                            pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                        ),
+                        location: store.describe(relative),
+                    }));
+                }
+                // The holder is dead. Only the process that holds this lock content's
+                // marker may replace it.
+                let marker = format!("{relative}.takeover-{}", content_hash(&current));
+                let marker_lock = match Self::acquire_at(store, &marker, actor, depth + 1).await? {
+                    Ok(l) => l,
+                    Err(_) => {
+                        return Ok(Err(Holder {
+                            description: format!(
+                                "another process taking over the lock left by pid {} at the same time",
+                                pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                            ),
+                            location: store.describe(relative),
+                        }));
+                    }
+                };
+                crate::util::failpoint::hit("lock:takeover_marker");
+                // The lock may have changed since we read it (a process that read it
+                // earlier took it over and has since released it): replace only what we
+                // judged dead.
+                let unchanged = store.get(relative).await?.is_some_and(|now| now == current);
+                if unchanged {
+                    tracing::warn!(env = %store.env(), lock = relative, "taking over a stale lock left by pid {pid:?}");
+                    store.put(relative, Bytes::from(body.clone())).await?;
+                }
+                // The dead content is gone from the lock (or was already): anyone who
+                // read it finds the lock changed, so the marker is not needed any more.
+                drop(marker_lock);
+                if unchanged {
+                    return Ok(Ok(held(pid)));
+                }
             }
-            // The holder is dead. Only the process that creates this lock content's
-            // marker may replace it.
-            let marker = format!("{relative}.takeover-{}", content_hash(&current));
-            if !store.put_new(&marker, Bytes::from(body.clone())).await? {
-                return Ok(Err(Holder {
-                    description: format!(
-                        "another process taking over the lock left by pid {} at the same time",
-                        pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-                    ),
-                    location: store.describe(relative),
-                }));
-            }
-            // The lock may have changed since we read it (a process that read it earlier
-            // took it over and has since released it): replace only what we judged dead.
-            let unchanged = store.get(relative).await?.is_some_and(|now| now == current);
-            if unchanged {
-                tracing::warn!(env = %store.env(), lock = relative, "taking over a stale lock left by pid {pid:?}");
-                store.put(relative, Bytes::from(body.clone())).await?;
-            }
-            // The dead content is gone from the lock (or was already): anyone who read it
-            // finds the lock changed, so the marker is not needed any more.
-            store.delete(&marker).await?;
-            if unchanged {
-                return Ok(Ok(held(pid)));
-            }
-        }
-        Ok(Err(Holder {
-            description: "other processes taking and releasing it in turn".into(),
-            location: store.describe(relative),
-        }))
+            Ok(Err(Holder {
+                description: "other processes taking and releasing it in turn".into(),
+                location: store.describe(relative),
+            }))
+        })
     }
 }
 
@@ -223,11 +259,18 @@ mod tests {
     /// Many writers start together against a stale lock, round after round: exactly one
     /// takes it each round, the others are told who has it, and once it is released the
     /// next round's stale lock is taken over again.
-    async fn one_writer_per_round(store: Arc<Store>) {
+    /// With `killed_takeover`, each round's stale lock also has the take-over marker of a
+    /// process killed while taking it over (its holder dead too).
+    async fn one_writer_per_round(store: Arc<Store>, killed_takeover: bool) {
         const WRITERS: usize = 8;
         const ROUNDS: usize = 40;
         for round in 0..ROUNDS {
-            store.put("_sluice/lock", dead_lock(round)).await.unwrap();
+            let dead = dead_lock(round);
+            store.put("_sluice/lock", dead.clone()).await.unwrap();
+            if killed_takeover {
+                let marker = format!("_sluice/lock.takeover-{}", content_hash(&dead));
+                store.put(&marker, dead_lock(1_000 + round)).await.unwrap();
+            }
             let start = Arc::new(tokio::sync::Barrier::new(WRITERS));
             let tried = Arc::new(tokio::sync::Barrier::new(WRITERS));
             let mut tasks = Vec::new();
@@ -277,14 +320,27 @@ mod tests {
     async fn a_stale_lock_is_taken_by_one_writer_locally() {
         let dir = tempfile::tempdir().unwrap();
         let env = environment(StoreLocation::Local(dir.path().to_path_buf()));
-        one_writer_per_round(Arc::new(Store::open(&env).unwrap())).await;
+        one_writer_per_round(Arc::new(Store::open(&env).unwrap()), false).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_stale_lock_is_taken_by_one_writer_in_an_object_store() {
         let url = url::Url::parse("memory://lock-race").unwrap();
         let env = environment(StoreLocation::Url(url));
-        one_writer_per_round(Arc::new(Store::open(&env).unwrap())).await;
+        one_writer_per_round(Arc::new(Store::open(&env).unwrap()), false).await;
+    }
+
+    /// A process killed between taking the take-over marker and replacing the lock left
+    /// both behind: the next writers take the marker over the same way, one of them wins,
+    /// and nothing is left once it releases the lock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_killed_take_over_is_taken_over_by_one_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = environment(StoreLocation::Local(dir.path().to_path_buf()));
+        one_writer_per_round(Arc::new(Store::open(&env).unwrap()), true).await;
+        let url = url::Url::parse("memory://lock-race-killed").unwrap();
+        let env = environment(StoreLocation::Url(url));
+        one_writer_per_round(Arc::new(Store::open(&env).unwrap()), true).await;
     }
 
     #[tokio::test]

@@ -165,6 +165,13 @@ impl Store {
         )
     }
 
+    /// The file of `relative` in a local store (the object path's parts as they are
+    /// named on disk, escapes included), `None` in an object store.
+    pub fn local_file(&self, relative: &str) -> Option<std::path::PathBuf> {
+        self.location.local_dir()?;
+        Some(std::path::Path::new("/").join(self.path(relative).as_ref()))
+    }
+
     /// `relative` as a user knows it: a local path or a URL.
     pub fn describe(&self, relative: &str) -> String {
         let base = self.location.to_string();
@@ -209,6 +216,7 @@ impl Store {
 
     /// Writes one object in one step: readers see the old object or the whole new one.
     pub async fn put(&self, relative: &str, bytes: Bytes) -> Result<()> {
+        self.refuse_if_full(relative)?;
         self.object_store
             .put(&self.path(relative), bytes.into())
             .await
@@ -218,6 +226,7 @@ impl Store {
 
     /// Writes an object only if there is none yet; `false` if one exists.
     pub async fn put_new(&self, relative: &str, bytes: Bytes) -> Result<bool> {
+        self.refuse_if_full(relative)?;
         let opts = PutOptions {
             mode: PutMode::Create,
             ..Default::default()
@@ -231,6 +240,21 @@ impl Store {
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(object_store::Error::Precondition { .. }) => Ok(false),
             Err(e) => Err(self.storage_error(relative, e)),
+        }
+    }
+
+    /// A write failed by fault injection (`util::failpoint::write_refused`), as a full
+    /// disk fails it.
+    fn refuse_if_full(&self, relative: &str) -> Result<()> {
+        match crate::util::failpoint::write_refused() {
+            Some(e) => Err(self.storage_error(
+                relative,
+                object_store::Error::Generic {
+                    store: "store",
+                    source: Box::new(e),
+                },
+            )),
+            None => Ok(()),
         }
     }
 
@@ -284,11 +308,33 @@ impl Store {
 
     /// Whether this store itself (not a branch's parent) holds data for `source_path`.
     pub async fn owns(&self, source_path: &str) -> Result<bool> {
-        Ok(self
-            .list(source_path)
-            .await?
+        let objects = self.list(source_path).await?;
+        self.owns_listed(source_path, &objects).await
+    }
+
+    /// Whether these objects of `source_path` make it a source of this store: data
+    /// files, a manifest, or a pending manifest whose commit took place (one that never
+    /// took place is not there for readers).
+    async fn owns_listed(
+        &self,
+        source_path: &str,
+        objects: &[(String, ObjectMeta)],
+    ) -> Result<bool> {
+        if objects
             .iter()
-            .any(|(rel, _)| rel == dataset::MANIFEST || is_data_file(rel)))
+            .any(|(rel, _)| rel == dataset::MANIFEST || is_data_file(rel))
+        {
+            return Ok(true);
+        }
+        if objects
+            .iter()
+            .any(|(rel, _)| rel == dataset::MANIFEST_PENDING)
+        {
+            return Ok(dataset::read_manifest_listed(self, source_path, Some(true))
+                .await?
+                .is_some());
+        }
+        Ok(false)
     }
 
     /// Lists a source's Parquet files and reads their footers: a dataset's committed
@@ -302,11 +348,24 @@ impl Store {
     ) -> futures::future::BoxFuture<'a, Result<SourceListing>> {
         Box::pin(async move {
             let objects = self.list(&source.path).await?;
-            let owned = objects
-                .iter()
-                .any(|(rel, _)| rel == dataset::MANIFEST || is_data_file(rel));
+            let owned = self.owns_listed(&source.path, &objects).await?;
             if !owned && let Some(parent) = &self.parent {
                 return parent.list_source(source).await;
+            }
+            if !owned {
+                // Nothing readers may see: no folder, or only the leftovers of writes
+                // that never committed.
+                let only_leftovers = objects.iter().all(|(rel, _)| {
+                    rel.starts_with(&format!("{}/", dataset::PARTS_DIR))
+                        || rel == dataset::MANIFEST_PENDING
+                });
+                if only_leftovers {
+                    return Err(SluiceError::MissingSource {
+                        env: self.env.clone(),
+                        source_name: source.name.clone(),
+                        path: self.describe(&source.path),
+                    });
+                }
             }
             self.list_own_source(source, objects).await
         })
@@ -327,7 +386,27 @@ impl Store {
                 hint: String::new(),
             });
         }
-        let manifest = dataset::read_manifest(self, &source.path).await?;
+        // The manifest is read after the listing: a commit in between can name files the
+        // listing has not seen (they were put after it), so list again until the listing
+        // holds every file of the manifest read after it.
+        let mut objects = objects;
+        let mut tries = 0;
+        let manifest = loop {
+            let pending = objects
+                .iter()
+                .any(|(rel, _)| rel == dataset::MANIFEST_PENDING);
+            let manifest = dataset::read_manifest_listed(self, &source.path, Some(pending)).await?;
+            let complete = manifest.as_ref().is_none_or(|m| {
+                let listed: std::collections::HashSet<&str> =
+                    objects.iter().map(|(rel, _)| rel.as_str()).collect();
+                m.files.iter().all(|f| listed.contains(f.path.as_str()))
+            });
+            if complete || tries == 3 {
+                break manifest;
+            }
+            tries += 1;
+            objects = self.list(&source.path).await?;
+        };
         let objects: Vec<(String, ObjectMeta)> = match &manifest {
             Some(m) => {
                 let mut by_path: std::collections::HashMap<String, ObjectMeta> =
