@@ -8,6 +8,7 @@
 mod backend;
 #[cfg(feature = "ballista")]
 pub mod ballista;
+mod listings;
 pub mod report;
 pub mod shared_nodes;
 
@@ -143,6 +144,8 @@ pub struct EnvSession {
     store: Arc<Store>,
     runtime: Arc<RuntimeEnv>,
     backend: Backend,
+    /// Listings kept across runs (`cache_listings`); `None`: every run lists.
+    listings: Option<listings::ListingCache>,
 }
 
 impl EnvSession {
@@ -176,7 +179,47 @@ impl EnvSession {
             store,
             runtime,
             backend,
+            listings: None,
         })
+    }
+
+    /// Keeps each source's listing (files, footers, schema) from one run to the next:
+    /// runs then make no listing or state read of the store, and see a change of the
+    /// store's sources only after `refresh_listings`. For a long-lived session (a server).
+    pub fn cache_listings(mut self) -> EnvSession {
+        self.listings = Some(listings::ListingCache::default());
+        self
+    }
+
+    /// Lists the cached sources (see `cache_listings`) again and replaces those that
+    /// changed; whether any did. Without the cache, nothing to do.
+    pub async fn refresh_listings(&self) -> Result<bool> {
+        match &self.listings {
+            Some(cache) => cache.refresh(&self.store).await,
+            None => Ok(false),
+        }
+    }
+
+    /// A number that changes whenever `refresh_listings` finds a change: results
+    /// computed under one generation are stale under another.
+    pub fn listings_generation(&self) -> u64 {
+        self.listings.as_ref().map_or(0, |c| c.generation())
+    }
+
+    /// The store's top-level folders, from the cache when there is one.
+    async fn folders(&self) -> Result<Vec<String>> {
+        match &self.listings {
+            Some(cache) => cache.folders(&self.store).await,
+            None => self.store.folders().await,
+        }
+    }
+
+    /// A source's listing, from the cache when there is one.
+    async fn listing(&self, def: &SourceDef) -> Result<SourceListing> {
+        match &self.listings {
+            Some(cache) => cache.listing(&self.store, def).await,
+            None => self.store.list_source(def).await,
+        }
     }
 
     pub fn environment(&self) -> &Environment {
@@ -189,6 +232,11 @@ impl EnvSession {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store, shared (e.g. to read its counters from another task).
+    pub fn shared_store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     /// The sampling policy runs in this session use (`None`: the full set).
@@ -223,7 +271,7 @@ impl EnvSession {
         if let Some(def) = self.project.sources.get(name) {
             return Ok(Some(def.clone()));
         }
-        if name.starts_with(['_', '.']) || !self.store.folders().await?.iter().any(|f| f == name) {
+        if name.starts_with(['_', '.']) || !self.folders().await?.iter().any(|f| f == name) {
             return Ok(None);
         }
         Ok(Some(SourceDef {
@@ -306,7 +354,7 @@ impl EnvSession {
             let Some(def) = self.source_def(name).await? else {
                 continue;
             };
-            let listing = self.store.list_source(&def).await?;
+            let listing = self.listing(&def).await?;
             let sampling = self.project.source_sampling(&def, self.policy.as_ref());
             // A policy's fraction is of the data a build was taken from, not of the build.
             let (sampling, build_note) = match (&listing.built_sample, &sampling) {

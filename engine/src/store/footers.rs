@@ -26,6 +26,8 @@ use crate::store::snapshot::ScanSnapshot;
 #[derive(Debug, Default)]
 pub struct FooterCache {
     entries: Mutex<HashMap<(String, u64, i64), Arc<ParquetMetaData>>>,
+    /// Footers read from the store (cache misses).
+    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl FooterCache {
@@ -35,6 +37,11 @@ impl FooterCache {
             meta.size,
             meta.last_modified.timestamp_nanos_opt().unwrap_or_default(),
         )
+    }
+
+    /// How many footers this cache has read from the store.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The footer of a file if this cache holds it already (no I/O).
@@ -57,6 +64,8 @@ impl FooterCache {
         if let Some(m) = self.entries.lock().expect("footer cache").get(&key) {
             return Ok(m.clone());
         }
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let metadata = DFParquetMetadata::new(store, meta)
             .with_page_index_policy(Some(PageIndexPolicy::Optional))
             .fetch_metadata()
