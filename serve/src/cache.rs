@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn bounded_in_bytes_and_time() {
-        let cache = ResultCache::new(1000);
+        let cache = ResultCache::new(1200);
         let body = Bytes::from(vec![b'x'; 400]);
         cache.put(
             key("a"),

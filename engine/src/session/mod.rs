@@ -340,6 +340,7 @@ impl EnvSession {
         names: &BTreeSet<String>,
     ) -> Result<Vec<SourceScan>> {
         let mut scans = Vec::new();
+        let mut sources = Vec::new();
         for name in names {
             if let Some(table) = name.strip_prefix(&format!("{STATS_SCHEMA}.")) {
                 if table == STATS_TABLE {
@@ -369,6 +370,22 @@ impl EnvSession {
                 }
                 _ => (sampling, None),
             };
+            sources.push((def, listing, sampling, build_note));
+        }
+        // The footers' row counts decide how a small run is planned (see
+        // `small_input_settings`): before the sources are registered, as a scan takes
+        // its Parquet options when its table is.
+        if !self.is_remote() {
+            let rows: u64 = sources.iter().map(|(_, l, _, _)| l.rows()).sum();
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            crate::optimizer::settings::small_input_settings(
+                state.config_mut().options_mut(),
+                rows,
+                &self.env.settings,
+            );
+        }
+        for (def, listing, sampling, build_note) in sources {
             tracing::debug!(
                 env = %self.env.name,
                 source = %def.name,
