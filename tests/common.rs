@@ -187,6 +187,7 @@ pub fn sluice() -> Command {
     cmd.env_remove("SLUICE_PROJECT")
         .env_remove("SLUICE_LOG")
         .env_remove("SLUICE_SKIP_RULES")
+        .env_remove("SLUICE_SMALL_INPUT_ROWS")
         .env_remove("SLUICE_ACTOR")
         .env_remove("RUST_LOG");
     cmd

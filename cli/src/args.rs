@@ -151,6 +151,17 @@ pub struct ServeArgs {
     /// Serve the deployed versions even in an environment that is not protected
     #[arg(long)]
     pub deployed: bool,
+    /// The access log on standard output, one line per request: `text`, `json` (one
+    /// object a line, for machines) or `off`
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: AccessLogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum AccessLogFormat {
+    Text,
+    Json,
+    Off,
 }
 
 #[derive(Debug, Args)]

@@ -34,7 +34,7 @@ impl std::fmt::Display for Scope {
 }
 
 /// A token as the store records it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRecord {
     pub name: String,
     pub env: String,
@@ -178,6 +178,14 @@ impl TokenStore {
         let record = file.tokens.remove(i);
         self.write(&file).await?;
         Ok(record)
+    }
+
+    /// The record of a token's text among `records` (this environment's), if any: a
+    /// server verifies against the records it keeps, without reading the store.
+    pub fn find<'a>(&self, records: &'a [TokenRecord], token: &str) -> Option<&'a TokenRecord> {
+        let hash = hash_token(token);
+        let env = self.store.env();
+        records.iter().find(|t| t.hash == hash && t.env == env)
     }
 
     /// The record of a token's text in this environment, if it is one of its tokens.

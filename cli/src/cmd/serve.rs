@@ -7,9 +7,9 @@ use std::sync::Arc;
 use anyhow::Result;
 use sluice_engine::{RunOptions, SluiceError, Store, stats};
 use sluice_serve::tokens::{Scope, TokenStore};
-use sluice_serve::{ServeOptions, Server, shutdown_signal};
+use sluice_serve::{LogFormat, ServeOptions, Server, shutdown_signal};
 
-use crate::args::{ServeArgs, StatsArgs, TokenArgs, TokenCommand, TokenScope};
+use crate::args::{AccessLogFormat, ServeArgs, StatsArgs, TokenArgs, TokenCommand, TokenScope};
 use crate::outln;
 use crate::print::{print_output, print_table};
 use crate::settings::Settings;
@@ -27,6 +27,11 @@ pub async fn serve_cmd(settings: &Settings, args: ServeArgs) -> Result<()> {
             bind: args.bind,
             sql: args.sql,
             deployed: args.deployed,
+            log_format: match args.log_format {
+                AccessLogFormat::Text => LogFormat::Text,
+                AccessLogFormat::Json => LogFormat::Json,
+                AccessLogFormat::Off => LogFormat::Off,
+            },
             ..Default::default()
         },
     )

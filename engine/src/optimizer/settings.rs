@@ -72,6 +72,46 @@ pub const SLUICE_DEFAULTS: &[(&str, &str)] = &[
     ("datafusion.optimizer.default_filter_selectivity", "5"),
 ];
 
+/// Runs whose sources hold at most this many rows (their footers' counts) are planned
+/// as small inputs (`small_input_settings`). `SLUICE_SMALL_INPUT_ROWS` overrides it
+/// (0: never), to measure either way without a rebuild.
+pub const SMALL_INPUT_ROWS: u64 = 1_000_000;
+
+fn small_input_rows() -> u64 {
+    static ROWS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(|| match std::env::var("SLUICE_SMALL_INPUT_ROWS") {
+        Ok(v) => v.trim().parse().unwrap_or_else(|_| {
+            tracing::warn!(value = %v, "SLUICE_SMALL_INPUT_ROWS is not a number of rows; ignored");
+            SMALL_INPUT_ROWS
+        }),
+        Err(_) => SMALL_INPUT_ROWS,
+    })
+}
+
+/// How a run whose sources hold `rows` rows in all is planned. Over small inputs the
+/// fixed costs of parallel plans dominate: each partition's scan opens files and row
+/// groups of its own, every row is repartitioned by key between a partial and a final
+/// aggregate, and every small batch crosses threads. Up to `SMALL_INPUT_ROWS` rows a
+/// run is planned in one partition (no repartitioning, one aggregation phase), and its
+/// scans read no bloom filters: with row groups this small, reading a row group costs
+/// about what reading its filter does, and a filter is read for every row group the
+/// statistics did not prune. Settings an environment or a `DATAFUSION_*` variable sets
+/// are kept.
+pub fn small_input_settings(options: &mut ConfigOptions, rows: u64, settings: &EngineSettings) {
+    if rows > small_input_rows() {
+        return;
+    }
+    let set_by_user = |name: &str| std::env::var(name).is_ok();
+    if settings.target_partitions.is_none()
+        && !set_by_user("DATAFUSION_EXECUTION_TARGET_PARTITIONS")
+    {
+        options.execution.target_partitions = 1;
+    }
+    if !set_by_user("DATAFUSION_EXECUTION_PARQUET_BLOOM_FILTER_ON_READ") {
+        options.execution.parquet.bloom_filter_on_read = false;
+    }
+}
+
 /// The session configuration of an environment with `settings`.
 pub fn session_config(settings: &EngineSettings) -> SessionConfig {
     let mut options = ConfigOptions::default();
@@ -300,6 +340,29 @@ mod tests {
         let mut options = ConfigOptions::default();
         options.execution.perfect_hash_join_small_build_threshold = 1024;
         assert_eq!(array_maps(SessionConfig::from(options)).await, "0");
+    }
+
+    #[test]
+    fn small_inputs_run_in_one_partition_without_bloom_filters() {
+        let settings = EngineSettings::default();
+        let mut small = session_config(&settings).options().as_ref().clone();
+        small.execution.target_partitions = 8;
+        small_input_settings(&mut small, SMALL_INPUT_ROWS, &settings);
+        assert_eq!(small.execution.target_partitions, 1);
+        assert!(!small.execution.parquet.bloom_filter_on_read);
+        let mut large = session_config(&settings).options().as_ref().clone();
+        large.execution.target_partitions = 8;
+        small_input_settings(&mut large, SMALL_INPUT_ROWS + 1, &settings);
+        assert_eq!(large.execution.target_partitions, 8);
+        assert!(large.execution.parquet.bloom_filter_on_read);
+        // An environment's own partition count is kept.
+        let pinned = EngineSettings {
+            target_partitions: Some(4),
+            ..EngineSettings::default()
+        };
+        let mut options = session_config(&pinned).options().as_ref().clone();
+        small_input_settings(&mut options, 10, &pinned);
+        assert_eq!(options.execution.target_partitions, 4);
     }
 
     #[test]

@@ -95,6 +95,12 @@ struct RawServe {
     max_bytes: Option<Spanned<toml::Value>>,
     max_concurrent: Option<Spanned<i64>>,
     sql: Option<bool>,
+    header_timeout: Option<Spanned<String>>,
+    idle_timeout: Option<Spanned<String>>,
+    max_connections: Option<Spanned<i64>>,
+    max_body: Option<Spanned<toml::Value>>,
+    refresh: Option<Spanned<String>>,
+    cache_bytes: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -118,6 +124,7 @@ struct RawPipe {
     #[serde(default)]
     endpoint: bool,
     materialize: Option<Spanned<RawMaterialize>>,
+    cache: Option<Spanned<String>>,
     #[serde(default)]
     check: Vec<Spanned<RawCheck>>,
 }
@@ -383,6 +390,65 @@ pub(super) fn load_project(root: &Path) -> Result<Project> {
                 {
                     Ok(b) => serve.max_bytes = b,
                     Err(m) => problem(v.span().start, format!("max_bytes`: {m}")),
+                }
+            }
+            let duration = |t: &Spanned<String>, min: std::time::Duration| {
+                parse_duration(t.get_ref()).and_then(|d| {
+                    if d < min || d > MAX_SERVE_TIMEOUT {
+                        Err(format!(
+                            "`{}` is not from {} to {}",
+                            t.get_ref(),
+                            humantime::format_duration(min),
+                            humantime::format_duration(MAX_SERVE_TIMEOUT)
+                        ))
+                    } else {
+                        Ok(d)
+                    }
+                })
+            };
+            let ms = std::time::Duration::from_millis;
+            for (key, raw, slot, min) in [
+                (
+                    "header_timeout",
+                    &raw_serve.header_timeout,
+                    &mut serve.header_timeout,
+                    ms(100),
+                ),
+                (
+                    "idle_timeout",
+                    &raw_serve.idle_timeout,
+                    &mut serve.idle_timeout,
+                    ms(100),
+                ),
+                ("refresh", &raw_serve.refresh, &mut serve.refresh, ms(50)),
+            ] {
+                if let Some(t) = raw {
+                    match duration(t, min) {
+                        Ok(d) => *slot = d,
+                        Err(m) => problem(t.span().start, format!("{key}`: {m}")),
+                    }
+                }
+            }
+            if let Some(v) = &raw_serve.max_connections {
+                match bounded(*v.get_ref(), 1, MAX_SERVE_CONNECTIONS) {
+                    Ok(n) => serve.max_connections = n as usize,
+                    Err(m) => problem(v.span().start, format!("max_connections` {m}")),
+                }
+            }
+            if let Some(v) = &raw_serve.max_body {
+                match parse_bytes(v.get_ref())
+                    .and_then(|b| bounded_bytes(b, 1 << 10, MAX_SERVE_BYTES))
+                {
+                    Ok(b) => serve.max_body = b,
+                    Err(m) => problem(v.span().start, format!("max_body`: {m}")),
+                }
+            }
+            if let Some(v) = &raw_serve.cache_bytes {
+                match parse_bytes(v.get_ref())
+                    .and_then(|b| bounded_bytes(b, 0, MAX_SERVE_BYTES * 16))
+                {
+                    Ok(b) => serve.cache_bytes = b,
+                    Err(m) => problem(v.span().start, format!("cache_bytes`: {m}")),
                 }
             }
         }
@@ -944,6 +1010,28 @@ fn load_pipe(
         })
     });
 
+    let cache = raw
+        .cache
+        .as_ref()
+        .and_then(|c| match parse_duration(c.get_ref()) {
+            Ok(d) if d.is_zero() => None,
+            Ok(d) if d <= MAX_SERVE_TIMEOUT => Some(d),
+            Ok(_) => {
+                problems.push(file.problem(
+                    c.span().start,
+                    format!(
+                        "pipe `{name}`: `cache = \"{}\"` is more than the allowed {}",
+                        c.get_ref(),
+                        humantime::format_duration(MAX_SERVE_TIMEOUT)
+                    ),
+                ));
+                None
+            }
+            Err(m) => {
+                problems.push(file.problem(c.span().start, format!("pipe `{name}`: `cache`: {m}")));
+                None
+            }
+        });
     if problems.len() > before {
         return None;
     }
@@ -955,6 +1043,7 @@ fn load_pipe(
         nodes,
         endpoint: raw.endpoint,
         materialize,
+        cache,
         checks,
         text: file.text.to_string(),
     })
@@ -1337,6 +1426,8 @@ pub const MAX_SERVE_ROWS: i64 = 100_000_000;
 pub const MAX_SERVE_CONCURRENT: i64 = 4096;
 pub const MAX_SERVE_BYTES: u64 = 16 << 30;
 pub const MAX_SERVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// The most connections `serve.max_connections` may allow.
+pub const MAX_SERVE_CONNECTIONS: i64 = 65_536;
 
 /// `n` if it is within `min..=max`, else a message giving the allowed range.
 fn bounded(n: i64, min: i64, max: i64) -> Result<i64, String> {

@@ -118,6 +118,20 @@ pub struct ServeSettings {
     pub max_concurrent: usize,
     /// `/v0/sql` (read-only, admin tokens only) is served.
     pub sql: bool,
+    /// A connection that has sent part of a request head and not the rest within this
+    /// is closed.
+    pub header_timeout: std::time::Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// Connections open at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// The largest body of a `POST /v0/sql` (413 above).
+    pub max_body: u64,
+    /// How often the server looks for changes in its store (deployments, tokens,
+    /// sources); requests never read the store's state themselves.
+    pub refresh: std::time::Duration,
+    /// The bytes of results the server keeps for pipes that set `cache`.
+    pub cache_bytes: u64,
 }
 
 impl Default for ServeSettings {
@@ -129,6 +143,12 @@ impl Default for ServeSettings {
             max_bytes: 100 << 20,
             max_concurrent: 8,
             sql: false,
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
+            max_connections: 256,
+            max_body: 1 << 20,
+            refresh: std::time::Duration::from_secs(1),
+            cache_bytes: 64 << 20,
         }
     }
 }
@@ -179,6 +199,9 @@ pub struct Pipe {
     pub endpoint: bool,
     /// Where `sluice materialize` writes the output, if the pipe says.
     pub materialize: Option<Materialize>,
+    /// How long `sluice serve` may answer a call from a result it computed before for
+    /// the same version and parameters (`cache = "30s"`); `None`: every call runs.
+    pub cache: Option<std::time::Duration>,
     /// The `[[check]]`s of the pipe's output, in file order.
     pub checks: Vec<DataCheck>,
     /// The TOML text the pipe was loaded from: what a deployment records.

@@ -57,8 +57,15 @@ impl ParamType {
         }
     }
 
-    /// Parses a value given as text (command line, query string).
+    /// Parses a value given as text (command line, query string). Dates and timestamps
+    /// must lie within the engine's range (see `DATE_RANGE`).
     pub fn parse_text(&self, text: &str) -> Result<ParamValue, String> {
+        let value = self.parse_unchecked(text)?;
+        check_in_range(&value).map_err(|why| format!("`{}` {why}", text.trim()))?;
+        Ok(value)
+    }
+
+    fn parse_unchecked(&self, text: &str) -> Result<ParamValue, String> {
         let bad = || format!("`{text}` is not {}", self.expected());
         Ok(match self {
             ParamType::Int => ParamValue::Int(text.trim().parse().map_err(|_| bad())?),
@@ -89,19 +96,52 @@ impl ParamType {
         let wrong = || format!("{} is not {}", describe_toml(value), self.expected());
         match (self, value) {
             (ParamType::Int, toml::Value::Integer(i)) => Ok(ParamValue::Int(*i)),
+            // `nan` and `inf` are TOML floats, but no bound or default can be one.
+            (ParamType::Float, toml::Value::Float(f)) if !f.is_finite() => {
+                Err(format!("{} is not a finite number", describe_toml(value)))
+            }
             (ParamType::Float, toml::Value::Float(f)) => Ok(ParamValue::Float(*f)),
             (ParamType::Float, toml::Value::Integer(i)) => Ok(ParamValue::Float(*i as f64)),
             (ParamType::String, toml::Value::String(s)) => Ok(ParamValue::String(s.clone())),
             (ParamType::Bool, toml::Value::Boolean(b)) => Ok(ParamValue::Bool(*b)),
             (ParamType::Date | ParamType::Timestamp, toml::Value::String(s)) => {
-                self.parse_text(s).map_err(|_| wrong())
+                self.parse_unchecked(s).map_err(|_| wrong()).and_then(|v| {
+                    check_in_range(&v).map_err(|why| format!("{} {why}", describe_toml(value)))?;
+                    Ok(v)
+                })
             }
             (ParamType::Date | ParamType::Timestamp, toml::Value::Datetime(d)) => self
-                .parse_text(&d.to_string().replace('T', " "))
-                .map_err(|_| wrong()),
+                .parse_unchecked(&d.to_string().replace('T', " "))
+                .map_err(|_| wrong())
+                .and_then(|v| {
+                    check_in_range(&v).map_err(|why| format!("{} {why}", describe_toml(value)))?;
+                    Ok(v)
+                }),
             _ => Err(wrong()),
         }
     }
+}
+
+/// The dates a date or timestamp parameter may take: those a nanosecond timestamp can
+/// hold (1677-09-21 00:12:43 to 2262-04-11 23:47:16 UTC; the whole days: `DATE_RANGE`). Sources'
+/// timestamps are nanoseconds, and a value outside this range overflows when it is
+/// compared with them: that is the caller's bad value (400, exit 2), not a failed run.
+pub const DATE_RANGE: (&str, &str) = ("1677-09-22", "2262-04-11");
+
+/// Refuses a date or timestamp a nanosecond timestamp cannot hold (other values pass).
+fn check_in_range(value: &ParamValue) -> Result<(), String> {
+    let at = match value {
+        ParamValue::Date(d) => d.and_hms_opt(0, 0, 0),
+        ParamValue::Timestamp(t) => Some(*t),
+        _ => return Ok(()),
+    };
+    if at.and_then(|t| t.and_utc().timestamp_nanos_opt()).is_none() {
+        return Err(format!(
+            "is outside the range of dates the engine can compare, {} to {}",
+            DATE_RANGE.0, DATE_RANGE.1
+        ));
+    }
+    Ok(())
 }
 
 fn describe_toml(value: &toml::Value) -> String {
@@ -218,8 +258,15 @@ pub struct Param {
 }
 
 impl Param {
-    /// Checks a typed value against `min`, `max` and `allowed`.
+    /// Checks a typed value against `min`, `max` and `allowed`. A float that is not a
+    /// number compares with no bound, so it is refused where bounds are declared.
     pub fn check(&self, value: &ParamValue) -> Result<(), String> {
+        if let ParamValue::Float(f) = value
+            && !f.is_finite()
+            && (self.min.is_some() || self.max.is_some())
+        {
+            return Err(format!("{value} is not a number within the bounds"));
+        }
         if let Some(min) = &self.min
             && value.compare(min) == Some(std::cmp::Ordering::Less)
         {
@@ -358,6 +405,52 @@ mod tests {
                 .is_ok()
         );
         assert!(ParamType::Float.parse_text("inf").is_err());
+        assert!(ParamType::Float.parse_text("nan").is_err());
+    }
+
+    #[test]
+    fn dates_outside_the_engines_range_are_refused() {
+        for text in [
+            "+10000-01-01",
+            "1600-01-01",
+            "2262-04-12",
+            "+10000-01-01 00:00:00",
+        ] {
+            for ty in [ParamType::Date, ParamType::Timestamp] {
+                if ty == ParamType::Date && text.contains(' ') {
+                    continue;
+                }
+                let err = ty.parse_text(text).unwrap_err();
+                assert!(err.contains("outside the range"), "{ty} {text}: {err}");
+            }
+        }
+        assert!(ParamType::Date.parse_text("2262-04-11").is_ok());
+        assert!(
+            ParamType::Timestamp
+                .parse_text("1677-09-22 00:00:00")
+                .is_ok()
+        );
+        let far = toml::Value::String("9999-01-01".into());
+        assert!(
+            ParamType::Date
+                .from_toml(&far)
+                .unwrap_err()
+                .contains("outside the range")
+        );
+    }
+
+    #[test]
+    fn nan_never_passes_bounds() {
+        let mut p = param(ParamType::Float);
+        p.min = Some(ParamValue::Float(0.0));
+        assert!(p.check(&ParamValue::Float(f64::NAN)).is_err());
+        assert!(p.check(&ParamValue::Float(f64::INFINITY)).is_err());
+        assert!(
+            ParamType::Float
+                .from_toml(&toml::Value::Float(f64::NAN))
+                .is_err()
+        );
+        assert!(ParamType::Float.from_toml(&toml::Value::Float(1.5)).is_ok());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod backend;
 #[cfg(feature = "ballista")]
 pub mod ballista;
 pub mod estimate;
+mod listings;
 pub mod report;
 pub mod shared_nodes;
 pub mod warnings;
@@ -224,6 +225,8 @@ pub struct EnvSession {
     /// The heavy keys of every source key-sampled on a column, by column: found once a
     /// session, the same for every source and run (see `scan::key`).
     heavy: tokio::sync::Mutex<HashMap<String, Arc<crate::scan::key::HeavyKeys>>>,
+    /// Listings kept across runs (`cache_listings`); `None`: every run lists.
+    listings: Option<listings::ListingCache>,
 }
 
 impl EnvSession {
@@ -258,7 +261,47 @@ impl EnvSession {
             runtime,
             backend,
             heavy: Default::default(),
+            listings: None,
         })
+    }
+
+    /// Keeps each source's listing (files, footers, schema) from one run to the next:
+    /// runs then make no listing or state read of the store, and see a change of the
+    /// store's sources only after `refresh_listings`. For a long-lived session (a server).
+    pub fn cache_listings(mut self) -> EnvSession {
+        self.listings = Some(listings::ListingCache::default());
+        self
+    }
+
+    /// Lists the cached sources (see `cache_listings`) again and replaces those that
+    /// changed; whether any did. Without the cache, nothing to do.
+    pub async fn refresh_listings(&self) -> Result<bool> {
+        match &self.listings {
+            Some(cache) => cache.refresh(&self.store).await,
+            None => Ok(false),
+        }
+    }
+
+    /// A number that changes whenever `refresh_listings` finds a change: results
+    /// computed under one generation are stale under another.
+    pub fn listings_generation(&self) -> u64 {
+        self.listings.as_ref().map_or(0, |c| c.generation())
+    }
+
+    /// The store's top-level folders, from the cache when there is one.
+    async fn folders(&self) -> Result<Vec<String>> {
+        match &self.listings {
+            Some(cache) => cache.folders(&self.store).await,
+            None => self.store.folders().await,
+        }
+    }
+
+    /// A source's listing, from the cache when there is one.
+    async fn listing(&self, def: &SourceDef) -> Result<SourceListing> {
+        match &self.listings {
+            Some(cache) => cache.listing(&self.store, def).await,
+            None => self.store.list_source(def).await,
+        }
     }
 
     pub fn environment(&self) -> &Environment {
@@ -271,6 +314,11 @@ impl EnvSession {
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The store, shared (e.g. to read its counters from another task).
+    pub fn shared_store(&self) -> Arc<Store> {
+        self.store.clone()
     }
 
     /// The sampling policy runs in this session use (`None`: the full set).
@@ -305,7 +353,7 @@ impl EnvSession {
         if let Some(def) = self.project.sources.get(name) {
             return Ok(Some(def.clone()));
         }
-        if name.starts_with(['_', '.']) || !self.store.folders().await?.iter().any(|f| f == name) {
+        if name.starts_with(['_', '.']) || !self.folders().await?.iter().any(|f| f == name) {
             return Ok(None);
         }
         Ok(Some(SourceDef {
@@ -473,6 +521,7 @@ impl EnvSession {
         units: bool,
     ) -> Result<Vec<SourceScan>> {
         let mut scans = Vec::new();
+        let mut sources = Vec::new();
         for name in names {
             if let Some(table) = name.strip_prefix(&format!("{STATS_SCHEMA}.")) {
                 if table == STATS_TABLE {
@@ -502,6 +551,22 @@ impl EnvSession {
                 }
                 _ => (sampling, None),
             };
+            sources.push((def, listing, sampling, build_note));
+        }
+        // The footers' row counts decide how a small run is planned (see
+        // `small_input_settings`): before the sources are registered, as a scan takes
+        // its Parquet options when its table is.
+        if !self.is_remote() {
+            let rows: u64 = sources.iter().map(|(_, l, _, _)| l.rows()).sum();
+            let state = ctx.state_ref();
+            let mut state = state.write();
+            crate::optimizer::settings::small_input_settings(
+                state.config_mut().options_mut(),
+                rows,
+                &self.env.settings,
+            );
+        }
+        for (def, listing, sampling, build_note) in sources {
             tracing::debug!(
                 env = %self.env.name,
                 source = %def.name,

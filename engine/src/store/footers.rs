@@ -29,6 +29,8 @@ use crate::store::snapshot::ScanSnapshot;
 pub struct FooterCache {
     entries: Mutex<HashMap<(String, u64, i64), Arc<ParquetMetaData>>>,
     derived: Mutex<HashMap<String, Arc<Vec<String>>>>,
+    /// Footers read from the store (cache misses).
+    fetches: std::sync::atomic::AtomicU64,
 }
 
 impl FooterCache {
@@ -66,6 +68,9 @@ impl FooterCache {
             key.push_str(&format!("|{path}:{size}:{modified}"));
         }
         key
+    /// How many footers this cache has read from the store.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The footer of a file if this cache holds it already (no I/O).
@@ -88,6 +93,8 @@ impl FooterCache {
         if let Some(m) = self.entries.lock().expect("footer cache").get(&key) {
             return Ok(m.clone());
         }
+        self.fetches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let metadata = DFParquetMetadata::new(store, meta)
             .with_page_index_policy(Some(PageIndexPolicy::Optional))
             .fetch_metadata()

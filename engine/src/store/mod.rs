@@ -17,6 +17,7 @@ pub mod snapshot;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -106,6 +107,9 @@ pub struct Store {
     footers: Arc<FooterCache>,
     /// A branch's parent: sources the branch has not written are read there.
     parent: Option<Arc<Store>>,
+    /// Requests for objects and listings made through this store (not the data pages
+    /// scans read): what a server counts to show it does not re-read unchanged state.
+    state_reads: AtomicU64,
 }
 
 impl Store {
@@ -130,7 +134,20 @@ impl Store {
             root: opened.root,
             footers: Arc::new(FooterCache::default()),
             parent,
+            state_reads: AtomicU64::new(0),
         })
+    }
+
+    /// How many reads of objects, listings and footers this store (and a branch's
+    /// parent) has made: `get`, `list`, folder listings and footer fetches.
+    pub fn state_reads(&self) -> u64 {
+        self.state_reads.load(Ordering::Relaxed)
+            + self.footers.fetches()
+            + self.parent.as_ref().map_or(0, |p| p.state_reads())
+    }
+
+    fn count_read(&self) {
+        self.state_reads.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn env(&self) -> &str {
@@ -203,6 +220,7 @@ impl Store {
 
     /// Reads one object, `None` if there is none.
     pub async fn get(&self, relative: &str) -> Result<Option<Bytes>> {
+        self.count_read();
         match self.object_store.get(&self.path(relative)).await {
             Ok(r) => Ok(Some(
                 r.bytes()
@@ -268,6 +286,7 @@ impl Store {
 
     /// Every object under `relative`, with its path relative to it, sorted.
     pub async fn list(&self, relative: &str) -> Result<Vec<(String, ObjectMeta)>> {
+        self.count_read();
         let prefix = self.path(relative);
         let mut metas: Vec<ObjectMeta> = self
             .object_store
@@ -547,6 +566,7 @@ impl Store {
     /// parent's).
     pub fn folders(&self) -> futures::future::BoxFuture<'_, Result<Vec<String>>> {
         Box::pin(async move {
+            self.count_read();
             let listed = self
                 .object_store
                 .list_with_delimiter(Some(&self.root))
