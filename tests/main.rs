@@ -8,6 +8,7 @@ mod ballista;
 mod cli;
 mod config;
 mod deploy;
+mod differential;
 mod guards;
 mod layers;
 mod params;
