@@ -5,6 +5,7 @@ and Sluice's ratio to each peer.
 """
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -59,6 +60,9 @@ def main():
     if dd:
         worst = max(zip(dd, [n for n in names if peers["duckdb"].get(n)]))
         print(f"\nSlowest query relative to DuckDB: {worst[1]} at {worst[0]:.2f}x.")
+        geo = math.exp(sum(math.log(r) for r in dd) / len(dd))
+        over = sum(1 for r in dd if r > 2)
+        print(f"Geometric mean of the per-query ratios to DuckDB: {geo:.2f}; above 2x: {over}.")
 
 
 if __name__ == "__main__":
