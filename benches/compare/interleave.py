@@ -53,7 +53,10 @@ def main():
                    "-n", str(args.runs), "--warmup", "1", "--json"]
             for k, v in params.items():
                 cmd += ["--param", f"{k}={v}"]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"sluice {name}: FAILED {done.stderr.strip()[-200:]}", file=sys.stderr)
+                return None
             return json.loads(done.stdout)["pipes"][0]["min_ms"] / 1000
         cmd = [sys.executable, str(HERE / "peers.py"), engine, str(store), "--sf", str(args.sf),
                "--suite", args.suite, "--threads", str(args.threads), "--runs", str(args.runs),
@@ -75,8 +78,8 @@ def main():
         return statistics.median(values) if values else None
 
     (out / "rounds.json").write_text(json.dumps(times, indent=1))
-    sluice = {"pipes": [{"pipe": n, "min_ms": (median(times["sluice"][n]) or 0) * 1000}
-                        for n in names]}
+    sluice = {"pipes": [{"pipe": n, "min_ms": None if median(times["sluice"][n]) is None
+                         else median(times["sluice"][n]) * 1000} for n in names]}
     (out / "sluice.json").write_text(json.dumps(sluice, indent=1))
     for engine in engines[1:]:
         (out / f"{engine}.json").write_text(json.dumps({n: median(times[engine][n]) for n in names}))
