@@ -592,7 +592,11 @@ fn diff_shows_the_code_change_on_the_same_data() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("schema: - tier Utf8 (breaking)"), "{text}");
+    // Strings read as views, as DataFusion reads Parquet's (`schema_force_view_types`).
+    assert!(
+        text.contains("schema: - tier Utf8View (breaking)"),
+        "{text}"
+    );
     assert!(
         text.contains("rows only in base: 0, only in head: 0"),
         "{text}"

@@ -9,6 +9,7 @@ mod cli;
 mod config;
 mod corpus;
 mod deploy;
+mod differential;
 mod estimates;
 mod faults;
 mod fuzz;

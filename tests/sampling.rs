@@ -319,9 +319,10 @@ fn hive_partitioned_sources_are_read_and_sampled() {
             .iter()
             .map(|b| {
                 let idx = b.schema().index_of("channel").unwrap();
+                // Strings come as views (DataFusion's `schema_force_view_types`).
                 let mask = datafusion::arrow::compute::kernels::cmp::eq(
                     b.column(idx),
-                    &datafusion::arrow::array::StringArray::new_scalar(channel),
+                    &datafusion::arrow::array::StringViewArray::new_scalar(channel),
                 )
                 .unwrap();
                 let filtered = datafusion::arrow::compute::filter_record_batch(b, &mask).unwrap();

@@ -5,6 +5,7 @@ and Sluice's ratio to each peer.
 """
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -14,11 +15,16 @@ ALL_PEERS = [("duckdb", "DuckDB"), ("polars", "Polars"), ("datafusion", "DataFus
 def main():
     d = Path(sys.argv[1])
     bench = json.loads((d / "sluice.json").read_text())
-    sluice = {p["pipe"]: p["min_ms"] / 1000 for p in bench["pipes"]}
+    sluice = {p["pipe"]: None if p["min_ms"] is None else p["min_ms"] / 1000
+              for p in bench["pipes"]}
     # The peers of this run (compare.sh's ENGINES): those with a result file.
     ran_peers = [(k, label) for k, label in ALL_PEERS if (d / f"{k}.json").exists()]
     peers = {k: json.loads((d / f"{k}.json").read_text()) for k, _ in ran_peers}
     names = sorted(sluice)
+    failed = [n for n in names if sluice[n] is None]
+    if failed:
+        print(f"Sluice failed {', '.join(failed)}: left out of the table.\n")
+        names = [n for n in names if sluice[n] is not None]
 
     def fmt(v):
         return "n/a" if v is None else f"{v:.3f}"
@@ -34,7 +40,7 @@ def main():
         row = [n, fmt(sluice[n])] + [fmt(peers[k].get(n)) for k, _ in ran_peers]
         row += [ratio(sluice[n], peers[k].get(n)) for k, _ in ran_peers]
         print("| " + " | ".join(row) + " |")
-    total = sum(sluice.values())
+    total = sum(sluice[n] for n in names)
     row = ["**total**", f"**{total:.3f}**"]
     totals = {}
     for k, _ in ran_peers:
@@ -59,6 +65,9 @@ def main():
     if dd:
         worst = max(zip(dd, [n for n in names if peers["duckdb"].get(n)]))
         print(f"\nSlowest query relative to DuckDB: {worst[1]} at {worst[0]:.2f}x.")
+        geo = math.exp(sum(math.log(r) for r in dd) / len(dd))
+        over = sum(1 for r in dd if r > 2)
+        print(f"Geometric mean of the per-query ratios to DuckDB: {geo:.2f}; above 2x: {over}.")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@
 //! `MAX_KEY_SHARE` of its values (`join_order`'s estimates), the source of the group-by
 //! column inside the aggregate is semi-joined with that filtered source's keys. Groups
 //! whose key the filtered source lacks are the only ones that lose rows, and the join
-//! drops those groups anyway; the filtered source is read a second time for its keys. A
-//! path through anything but column projections, filters and inner joins (an outer join,
-//! a limit, a window) is left alone.
+//! drops those groups anyway; the filtered source is read a second time for its keys,
+//! so a source whose filter is volatile (`random()`), which would keep other rows the
+//! second time, is left alone. A path through anything but column projections, filters
+//! and inner joins (an outer join, a limit, a window) is left alone too.
 
 use std::sync::Arc;
 
@@ -52,8 +53,9 @@ impl OptimizerRule for AggregateKeys {
     fn rewrite(
         &self,
         plan: LogicalPlan,
-        _config: &dyn OptimizerConfig,
+        config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
+        let unknown = super::unknown_selectivity(&config.options());
         let LogicalPlan::Join(join) = &plan else {
             return Ok(Transformed::no(plan));
         };
@@ -80,7 +82,7 @@ impl OptimizerRule for AggregateKeys {
                 } else {
                     (join.right.as_ref(), join.left.as_ref())
                 };
-                let Some((keys, keys_column)) = selective_source(other_side, other) else {
+                let Some((keys, keys_column)) = selective_source(other_side, other, unknown) else {
                     continue;
                 };
                 let Some(rewritten) = with_keys(aggregate_side, key, &keys, &keys_column)? else {
@@ -102,18 +104,34 @@ impl OptimizerRule for AggregateKeys {
 }
 
 /// The filtered source in `plan` that `column` comes from, and the column's name in it,
-/// if it keeps at most `MAX_KEY_SHARE` of the column's values.
-fn selective_source(plan: &LogicalPlan, column: &Column) -> Option<(LogicalPlan, Column)> {
+/// if it keeps at most `MAX_KEY_SHARE` of the column's values (`unknown`: the share a
+/// filter nothing estimates keeps).
+fn selective_source(
+    plan: &LogicalPlan,
+    column: &Column,
+    unknown: f64,
+) -> Option<(LogicalPlan, Column)> {
     let (source, column) = source_of(plan, column)?;
-    let filtered = match &source {
-        LogicalPlan::Filter(_) => true,
-        LogicalPlan::TableScan(scan) => !scan.filters.is_empty(),
-        _ => false,
+    let (filtered, volatile) = match &source {
+        LogicalPlan::Filter(filter) => (
+            true,
+            filter.predicate.is_volatile()
+                || matches!(filter.input.as_ref(), LogicalPlan::TableScan(scan)
+                    if scan.filters.iter().any(Expr::is_volatile)),
+        ),
+        LogicalPlan::TableScan(scan) => (
+            !scan.filters.is_empty(),
+            scan.filters.iter().any(Expr::is_volatile),
+        ),
+        _ => (false, false),
     };
-    if !filtered {
+    // The source is read twice, once for its keys: a volatile filter (`random() < 0.1`)
+    // would keep other rows the second time, and the aggregate would lose groups the
+    // join keeps.
+    if !filtered || volatile {
         return None;
     }
-    let estimate = super::join_order::estimate(&source)?;
+    let estimate = super::join_order::estimate(&source, unknown)?;
     let (now, base) = estimate.distinct_values(&column)?;
     (base > 0.0 && now / base <= MAX_KEY_SHARE).then_some((source, column))
 }
@@ -336,6 +354,10 @@ mod tests {
             "SELECT d.k, s.total FROM dim d \
              RIGHT JOIN (SELECT k, sum(v) AS total FROM fact GROUP BY k) s ON d.k = s.k \
              WHERE d.tag = 7 OR d.tag IS NULL",
+            // A volatile filter would keep other keys when `dim` is read again for them.
+            "SELECT d.k, s.total FROM dim d \
+             JOIN (SELECT k, sum(v) AS total FROM fact GROUP BY k) s ON d.k = s.k \
+             WHERE d.tag = 7 AND random() < 0.5",
         ] {
             let plan = optimized(&ctx, sql).await;
             assert!(!has_keys(&plan), "{sql}\n{}", plan.display_indent());

@@ -18,11 +18,14 @@
 //! which passes the batches through and tells DataFusion they are ordered by the group
 //! keys, so DataFusion runs its ordered partial aggregation: after each batch it emits
 //! every group but the last one seen, and its table stays the size of a batch. The
-//! claim is only relied on by that partial aggregate, and is safe even where it is not
-//! quite true (a key split between batches or pages): a partial aggregate may give a
-//! key several partial rows, which the final aggregate above merges anyway. The rule
-//! runs after every rule that plans around orderings, so nothing else sees the claim.
-//! `explain` shows the `ClusteredInput`.
+//! claim is safe for that partial aggregate even where it is not quite true (a key
+//! split between batches or pages): a partial aggregate may give a key several partial
+//! rows, which the final aggregate above merges anyway. No other operator may rely on
+//! it: an ordered partial aggregate declares its output ordered by its keys, and an
+//! operator rebuilt over it recomputes its own properties from that (a final aggregate
+//! right above would run in order and emit a key twice). So a [`ClusteredOutput`] above
+//! the partial aggregate declares no ordering, and the claim ends there; the rule also
+//! runs after every rule that plans around orderings. `explain` shows both.
 
 use std::fmt;
 use std::sync::Arc;
@@ -91,7 +94,7 @@ impl PhysicalOptimizerRule for ClusteredAggregate {
                         groups = %aggregate.group_expr().expr().iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>().join(", "),
                         "a partial aggregate reads its groups clustered"
                     );
-                    Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>))
+                    Ok(Transformed::yes(rebuilt))
                 }
                 None => Ok(Transformed::no(node)),
             }
@@ -109,8 +112,9 @@ impl PhysicalOptimizerRule for ClusteredAggregate {
 }
 
 /// The partial `aggregate` over a [`ClusteredInput`] of its input, ordered by its group
-/// keys, if DataFusion then plans it as an ordered aggregation.
-fn over_clustered_input(aggregate: &AggregateExec) -> Result<Option<AggregateExec>> {
+/// keys, under a [`ClusteredOutput`], if DataFusion then plans it as an ordered
+/// aggregation.
+fn over_clustered_input(aggregate: &AggregateExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     let keys = aggregate
         .group_expr()
         .expr()
@@ -129,7 +133,10 @@ fn over_clustered_input(aggregate: &AggregateExec) -> Result<Option<AggregateExe
         input,
         aggregate.input_schema(),
     )?;
-    Ok((*rebuilt.input_order_mode() != InputOrderMode::Linear).then_some(rebuilt))
+    if *rebuilt.input_order_mode() == InputOrderMode::Linear {
+        return Ok(None);
+    }
+    Ok(Some(Arc::new(ClusteredOutput::new(Arc::new(rebuilt)))))
 }
 
 /// Whether column `index` of `plan`'s output comes, row order kept within each
@@ -333,6 +340,76 @@ impl ExecutionPlan for ClusteredInput {
     }
 }
 
+/// Passes the ordered partial aggregate's output through, declaring no ordering: the
+/// claim of [`ClusteredInput`] is for that aggregate alone, not for what reads its
+/// output (see the module's documentation).
+#[derive(Debug)]
+pub struct ClusteredOutput {
+    input: Arc<dyn ExecutionPlan>,
+    properties: Arc<PlanProperties>,
+}
+
+impl ClusteredOutput {
+    pub fn new(input: Arc<dyn ExecutionPlan>) -> ClusteredOutput {
+        let mut properties = input.properties().as_ref().clone();
+        properties.set_eq_properties(EquivalenceProperties::new(input.schema()));
+        ClusteredOutput {
+            input,
+            properties: Arc::new(properties),
+        }
+    }
+}
+
+impl DisplayAs for ClusteredOutput {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClusteredOutput")
+    }
+}
+
+impl ExecutionPlan for ClusteredOutput {
+    fn name(&self) -> &str {
+        "ClusteredOutput"
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.input.schema()
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn maintains_input_order(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        mut children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        Ok(Arc::new(ClusteredOutput::new(children.swap_remove(0))))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        self.input.execute(partition, context)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,7 +473,7 @@ mod tests {
                     return Ok(Transformed::no(node));
                 }
                 let rebuilt = over_clustered_input(aggregate)?.expect("an ordered aggregation");
-                Ok(Transformed::yes(Arc::new(rebuilt) as Arc<dyn ExecutionPlan>))
+                Ok(Transformed::yes(rebuilt))
             })
             .unwrap()
             .data;
@@ -416,6 +493,123 @@ mod tests {
             501 + 4,
             "500 keys and the null key"
         );
+    }
+
+    /// The claim of order ends at the partial aggregate: a final aggregate right above
+    /// it (one partition, nothing between them to drop the ordering) and rebuilt over
+    /// it, as every node above a rewritten one is, still hashes its input. When the
+    /// ordered partial aggregate's output ordering reached it, it ran in order too, and
+    /// a key the partial aggregate emitted twice, far apart, came out twice.
+    #[tokio::test]
+    async fn a_final_aggregate_above_does_not_take_the_claim_of_order() {
+        use datafusion::physical_plan::aggregates::PhysicalGroupBy;
+
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Int64, false),
+            Field::new("v", DataType::Int64, false),
+        ]));
+        // Keys 0..10 in turn, so every batch of 4 holds keys the ones before held.
+        let batches: Vec<RecordBatch> = (0..50)
+            .map(|b| {
+                let k: Vec<i64> = (0..4).map(|i| (b * 4 + i) % 10).collect();
+                RecordBatch::try_new(
+                    Arc::clone(&schema),
+                    vec![
+                        Arc::new(Int64Array::from(k)),
+                        Arc::new(Int64Array::from(vec![1i64; 4])),
+                    ],
+                )
+                .unwrap()
+            })
+            .collect();
+        let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(1));
+        let table = MemTable::try_new(Arc::clone(&schema), vec![batches]).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        // The partial aggregate of `SELECT k, count(v) FROM t GROUP BY k`, its input
+        // the scan, under a final aggregate of its own.
+        let plan = ctx
+            .sql("SELECT k, count(v) AS n FROM t GROUP BY k")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let mut partial = None;
+        plan.apply(|node| {
+            if let Some(a) = node.downcast_ref::<AggregateExec>() {
+                let single = AggregateExec::try_new(
+                    AggregateMode::Partial,
+                    a.group_expr().clone(),
+                    a.aggr_expr().to_vec(),
+                    a.filter_expr().to_vec(),
+                    Arc::clone(a.input()),
+                    a.input_schema(),
+                )
+                .unwrap();
+                partial = Some(single);
+                return Ok(TreeNodeRecursion::Stop);
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        let partial = partial.expect("an aggregate");
+        let final_groups = PhysicalGroupBy::new_single(
+            partial
+                .output_group_expr()
+                .into_iter()
+                .zip(["k"])
+                .map(|(e, n)| (e, n.to_string()))
+                .collect(),
+        );
+        let partial: Arc<dyn ExecutionPlan> = Arc::new(partial);
+        let final_aggregate: Arc<dyn ExecutionPlan> = Arc::new(
+            AggregateExec::try_new(
+                AggregateMode::Final,
+                final_groups,
+                partial
+                    .downcast_ref::<AggregateExec>()
+                    .unwrap()
+                    .aggr_expr()
+                    .to_vec(),
+                vec![None],
+                Arc::clone(&partial),
+                partial
+                    .downcast_ref::<AggregateExec>()
+                    .unwrap()
+                    .input_schema(),
+            )
+            .unwrap(),
+        );
+        let forced = Arc::clone(&final_aggregate)
+            .transform_up(|node| {
+                let Some(aggregate) = node.downcast_ref::<AggregateExec>() else {
+                    return Ok(Transformed::no(node));
+                };
+                if *aggregate.mode() != AggregateMode::Partial {
+                    return Ok(Transformed::no(node));
+                }
+                let rebuilt = over_clustered_input(aggregate)?.expect("an ordered aggregation");
+                Ok(Transformed::yes(rebuilt))
+            })
+            .unwrap()
+            .data;
+        let text = displayable(forced.as_ref()).indent(true).to_string();
+        assert!(text.contains("ClusteredInput"), "{text}");
+        let format = |batches: Vec<RecordBatch>| {
+            let mut lines: Vec<String> =
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                    .unwrap()
+                    .to_string()
+                    .lines()
+                    .map(str::to_string)
+                    .collect();
+            lines.sort();
+            lines
+        };
+        let expected = format(collect(final_aggregate, ctx.task_ctx()).await.unwrap());
+        let got = format(collect(forced, ctx.task_ctx()).await.unwrap());
+        assert_eq!(expected.len(), 10 + 4, "ten keys: {expected:?}");
+        assert_eq!(got, expected, "{text}");
     }
 
     #[test]

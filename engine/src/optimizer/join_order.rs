@@ -16,8 +16,9 @@
 //! - each relation's rows are estimated from its sources' statistics (row counts, column
 //!   ranges and string columns' dictionary sizes from the Parquet footers,
 //!   `scan::statistics`) and its filters: an equality with a value keeps one
-//!   distinct value of its column; the rest go to DataFusion's interval analysis (20%
-//!   where it has none, as DataFusion's `FilterExec` assumes);
+//!   distinct value of its column; the rest go to DataFusion's interval analysis (the
+//!   session's `default_filter_selectivity` where it has none, as DataFusion's
+//!   `FilterExec` assumes: 5% in Sluice's sessions);
 //! - a join's rows are its inputs' rows multiplied, divided by the distinct values of the
 //!   most selective class of columns it joins on (a column's distinct values: the count
 //!   from the statistics, else the width of its integer range; at most its rows, and at
@@ -54,10 +55,6 @@ use datafusion::physical_expr::{AnalysisContext, analyze, create_physical_expr};
 /// largest tree, q08's, has 8).
 const MAX_RELATIONS: usize = 10;
 
-/// The share of rows a filter keeps when interval analysis cannot say (DataFusion's
-/// `FilterExec` default).
-const DEFAULT_SELECTIVITY: f64 = 0.2;
-
 /// The share of rows an equality with one value keeps where the column's distinct values
 /// are unknown (a string column: footers give its range, not its count).
 const VALUE_SELECTIVITY: f64 = 0.1;
@@ -88,7 +85,7 @@ impl OptimizerRule for JoinOrder {
         if !config.options().optimizer.join_reordering {
             return Ok(Transformed::no(plan));
         }
-        order_joins_with_subqueries(plan)
+        order_joins_with_subqueries(plan, super::unknown_selectivity(&config.options()))
     }
 }
 
@@ -96,13 +93,19 @@ impl OptimizerRule for JoinOrder {
 /// uncorrelated scalar subquery stays a plan of its own: q11's `HAVING … > (SELECT …)`
 /// joins three tables too). DataFusion hands a rule that walks the plan itself only the
 /// outermost plan.
-fn order_joins_with_subqueries(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
-    order_joins(plan)?.transform_data(|plan| {
+///
+/// `unknown`: the share of rows a filter keeps where nothing estimates it (the session's
+/// `default_filter_selectivity`, as DataFusion's `FilterExec` assumes).
+fn order_joins_with_subqueries(
+    plan: LogicalPlan,
+    unknown: f64,
+) -> Result<Transformed<LogicalPlan>> {
+    order_joins(plan, unknown)?.transform_data(|plan| {
         plan.transform_up(|node| {
             node.map_subqueries(|subquery| match &subquery {
                 // A correlated one DataFusion could not turn into a join is left alone.
                 LogicalPlan::Subquery(s) if s.outer_ref_columns.is_empty() => {
-                    subquery.map_children(order_joins_with_subqueries)
+                    subquery.map_children(|p| order_joins_with_subqueries(p, unknown))
                 }
                 _ => Ok(Transformed::no(subquery)),
             })
@@ -111,20 +114,23 @@ fn order_joins_with_subqueries(plan: LogicalPlan) -> Result<Transformed<LogicalP
 }
 
 /// Orders the join trees in `plan`, outermost first.
-fn order_joins(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+fn order_joins(plan: LogicalPlan, unknown: f64) -> Result<Transformed<LogicalPlan>> {
     if !is_inner_join(&plan) {
-        return plan.map_children(order_joins);
+        return plan.map_children(|p| order_joins(p, unknown));
     }
-    let mut tree = JoinTree::default();
+    let mut tree = JoinTree {
+        unknown,
+        ..JoinTree::default()
+    };
     let Some(written) = tree.flatten(&plan) else {
-        return within_tree(plan);
+        return within_tree(plan, unknown);
     };
     let Some(chosen) = tree.choose(&written) else {
-        return within_tree(plan);
+        return within_tree(plan, unknown);
     };
     let leaves = std::mem::take(&mut tree.leaves)
         .into_iter()
-        .map(|leaf| order_joins(leaf).map(|t| t.data))
+        .map(|leaf| order_joins(leaf, unknown).map(|t| t.data))
         .collect::<Result<Vec<_>>>()?;
     tree.leaves = leaves;
     let mut pending = chosen.filters;
@@ -145,11 +151,11 @@ fn order_joins(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
 }
 
 /// Leaves a join tree's order as it is, and orders the trees within its relations.
-fn within_tree(plan: LogicalPlan) -> Result<Transformed<LogicalPlan>> {
+fn within_tree(plan: LogicalPlan, unknown: f64) -> Result<Transformed<LogicalPlan>> {
     if is_inner_join(&plan) || is_tree_projection(&plan) {
-        plan.map_children(within_tree)
+        plan.map_children(|p| within_tree(p, unknown))
     } else {
-        order_joins(plan)
+        order_joins(plan, unknown)
     }
 }
 
@@ -235,6 +241,8 @@ struct JoinTree {
     equalities: Vec<(Column, Column)>,
     /// The join conditions other than equalities, conjunct by conjunct.
     filters: Vec<Expr>,
+    /// The share of rows a filter nothing estimates keeps.
+    unknown: f64,
 }
 
 /// The order `JoinTree::choose` picked, and what building it needs.
@@ -348,7 +356,7 @@ impl JoinTree {
         let estimates = self
             .leaves
             .iter()
-            .map(estimate)
+            .map(|leaf| estimate(leaf, self.unknown))
             .collect::<Option<Vec<_>>>()?;
         let ndv = |leaf: usize, column: &Column| {
             let e = &estimates[leaf];
@@ -568,25 +576,25 @@ impl Estimate {
 }
 
 /// The estimated rows of a relation; `None` where a part of it cannot be estimated.
-pub(super) fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
+pub(super) fn estimate(plan: &LogicalPlan, unknown: f64) -> Option<Estimate> {
     match plan {
-        LogicalPlan::TableScan(scan) => scan_estimate(scan, &[]),
+        LogicalPlan::TableScan(scan) => scan_estimate(scan, &[], unknown),
         LogicalPlan::Filter(filter) => match filter.input.as_ref() {
             LogicalPlan::TableScan(scan) => {
                 let predicate: Vec<Expr> = split_conjunction(&filter.predicate)
                     .into_iter()
                     .cloned()
                     .collect();
-                scan_estimate(scan, &predicate)
+                scan_estimate(scan, &predicate, unknown)
             }
             input => {
-                let e = estimate(input)?;
-                let rows = e.rows * DEFAULT_SELECTIVITY;
+                let e = estimate(input, unknown)?;
+                let rows = e.rows * unknown;
                 Some(e.with_rows(rows))
             }
         },
         LogicalPlan::Projection(projection) => {
-            let input = estimate(&projection.input)?;
+            let input = estimate(&projection.input, unknown)?;
             let ndv = projection
                 .expr
                 .iter()
@@ -599,10 +607,10 @@ pub(super) fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
             })
         }
         LogicalPlan::SubqueryAlias(alias) => {
-            Some(estimate(&alias.input)?.renamed(alias.input.schema(), &alias.schema))
+            Some(estimate(&alias.input, unknown)?.renamed(alias.input.schema(), &alias.schema))
         }
         LogicalPlan::Aggregate(aggregate) => {
-            let input = estimate(&aggregate.input)?;
+            let input = estimate(&aggregate.input, unknown)?;
             if aggregate.group_expr.is_empty() {
                 return Some(Estimate {
                     rows: 1.0,
@@ -633,12 +641,17 @@ pub(super) fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
             Some(Estimate { rows, ndv })
         }
         LogicalPlan::Join(join) => match join.join_type {
-            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => estimate(&join.left),
+            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+                estimate(&join.left, unknown)
+            }
             JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
-                estimate(&join.right)
+                estimate(&join.right, unknown)
             }
             _ => {
-                let (left, right) = (estimate(&join.left)?, estimate(&join.right)?);
+                let (left, right) = (
+                    estimate(&join.left, unknown)?,
+                    estimate(&join.right, unknown)?,
+                );
                 let divisor = join
                     .on
                     .iter()
@@ -656,7 +669,7 @@ pub(super) fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
                     None => left.rows * right.rows,
                 };
                 if join.filter.is_some() {
-                    rows *= DEFAULT_SELECTIVITY;
+                    rows *= unknown;
                 }
                 rows = match join.join_type {
                     JoinType::Left => rows.max(left.rows),
@@ -670,7 +683,7 @@ pub(super) fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
             }
         },
         LogicalPlan::Limit(limit) => {
-            let input = estimate(&limit.input)?;
+            let input = estimate(&limit.input, unknown)?;
             match limit.get_fetch_type().ok()? {
                 datafusion::logical_expr::FetchType::Literal(Some(n)) => {
                     let rows = input.rows.min(n as f64);
@@ -680,7 +693,7 @@ pub(super) fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
             }
         }
         LogicalPlan::Sort(sort) => {
-            let input = estimate(&sort.input)?;
+            let input = estimate(&sort.input, unknown)?;
             match sort.fetch {
                 Some(n) => {
                     let rows = input.rows.min(n as f64);
@@ -689,14 +702,14 @@ pub(super) fn estimate(plan: &LogicalPlan) -> Option<Estimate> {
                 None => Some(input),
             }
         }
-        LogicalPlan::Distinct(distinct) => estimate(distinct.input()),
-        LogicalPlan::Repartition(repartition) => estimate(&repartition.input),
-        LogicalPlan::Window(window) => estimate(&window.input),
+        LogicalPlan::Distinct(distinct) => estimate(distinct.input(), unknown),
+        LogicalPlan::Repartition(repartition) => estimate(&repartition.input, unknown),
+        LogicalPlan::Window(window) => estimate(&window.input, unknown),
         LogicalPlan::Union(union) => {
             let rows = union
                 .inputs
                 .iter()
-                .map(|input| estimate(input).map(|e| e.rows))
+                .map(|input| estimate(input, unknown).map(|e| e.rows))
                 .sum::<Option<f64>>()?;
             Some(Estimate {
                 rows: rows.max(1.0),
@@ -722,7 +735,7 @@ fn as_column(expr: &Expr) -> Option<&Column> {
 
 /// A source scan's rows after its filters (and `predicate`, a filter right above it),
 /// from the source's statistics.
-fn scan_estimate(scan: &TableScan, predicate: &[Expr]) -> Option<Estimate> {
+fn scan_estimate(scan: &TableScan, predicate: &[Expr], unknown: f64) -> Option<Estimate> {
     let provider = source_as_provider(&scan.source).ok()?;
     let stats = provider.statistics()?;
     let rows = *stats.num_rows.get_value()? as f64;
@@ -746,6 +759,7 @@ fn scan_estimate(scan: &TableScan, predicate: &[Expr]) -> Option<Estimate> {
         &schema,
         &stats.column_statistics,
         rows,
+        unknown,
     );
     let mut out = (rows * selectivity).max(1.0);
     if let Some(fetch) = scan.fetch {
@@ -787,14 +801,15 @@ fn column_ndv(stats: &ColumnStatistics, rows: f64) -> Option<f64> {
 /// The share of a source's rows `conjuncts` keep. An equality with a value keeps one
 /// distinct value of the column (`IN` lists and `OR`s of them, one per value); the other
 /// conjuncts go to DataFusion's interval analysis over the source's column statistics,
-/// together (so that two bounds of one range count once), else one by one, 20% each
-/// where it cannot say.
+/// together (so that two bounds of one range count once), else one by one, `unknown`
+/// each where it cannot say.
 fn selectivity(
     conjuncts: &[Expr],
     table: &TableReference,
     schema: &datafusion::arrow::datatypes::SchemaRef,
     columns: &[ColumnStatistics],
     rows: f64,
+    unknown: f64,
 ) -> f64 {
     let ndv = |column: &Column| {
         schema
@@ -828,7 +843,7 @@ fn selectivity(
         share *= analyzed(&all).unwrap_or_else(|| {
             ranges
                 .iter()
-                .map(|c| analyzed(c).unwrap_or(DEFAULT_SELECTIVITY))
+                .map(|c| analyzed(c).unwrap_or(unknown))
                 .product()
         });
     }
@@ -1017,7 +1032,7 @@ pub(super) mod tests {
         assert_eq!(joins(&unordered)[0], ["customer", "orders"]);
         assert_eq!(plan.schema(), unordered.schema());
         // The rule does not move a tree it has ordered: a second pass leaves it alone.
-        let again = order_joins(plan.clone()).unwrap();
+        let again = order_joins(plan.clone(), 0.05).unwrap();
         assert!(!again.transformed, "{text}");
     }
 

@@ -89,6 +89,16 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
+/// The share of rows a filter keeps where nothing estimates it (a `LIKE`, a comparison
+/// of two columns, a function): the session's `default_filter_selectivity`, the one
+/// value DataFusion's `FilterExec` statistics (and so its join selection) assume too,
+/// 5% in Sluice's sessions (`settings::SLUICE_DEFAULTS`). `JoinOrder` and
+/// `AggregateKeys` estimate with it; `FilterOrder` ranks conditions it knows nothing of
+/// at an even chance instead (`filter_order::UNKNOWN_SELECTIVITY`, which says why).
+pub(crate) fn unknown_selectivity(options: &ConfigOptions) -> f64 {
+    f64::from(options.optimizer.default_filter_selectivity) / 100.0
+}
+
 /// How many times the rows of its probe side a hash join's build side must be estimated
 /// at before `BuildOnFewerRows` turns the join around: only an estimate that is off by
 /// an order of magnitude is overruled, never a close call.
@@ -160,12 +170,15 @@ impl PhysicalOptimizerRule for BuildOnFewerRows {
 /// Turns on row-level filtering for each Parquet scan whose predicate holds a `key`
 /// sample or a dynamic filter worth it (`dynamic_filters_worth_row_filtering`: an
 /// aggregate's few groups, carried through another join). DataFusion, with row-level
-/// pushdown off, kept the static
-/// filters in a `FilterExec` above the scan (and gave the scan a copy for pruning only);
-/// once the scan filters rows, the conjuncts it applies are dropped from that filter, so no
-/// predicate is evaluated twice (`LIKE` over every comment of q13's `orders` was).
-/// With `datafusion.execution.parquet.pushdown_filters` on, every scan filters rows
-/// already and the rule changes nothing.
+/// pushdown off, keeps the static filters in a `FilterExec` above the scan (and gives
+/// the scan a copy for pruning only); that filter stays whole. The scan's row filter is
+/// not a promise to apply every conjunct of its predicate: DataFusion's
+/// `build_row_filter` leaves out, file by file and silently, a conjunct it cannot
+/// evaluate row by row (a whole struct column, a column the file lacks), and drops the
+/// whole row filter of a file on an error. The filter above then evaluates its
+/// conjuncts again on the rows the scan kept, which this rule only lets happen where
+/// the scan keeps few. With `datafusion.execution.parquet.pushdown_filters` on, every
+/// scan filters rows already and the rule changes nothing.
 #[derive(Debug, Default)]
 pub struct SelectiveRowFilters;
 
@@ -184,16 +197,9 @@ impl PhysicalOptimizerRule for SelectiveRowFilters {
         let estimates = OnceCell::new();
         let dynamic_selectivity = || estimates.get_or_init(|| dynamic_filter_selectivity(&whole));
         let row_filtering = dynamic_filters_worth_row_filtering(&plan);
-        // Only scans and the filters right above them are replaced: the join that owns
-        // a dynamic filter keeps it (`with_new_children` keeps it; the scan's predicate
-        // shares its state).
+        // Only scans are replaced: the join that owns a dynamic filter keeps it
+        // (`with_new_children` keeps it; the scan's predicate shares its state).
         plan.transform_up(|node| {
-            if let Some(filter) = node.downcast_ref::<FilterExec>()
-                && let Some(scan) = scan_under(filter.input())
-                && scan_filters_rows(scan)
-            {
-                return Ok(Transformed::yes(without_applied_conjuncts(filter, scan)?));
-            }
             let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
                 return Ok(Transformed::no(node));
             };
@@ -432,95 +438,6 @@ fn node_under(
     }
 }
 
-/// The scan `plan` reads, seen through repartitions (which change neither the rows nor
-/// the schema): DataFusion puts a round-robin one between a filter and a scan of one
-/// file group.
-fn scan_under(plan: &Arc<dyn ExecutionPlan>) -> Option<&DataSourceExec> {
-    if let Some(scan) = plan.downcast_ref::<DataSourceExec>() {
-        return Some(scan);
-    }
-    scan_under(plan.downcast_ref::<RepartitionExec>()?.input())
-}
-
-/// Whether a scan (already rewritten by this rule, the plan being visited bottom-up)
-/// applies its predicate to rows.
-fn scan_filters_rows(scan: &DataSourceExec) -> bool {
-    scan.downcast_to_file_source::<ParquetSource>()
-        .is_some_and(|(_, p)| p.table_parquet_options().global.pushdown_filters)
-}
-
-/// `filter` over a scan that filters rows with its own predicate: the conjuncts the
-/// scan applies are dropped; with none left, the filter becomes its projection (or
-/// nothing). A filter with a fetch (a limit) is kept as it is.
-fn without_applied_conjuncts(
-    filter: &FilterExec,
-    scan: &DataSourceExec,
-) -> Result<Arc<dyn ExecutionPlan>> {
-    let keep = || Ok(Arc::new(filter.clone()) as Arc<dyn ExecutionPlan>);
-    let Some(applied) = scan
-        .downcast_to_file_source::<ParquetSource>()
-        .and_then(|(_, p)| p.filter())
-    else {
-        return keep();
-    };
-    if filter.fetch().is_some() {
-        return keep();
-    }
-    // The scan's predicate names columns by their place in the file; the filter's by
-    // their place in the scan's output: compare by name.
-    let applied: Vec<Arc<dyn PhysicalExpr>> = split_conjunction(&applied)
-        .into_iter()
-        .map(|e| by_name(e.clone()))
-        .collect();
-    let remaining: Vec<Arc<dyn PhysicalExpr>> = split_conjunction(filter.predicate())
-        .into_iter()
-        .filter(|c| {
-            let c = by_name((*c).clone());
-            !applied.iter().any(|a| a.as_ref() == c.as_ref())
-        })
-        .cloned()
-        .collect();
-    if !remaining.is_empty() {
-        if remaining.len() == split_conjunction(filter.predicate()).len() {
-            return keep();
-        }
-        let narrowed = FilterExecBuilder::from(filter)
-            .with_predicate(conjunction(remaining))
-            .build()?;
-        return Ok(Arc::new(narrowed));
-    }
-    let input: Arc<dyn ExecutionPlan> = filter.input().clone();
-    let projection = filter.projection().as_ref().map(|p| p.to_vec());
-    let Some(projection) = projection else {
-        return Ok(input);
-    };
-    let schema = input.schema();
-    let exprs: Vec<(Arc<dyn PhysicalExpr>, String)> = projection
-        .iter()
-        .map(|&i| {
-            let name = schema.field(i).name().clone();
-            (
-                Arc::new(Column::new(&name, i)) as Arc<dyn PhysicalExpr>,
-                name,
-            )
-        })
-        .collect();
-    Ok(Arc::new(ProjectionExec::try_new(exprs, input)?))
-}
-
-/// `expr` with every column's index set to 0, so expressions over different schemas
-/// compare by column name.
-fn by_name(expr: Arc<dyn PhysicalExpr>) -> Arc<dyn PhysicalExpr> {
-    expr.transform(|e| match e.downcast_ref::<Column>() {
-        Some(c) if c.index() != 0 => Ok(Transformed::yes(
-            Arc::new(Column::new(c.name(), 0)) as Arc<dyn PhysicalExpr>
-        )),
-        _ => Ok(Transformed::no(e)),
-    })
-    .map(|t| t.data)
-    .expect("renumbering columns cannot fail")
-}
-
 /// Whether `expr` is the `key` sample's filter.
 fn is_key_sample(expr: &Arc<dyn PhysicalExpr>) -> bool {
     expr.downcast_ref::<ScalarFunctionExpr>()
@@ -650,10 +567,12 @@ mod tests {
     /// A probe-side scan with two static filters it can apply and one it cannot
     /// (volatile), under two plans. Where the scan also gets a dynamic filter built from
     /// an aggregate's groups (an `IN (… GROUP BY … HAVING …)`) through another join, it
-    /// filters rows, and the filter above keeps only the volatile conjunct. Under a plain
-    /// join's dynamic filter, it does not. Both answers are the ones without the rule.
+    /// filters rows, and the filter above stays whole (see
+    /// `a_conjunct_the_row_filter_leaves_out_is_still_applied`). Under a plain join's
+    /// dynamic filter, it does not filter rows. Both answers are the ones without the
+    /// rule.
     #[tokio::test]
-    async fn scans_filter_rows_for_an_aggregates_keys_through_a_join_and_nothing_twice() {
+    async fn scans_filter_rows_for_an_aggregates_keys_through_a_join() {
         let dir = tempfile::tempdir().unwrap();
         let writer = context(false);
         for (name, sql) in [
@@ -712,16 +631,11 @@ mod tests {
                 let row_filtering = scans(&plan).iter().filter(|s| scan_filters_rows(s)).count();
                 if rule && filters_rows {
                     assert_eq!(row_filtering, 1, "{text}");
-                    assert!(
-                        filters
-                            .iter()
-                            .all(|f| !f.contains("NOT LIKE") && !f.contains("v@1 > 5")),
-                        "{text}"
-                    );
-                    assert!(filters.iter().any(|f| f.contains("random()")), "{text}");
                 } else {
                     assert_eq!(row_filtering, 0, "{text}");
-                    assert!(filters.iter().any(|f| f.contains("NOT LIKE")), "{text}");
+                }
+                for conjunct in ["NOT LIKE", "> 5", "random()"] {
+                    assert!(filters.iter().any(|f| f.contains(conjunct)), "{text}");
                 }
                 let batches = collect(plan, ctx.task_ctx()).await.unwrap();
                 answers.push(
@@ -737,6 +651,95 @@ mod tests {
                 answers[0]
             );
         }
+    }
+
+    /// A scan whose predicate holds a conjunct DataFusion's row filter cannot evaluate
+    /// row by row (`st IS NOT NULL`, a whole struct column: `build_row_filter` leaves it
+    /// out, silently) next to a `key` sample, which makes the rule turn row filtering
+    /// on. The filter above the scan must still apply it: the rule once dropped from
+    /// that filter every conjunct the scan's predicate held, and the rows with a null
+    /// `st` came through.
+    #[tokio::test]
+    async fn a_conjunct_the_row_filter_leaves_out_is_still_applied() {
+        use datafusion::common::DFSchema;
+        use datafusion::prelude::col;
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let writer = context(false);
+        let sql = "SELECT value AS k, CASE WHEN value % 3 = 0 THEN NULL \
+                   ELSE named_struct('a', value) END AS st FROM generate_series(1, 3000)";
+        writer
+            .sql(&format!(
+                "COPY ({sql}) TO '{}' STORED AS PARQUET",
+                path.display()
+            ))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let query = "SELECT count(*) AS n FROM t WHERE st IS NOT NULL";
+        let mut answers = Vec::new();
+        for rule in [false, true] {
+            let ctx = context(false);
+            ctx.register_parquet("t", path.to_str().unwrap(), ParquetReadOptions::default())
+                .await
+                .unwrap();
+            let plan = ctx
+                .sql(query)
+                .await
+                .unwrap()
+                .create_physical_plan()
+                .await
+                .unwrap();
+            // The scan's predicate as a table provider may hand it over: the query's
+            // filter and a `key` sample keeping every key.
+            let plan = plan
+                .transform_up(|node| {
+                    let Some(scan) = node.downcast_ref::<DataSourceExec>() else {
+                        return Ok(Transformed::no(node));
+                    };
+                    let (config, parquet) =
+                        scan.downcast_to_file_source::<ParquetSource>().unwrap();
+                    let schema = config.file_schema().clone();
+                    let df_schema = DFSchema::try_from(schema.as_ref().clone()).unwrap();
+                    let counters = Arc::new(crate::scan::key::KeySampleCounters::default());
+                    let sample = crate::scan::key::KeySample::predicate(col("k"), 7, 1.0, counters);
+                    let predicate = sample.and(col("st").is_not_null());
+                    let predicate = ctx.create_physical_expr(predicate, &df_schema).unwrap();
+                    let source = parquet.with_predicate(predicate);
+                    let config = FileScanConfigBuilder::from(config.clone())
+                        .with_source(Arc::new(source))
+                        .build();
+                    Ok(Transformed::yes(
+                        DataSourceExec::from_data_source(config) as Arc<dyn ExecutionPlan>
+                    ))
+                })
+                .unwrap()
+                .data;
+            let plan = if rule {
+                SelectiveRowFilters
+                    .optimize(plan, ctx.state().config().options())
+                    .unwrap()
+            } else {
+                plan
+            };
+            let text = displayable(plan.as_ref()).indent(true).to_string();
+            assert_eq!(
+                scans(&plan).iter().filter(|s| scan_filters_rows(s)).count(),
+                usize::from(rule),
+                "{text}"
+            );
+            let batches = collect(plan, ctx.task_ctx()).await.unwrap();
+            answers.push(
+                datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        assert!(answers[0].contains("| 2000 |"), "{}", answers[0]);
+        assert_eq!(answers[1], answers[0]);
     }
 
     #[test]
@@ -775,6 +778,12 @@ mod tests {
             order(0.3),
             ["received@2 > committed@1", "committed@1 < 100", "dynamic"]
         );
+    }
+
+    /// Whether a scan applies its predicate to rows.
+    fn scan_filters_rows(scan: &DataSourceExec) -> bool {
+        scan.downcast_to_file_source::<ParquetSource>()
+            .is_some_and(|(_, p)| p.table_parquet_options().global.pushdown_filters)
     }
 
     fn scans(plan: &Arc<dyn ExecutionPlan>) -> Vec<DataSourceExec> {

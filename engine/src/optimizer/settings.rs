@@ -115,11 +115,7 @@ pub fn small_input_settings(options: &mut ConfigOptions, rows: u64, settings: &E
 /// The session configuration of an environment with `settings`.
 pub fn session_config(settings: &EngineSettings) -> SessionConfig {
     let mut options = ConfigOptions::default();
-    for (key, value) in SLUICE_DEFAULTS {
-        options
-            .set(key, value)
-            .expect("Sluice's defaults are valid DataFusion settings");
-    }
+    apply_sluice_defaults(&mut options);
     apply_env_overrides(&mut options, |name| std::env::var(name).ok());
     let mut config = SessionConfig::from(options);
     if let Some(n) = settings.target_partitions {
@@ -131,19 +127,57 @@ pub fn session_config(settings: &EngineSettings) -> SessionConfig {
     config
 }
 
+/// Sets `SLUICE_DEFAULTS` in `options` (a test harness whose sessions start from
+/// options of their own, such as `tests/sqllogictest`, applies them with this).
+pub fn apply_sluice_defaults(options: &mut ConfigOptions) {
+    for (key, value) in SLUICE_DEFAULTS {
+        options
+            .set(key, value)
+            .expect("Sluice's defaults are valid DataFusion settings");
+    }
+}
+
 /// The session state a local run plans with: `config`, `runtime`, DataFusion's default
 /// features and Sluice's own optimizer rules (`optimizer/`): `JoinOrder` after DataFusion's
 /// filter pushdown, `BuildOnFewerRows` right after its join selection,
 /// `SelectiveRowFilters`, `FilterOrder`, `EarlyDynamicFilters`, `DecimalArithmetic`,
 /// `ClusteredAggregate`, `LikeSegments`, `ViewEquality` and `FilterConjunction` after all of its physical rules.
 pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> SessionState {
-    SessionStateBuilder::new()
+    let builder = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
-        .with_default_features()
-        .with_optimizer_rules(optimizer_rules())
-        .with_physical_optimizer_rules(physical_optimizer_rules())
-        .build()
+        .with_default_features();
+    with_sluice_rules(builder, skipped_rules()).build()
+}
+
+/// `builder` with Sluice's logical and physical optimizer rules (DataFusion's with
+/// Sluice's in their places), but those named in `skipped`. `session_state` passes
+/// `SLUICE_SKIP_RULES`' names; a harness that bisects a failure to one rule passes its
+/// own (`tests/sqllogictest`).
+pub fn with_sluice_rules(builder: SessionStateBuilder, skipped: &[String]) -> SessionStateBuilder {
+    let mut logical = all_optimizer_rules();
+    logical.retain(|r| !skipped.iter().any(|s| s == r.name()));
+    let mut physical = all_physical_optimizer_rules();
+    physical.retain(|r| !skipped.iter().any(|s| s == r.name()));
+    builder
+        .with_optimizer_rules(logical)
+        .with_physical_optimizer_rules(physical)
+}
+
+/// The names of Sluice's own optimizer rules, logical then physical (each `sluice_…`):
+/// what `SLUICE_SKIP_RULES=` all of them leaves is DataFusion's planner with Sluice's
+/// settings.
+pub fn sluice_rule_names() -> Vec<String> {
+    let logical = all_optimizer_rules()
+        .into_iter()
+        .map(|r| r.name().to_string());
+    let physical = all_physical_optimizer_rules()
+        .into_iter()
+        .map(|r| r.name().to_string());
+    logical
+        .chain(physical)
+        .filter(|n| n.starts_with("sluice_"))
+        .collect()
 }
 
 /// DataFusion's logical optimizer rules with Sluice's `JoinOrder` right after filter

@@ -146,6 +146,8 @@ pub async fn register_source(
     let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
     let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
     let scan_options = ScanOptions::of(ctx);
+    let read_as = read_types(listing, &scan_options.parquet);
+    let listing = read_as.as_ref().unwrap_or(listing);
     let location_prefix = folder.clone();
     let rows_total = listing.rows();
     let schema = listing.table_schema();
@@ -455,6 +457,31 @@ pub fn other_columns(schema: &datafusion::arrow::datatypes::Schema, key: &str) -
         .filter(|f| f.name() != key)
         .map(|f| ident(f.name()))
         .collect()
+}
+
+/// The listing with the column types DataFusion reads its files as, if they differ from
+/// the files' own: strings and binaries as views (`schema_force_view_types`, on by
+/// default) and binaries as strings (`binary_as_string`), as DataFusion's
+/// `ParquetFormat::infer_schema` does for a table it lists itself. The store lists a
+/// source's schema from its footers, where pyarrow, DuckDB, Spark and tpchgen-cli
+/// record `Utf8`; read as such, their strings were copied into offset buffers and
+/// compared row by row, while Sluice's own files, which record views, were not (and
+/// `optimizer::view_equality` compared only those).
+fn read_types(listing: &SourceListing, options: &TableParquetOptions) -> Option<SourceListing> {
+    use datafusion::datasource::file_format::parquet::{
+        transform_binary_to_string, transform_schema_to_view,
+    };
+    let mut schema = listing.file_schema.as_ref().clone();
+    if options.global.binary_as_string {
+        schema = transform_binary_to_string(&schema);
+    }
+    if options.global.schema_force_view_types {
+        schema = transform_schema_to_view(&schema);
+    }
+    (schema != *listing.file_schema).then(|| SourceListing {
+        file_schema: Arc::new(schema),
+        ..listing.clone()
+    })
 }
 
 /// Hands the listing's footers to the run's DataFusion metadata cache under the paths the
