@@ -196,7 +196,9 @@ fn main() {
                     &BenchOptions {
                         runs: 50,
                         warmup: 5,
+                        estimate: false,
                     },
+                    &|_| {},
                 ))
                 .expect("bench")
                 .median();

@@ -705,7 +705,14 @@ mod tests {
                     let schema = config.file_schema().clone();
                     let df_schema = DFSchema::try_from(schema.as_ref().clone()).unwrap();
                     let counters = Arc::new(crate::scan::key::KeySampleCounters::default());
-                    let sample = crate::scan::key::KeySample::predicate(col("k"), 7, 1.0, counters);
+                    let sample = crate::scan::key::KeySample::predicate(
+                        col("k"),
+                        Vec::new(),
+                        7,
+                        1.0,
+                        counters,
+                        Default::default(),
+                    );
                     let predicate = sample.and(col("st").is_not_null());
                     let predicate = ctx.create_physical_expr(predicate, &df_schema).unwrap();
                     let source = parquet.with_predicate(predicate);

@@ -297,7 +297,7 @@ impl EnvSession {
     }
 
     /// A source's listing, from the cache when there is one.
-    async fn listing(&self, def: &SourceDef) -> Result<SourceListing> {
+    async fn cached_listing(&self, def: &SourceDef) -> Result<SourceListing> {
         match &self.listings {
             Some(cache) => cache.listing(&self.store, def).await,
             None => self.store.list_source(def).await,
@@ -380,7 +380,7 @@ impl EnvSession {
     /// A source's files in this environment's store; a source with no data is an error
     /// that says how to fill it.
     async fn listing(&self, def: &SourceDef) -> Result<SourceListing> {
-        match self.store.list_source(def).await {
+        match self.cached_listing(def).await {
             Err(SluiceError::MissingSource {
                 env,
                 source_name,

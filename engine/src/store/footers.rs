@@ -68,6 +68,8 @@ impl FooterCache {
             key.push_str(&format!("|{path}:{size}:{modified}"));
         }
         key
+    }
+
     /// How many footers this cache has read from the store.
     pub fn fetches(&self) -> u64 {
         self.fetches.load(std::sync::atomic::Ordering::Relaxed)

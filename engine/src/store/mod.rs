@@ -383,6 +383,7 @@ impl Store {
                         env: self.env.clone(),
                         source_name: source.name.clone(),
                         path: self.describe(&source.path),
+                        hint: String::new(),
                     });
                 }
             }
