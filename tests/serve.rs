@@ -1027,6 +1027,11 @@ fn cache_header(s: &Served, path: &str) -> String {
 #[test]
 fn requests_read_no_state_and_cached_results_follow_the_store() {
     let p = TestProject::example(0.02);
+    // Staging read whole: the materialized total must count every rep to see the new call.
+    let toml = std::fs::read_to_string(p.path().join("sluice.toml")).unwrap();
+    let policy = "sample = { method = \"system\", fraction = 0.1, seed = 7 }";
+    assert!(toml.contains(policy));
+    p.write("sluice.toml", &toml.replace(policy, "sample = \"full\""));
     let top = std::fs::read_to_string(p.path().join("pipes/top_reps.toml")).unwrap();
     p.write("pipes/top_reps.toml", &format!("cache = \"1h\"\n{top}"));
     p.write("pipes/won_by_rep.toml", WON_BY_REP);
@@ -1097,9 +1102,14 @@ fn requests_read_no_state_and_cached_results_follow_the_store() {
     assert_eq!(cache_header(&s, "/v0/pipes/from_mat.json"), "hit");
     p.expect_exit(&["materialize", "won_by_rep", "--full"], 0);
     let second = until_miss(&s, "/v0/pipes/from_mat.json");
+    let won = |v: &serde_json::Value| {
+        v["data"][0]["won"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no count of won calls in {v}"))
+    };
     assert_eq!(
-        second["data"][0]["won"].as_u64().unwrap(),
-        first["data"][0]["won"].as_u64().unwrap() + 1,
+        won(&second),
+        won(&first) + 1,
         "the new call is counted: {first} {second}"
     );
     drop(s);

@@ -59,11 +59,22 @@ fn column_schema(ty: &DataType, nullable: bool) -> Value {
         _ => json!({"type": "string"}),
     };
     let obj = v.as_object_mut().expect("object");
-    obj.insert("x-arrow-type".into(), json!(ty.to_string()));
+    obj.insert("x-arrow-type".into(), json!(type_name(ty)));
     if nullable {
         obj.insert("nullable".into(), json!(true));
     }
     v
+}
+
+/// A column's Arrow type as the API names it: string and binary views (how DataFusion
+/// reads other writers' strings) are the same values as `Utf8` and `Binary`, so an
+/// endpoint's contract does not change with the reader's layout.
+fn type_name(ty: &DataType) -> String {
+    match ty {
+        DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8.to_string(),
+        DataType::BinaryView | DataType::LargeBinary => DataType::Binary.to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// The output columns as `/v0/pipes` lists them: name, Arrow type, nullable.
@@ -74,7 +85,7 @@ pub(crate) fn columns_json(schema: &Schema) -> Value {
         .map(|f| {
             json!({
                 "name": f.name(),
-                "type": f.data_type().to_string(),
+                "type": type_name(f.data_type()),
                 "nullable": f.is_nullable(),
             })
         })

@@ -139,7 +139,16 @@ fn system_units(fraction: f64, seed: u64, files: &[FileLayout]) -> Vec<Vec<Sampl
                     .collect();
             }
             let wanted = (UNITS_PER_FILE / fraction).ceil();
-            let unit_rows = ((rows as f64 / wanted).ceil() as u64).max(MIN_BLOCK_ROWS);
+            let ideal = ((rows as f64 / wanted).ceil() as u64).max(1);
+            // Blocks of at least MIN_BLOCK_ROWS, unless the file's whole sample is
+            // smaller than one (a dimension, a first ingest): then it is cut finer, or a
+            // 10% sample of 300 rows would be one block of 64 kept or not, most often
+            // nothing at all.
+            let unit_rows = if rows as f64 * fraction >= MIN_BLOCK_ROWS as f64 {
+                ideal.max(MIN_BLOCK_ROWS)
+            } else {
+                ideal
+            };
             let mut units = Vec::new();
             for (gi, &group_rows) in f.row_groups.iter().enumerate() {
                 if group_rows == 0 {
@@ -462,6 +471,24 @@ mod tests {
         for k in kept.values() {
             let f = *k as f64 / seeds as f64;
             assert!((f - 0.3).abs() < 0.03, "{kept:?}");
+        }
+    }
+
+    #[test]
+    fn system_keeps_rows_of_a_file_smaller_than_a_block_per_sample() {
+        // 300 rows in one group: 30 rows' worth at 10%, whatever the seed.
+        let files = layout(1, 1, 300);
+        for seed in 0..20 {
+            let p = plan(
+                &SamplePolicy::System {
+                    fraction: 0.1,
+                    seed,
+                },
+                &files,
+            )
+            .unwrap();
+            let kept = (kept_fraction(&p) * 300.0).round() as u64;
+            assert!((20..=40).contains(&kept), "seed {seed}: {kept} rows");
         }
     }
 
