@@ -14,7 +14,9 @@
 //!   promotion or rollback is served at once without a restart.
 //! - Every pipe call appends a record to `_sluice/stats/` (see `stats`), off the
 //!   request path.
+//! - `/ui/` is the web console (`console`): read-only pages for admin tokens.
 
+pub mod console;
 mod encode;
 mod metrics;
 mod openapi;
@@ -119,6 +121,7 @@ struct AppState {
 /// A bound server, ready to run.
 pub struct Server {
     state: Arc<AppState>,
+    console: Arc<console::Console>,
     listener: tokio::net::TcpListener,
 }
 
@@ -134,6 +137,7 @@ impl Server {
             .await
             .map_err(|e| SluiceError::Usage(format!("cannot listen on {}: {e}", options.bind)))?;
         let deployed = options.deployed || session.environment().protected;
+        let console = Arc::new(console::Console::new(project.clone(), env, store.clone())?);
         let state = Arc::new(AppState {
             project,
             slots: Arc::new(Semaphore::new(settings.max_concurrent)),
@@ -145,7 +149,11 @@ impl Server {
             settings,
             session,
         });
-        Ok(Server { state, listener })
+        Ok(Server {
+            state,
+            console,
+            listener,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -161,7 +169,7 @@ impl Server {
     /// writes the run records still queued.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
         let state = self.state.clone();
-        let app = router(self.state);
+        let app = router(self.state).merge(console::router(self.console));
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
@@ -181,7 +189,7 @@ fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async {
             ApiError::new(
                 404,
-                "no such route (see /v0/pipes, /v0/openapi.json, /v0/sql, /health, /metrics)",
+                "no such route (see /v0/pipes, /v0/openapi.json, /v0/sql, /health, /metrics, /ui/)",
             )
         })
         .with_state(state)
