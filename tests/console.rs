@@ -521,6 +521,17 @@ fn console_pages_show_the_project_and_escape_what_users_write() {
         "{fidelity}"
     );
     assert!(fidelity.contains(r#"data-inside="yes""#), "{fidelity}");
+    // A run that fails: its error under the form, with its status.
+    let (status, _, body) = s.get(
+        "/ui/fidelity?pipe=top_reps&p.limit=0",
+        &[("Authorization", &format!("Bearer {admin}"))],
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains(r#"<p class="error">"#) && body.contains("limit"),
+        "{body}"
+    );
+    assert!(body.contains(r#"<form class="pick""#), "{body}");
     // A pipe that is not in the project: 404, named.
     let (status, _, body) = s.get(
         "/ui/fidelity?pipe=nothing",

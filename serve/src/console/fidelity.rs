@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use maud::{Markup, html};
 
@@ -61,6 +62,8 @@ pub async fn page(
         None => None,
     };
 
+    // A run that fails is shown under the form, with its status.
+    let mut status = StatusCode::OK;
     let result: Markup = match &pipe {
         None => {
             html! { p.hint { "Choose a pipe: it runs with estimates in the sampled environment and in full in the other, and each group's estimate is set against production's value." } }
@@ -78,7 +81,11 @@ pub async fn page(
         .await
         {
             Ok(report) => render(&report),
-            Err(e) => html! { p.error data-status=(e.http_status()) { (e.to_string()) } },
+            Err(e) => {
+                status = StatusCode::from_u16(e.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                html! { p.error { (e.to_string()) } }
+            }
         },
     };
     let body = html! {
@@ -109,7 +116,9 @@ pub async fn page(
         @if let Some(p) = &pipe { p { a href=(pipe_url(p)) { "Pipe " (p) } } }
         (result)
     };
-    Ok(frame(&c, "Staging against production", Nav::Fidelity, body))
+    let mut response = frame(&c, "Staging against production", Nav::Fidelity, body);
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 fn pct(v: Option<f64>) -> String {

@@ -263,14 +263,14 @@ fn pipe_charts(
     html! {
         h2 { "Pipe " a href=(pipe_url(pipe)) { (pipe) } " over time" }
         p.hint { (s.points.iter().map(|p| p.calls).sum::<u64>()) " calls in buckets of " (bucket) "; vertical lines: deployments, promotions and rollbacks in " (env) " (hover for who and which version)." }
-        (chart("calls", &format!("Calls and errors per {bucket}"), vec![
-            line("calls", |p| p.calls as f64),
-            line("errors", |p| p.errors as f64),
-        ], short_number))
         (chart("latency", "Latency (ms): p50, p95, p99", vec![
             line("p50", |p| p.p50_ms),
             line("p95", |p| p.p95_ms),
             line("p99", |p| p.p99_ms),
+        ], short_number))
+        (chart("calls", &format!("Calls and errors per {bucket}"), vec![
+            line("calls", |p| p.calls as f64),
+            line("errors", |p| p.errors as f64),
         ], short_number))
         (chart("rows", "Rows read per second", vec![line("rows/s", |p| p.rows_read_per_s)], short_number))
         (chart("bytes", "Bytes read per second", vec![line("bytes/s", |p| p.bytes_read_per_s)], bytes_label))
