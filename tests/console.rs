@@ -172,9 +172,10 @@ fn check_latency_chart(page: &str) {
         r#"<line class="marker" data-action="rollback""#,
         "x1",
     );
-    assert_eq!((promote.len(), rollback.len()), (1, 1), "{page}");
+    // The first promotion (the project's setup) may fall in the first call's bucket.
+    assert_eq!(rollback.len(), 1, "{page}");
     assert!(
-        min < promote[0] && promote[0] < rollback[0] && rollback[0] < max,
+        promote.iter().any(|p| min < *p && *p < rollback[0]) && rollback[0] < max,
         "points {xs:?}, promote {promote:?}, rollback {rollback:?}"
     );
 }
