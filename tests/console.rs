@@ -403,6 +403,7 @@ fn console_pages_show_the_project_and_escape_what_users_write() {
         // hostile is only in the working copy; top_reps was rolled back in production.
         r#"<tr data-pipe="hostile" data-differs="false">"#,
         r#"<tr data-pipe="top_reps" data-differs="true">"#,
+        "not deployed",
     ] {
         assert!(overview.contains(want), "overview lacks {want}: {overview}");
     }
@@ -476,6 +477,16 @@ fn console_pages_show_the_project_and_escape_what_users_write() {
         !hostile.contains("<script") && !hostile.contains("<b>"),
         "{hostile}"
     );
+
+    // A broken test file is said on the page, which still shows the rest.
+    p.write("tests/broken.toml", "[[case]]\nname = 1\n");
+    let broken = s.page("/ui/pipes/top_reps", &admin);
+    assert!(
+        broken.contains(r#"<p class="error">"#) && broken.contains("broken.toml"),
+        "{broken}"
+    );
+    assert!(broken.contains("ORDER BY w.won DESC"), "{broken}");
+    std::fs::remove_file(p.path().join("tests/broken.toml")).unwrap();
 
     // Monitoring: 24 calls, latency points, the promotion and the rollback marked.
     let monitor = s.page("/ui/monitor?env=production&pipe=top_reps", &admin);

@@ -126,7 +126,11 @@ fn live_table(statuses: &[PipeStatus], envs: &[&String]) -> Markup {
                                 },
                             }
                         }
-                        td { @if differs { span.badge.no { "differs" } } @else { span.badge.yes { "same everywhere" } } }
+                        td {
+                            @if differs { span.badge.no { "differs" } }
+                            @else if live.iter().all(|v| v.is_none()) { span.badge { "not deployed" } }
+                            @else { span.badge.yes { "same everywhere" } }
+                        }
                     }
                 }
             }

@@ -68,9 +68,10 @@ pub async fn page(
         }
     };
     let working_version = working.map(sluice_engine::stats::pipe_version);
-    let cases: Vec<TestCase> = load_cases(&project, false)
+    // A broken test file is said in place of the cases, not a failed page.
+    let cases: std::result::Result<Vec<TestCase>, String> = load_cases(&project, false)
         .map(|cs| cs.into_iter().filter(|t| t.pipe == name).collect())
-        .unwrap_or_default();
+        .map_err(|e| e.to_string());
 
     // The two sides of the diff: asked for, else from the first environment whose live
     // version differs from the working copy to the working copy (else the first two).
@@ -205,11 +206,13 @@ pub async fn page(
         }
 
         h2 { "Tests" }
-        @if cases.is_empty() { p.hint { "no case in tests/ runs this pipe" } } @else {
-            table.tests {
+        @match &cases {
+            Err(e) => { p.error { (e) } },
+            Ok(cases) if cases.is_empty() => { p.hint { "no case in tests/ runs this pipe" } },
+            Ok(cases) => { table.tests {
                 thead { tr { th { "case" } th { "file" } th { "parameters" } th { "expects" } } }
                 tbody {
-                    @for t in &cases {
+                    @for t in cases.iter() {
                         tr {
                             td { (t.name) }
                             td { code { (t.file.display().to_string()) } }
@@ -218,7 +221,7 @@ pub async fn page(
                         }
                     }
                 }
-            }
+            } },
         }
 
         h2 { "History" }
