@@ -152,9 +152,7 @@ pub fn short_number(v: f64) -> String {
     } else {
         (v, "")
     };
-    let text = if x == x.trunc() {
-        format!("{x:.0}")
-    } else if x.abs() >= 100.0 {
+    let text = if x == x.trunc() || x.abs() >= 100.0 {
         format!("{x:.0}")
     } else if x.abs() >= 10.0 {
         format!("{x:.1}")
