@@ -7,6 +7,7 @@ mod common;
 mod ballista;
 mod cli;
 mod config;
+mod console;
 mod corpus;
 mod deploy;
 mod differential;

@@ -96,6 +96,9 @@ pub enum Command {
     Fixtures(FixturesArgs),
     /// Serve an environment's endpoint pipes over HTTP (/v0/pipes/NAME.json, …)
     Serve(ServeArgs),
+    /// A read-only web console: environments, pipes, history, monitoring charts,
+    /// staging against production (admin tokens of the environment)
+    Ui(UiArgs),
     /// Access tokens of an environment's endpoints: create, list, revoke
     Token(TokenArgs),
     /// Run statistics of an environment: calls, errors, latency, read throughput per pipe
@@ -162,6 +165,16 @@ pub enum AccessLogFormat {
     Text,
     Json,
     Off,
+}
+
+#[derive(Debug, Args)]
+pub struct UiArgs {
+    /// The environment whose admin tokens sign in (the console shows every environment)
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// The address to listen on (port 0: any free port, printed at start)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8081")]
+    pub bind: std::net::SocketAddr,
 }
 
 #[derive(Debug, Args)]

@@ -122,6 +122,7 @@ fn run() -> ExitCode {
             Command::Bench(a) => bench::bench(s, a).await,
             Command::Fixtures(a) => fixtures::fixtures(s, a).await,
             Command::Serve(a) => serve::serve_cmd(s, a).await,
+            Command::Ui(a) => serve::ui_cmd(s, a).await,
             Command::Token(a) => serve::token_cmd(s, a).await,
             Command::Stats(a) => serve::stats_cmd(s, a).await,
             Command::New(a) => init::new_project(a),

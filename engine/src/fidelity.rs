@@ -37,6 +37,29 @@ pub struct ColumnFidelity {
     pub within_interval: Option<f64>,
     /// Compared groups whose relative error is at most the tolerance, when one is given.
     pub within_tolerance: Option<f64>,
+    /// Each compared group's values, largest production value first (for a chart).
+    pub groups: Vec<GroupFidelity>,
+}
+
+/// One group of one column: production's value against the sample's estimate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupFidelity {
+    /// The group's key columns, as arrow displays them.
+    pub key: Vec<String>,
+    pub production: f64,
+    pub estimate: f64,
+    /// The estimate's 95% interval, when it has one.
+    pub low: Option<f64>,
+    pub high: Option<f64>,
+}
+
+impl GroupFidelity {
+    /// Whether production's value lies inside the interval (`None`: no interval).
+    pub fn inside(&self) -> Option<bool> {
+        let (l, h) = (self.low?, self.high?);
+        let slack = 1e-9 * self.production.abs().max(1.0);
+        Some(l - slack <= self.production && self.production <= h + slack)
+    }
 }
 
 /// Staging against production for one pipe or query.
@@ -190,6 +213,7 @@ pub fn compare(
             continue;
         };
         let mut errors = Vec::new();
+        let mut groups = Vec::new();
         let (mut compared, mut bounded, mut inside, mut tolerated) = (0usize, 0, 0, 0);
         for (key, &ps) in &prod {
             let Some(&ss) = samp.get(key) else {
@@ -208,18 +232,32 @@ pub fn compare(
             if tolerance.is_some_and(|tol| err <= tol) {
                 tolerated += 1;
             }
-            if let (Some(lo), Some(hi)) = (&lo, &hi)
-                && let (Some(l), Some(h)) = (lo[ss], hi[ss])
-            {
+            let (low, high) = match (&lo, &hi) {
+                (Some(lo), Some(hi)) => (lo[ss], hi[ss]),
+                _ => (None, None),
+            };
+            let group = GroupFidelity {
+                key: key.clone(),
+                production: t,
+                estimate: e,
+                low,
+                high,
+            };
+            // A little slack for the rounding of integer bounds and floats (`inside`).
+            if let Some(within) = group.inside() {
                 bounded += 1;
-                // A little slack for the rounding of integer bounds and floats.
-                let slack = 1e-9 * t.abs().max(1.0);
-                if l - slack <= t && t <= h + slack {
+                if within {
                     inside += 1;
                 }
             }
+            groups.push(group);
         }
         errors.sort_by(|a, b| a.total_cmp(b));
+        groups.sort_by(|a, b| {
+            b.production
+                .total_cmp(&a.production)
+                .then(a.key.cmp(&b.key))
+        });
         let share = |n: usize| (compared > 0).then(|| n as f64 / compared as f64);
         let bounded_share = (bounded > 0).then(|| inside as f64 / bounded as f64);
         columns.push(ColumnFidelity {
@@ -238,6 +276,7 @@ pub fn compare(
                 None
             },
             within_tolerance: tolerance.and_then(|_| share(tolerated)),
+            groups,
         });
     }
     Ok(FidelityReport {

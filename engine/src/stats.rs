@@ -375,8 +375,8 @@ impl StatsWriter {
     }
 }
 
-/// The SQL `sluice stats` runs over `sluice.pipe_stats`.
-pub fn summary_sql(pipe: Option<&str>, since: Option<Duration>) -> String {
+/// The `WHERE` clause of a pipe (all, when `None`) and a window back from now.
+fn stats_filter(pipe: Option<&str>, since: Option<Duration>) -> String {
     let mut filters = Vec::new();
     if let Some(p) = pipe {
         filters.push(format!("pipe = '{}'", p.replace('\'', "''")));
@@ -387,11 +387,16 @@ pub fn summary_sql(pipe: Option<&str>, since: Option<Duration>) -> String {
             d.as_millis()
         ));
     }
-    let filter = if filters.is_empty() {
+    if filters.is_empty() {
         String::new()
     } else {
         format!("WHERE {}", filters.join(" AND "))
-    };
+    }
+}
+
+/// The SQL `sluice stats` runs over `sluice.pipe_stats`.
+pub fn summary_sql(pipe: Option<&str>, since: Option<Duration>) -> String {
+    let filter = stats_filter(pipe, since);
     format!(
         "SELECT pipe, \
            count(*) AS calls, \
@@ -404,4 +409,231 @@ pub fn summary_sql(pipe: Option<&str>, since: Option<Duration>) -> String {
            CAST(sum(bytes_read) / greatest(sum(duration_ms) / 1000.0, 0.000001) AS BIGINT) AS bytes_read_per_s \
          FROM {STATS_SCHEMA}.{STATS_TABLE} {filter} GROUP BY pipe ORDER BY pipe"
     )
+}
+
+/// One bucket of a pipe's calls over time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPoint {
+    /// The bucket's start, microseconds since the Unix epoch (UTC).
+    pub start_us: i64,
+    pub calls: u64,
+    /// Calls whose status is not `ok` (errors, timeouts, rejections).
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    /// Rows and bytes read by the bucket's calls, per second of the bucket.
+    pub rows_read_per_s: f64,
+    pub bytes_read_per_s: f64,
+}
+
+/// A pipe's calls bucketed over time (`Series::points` oldest first), from
+/// `sluice.pipe_stats`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub pipe: String,
+    pub bucket: Duration,
+    /// The first and last recorded call in the window, microseconds since the epoch.
+    pub first_us: Option<i64>,
+    pub last_us: Option<i64>,
+    pub points: Vec<SeriesPoint>,
+}
+
+/// Bucket widths a series uses: the smallest that makes at most `max_buckets` of `span`.
+const BUCKET_WIDTHS: &[u64] = &[
+    1,
+    5,
+    10,
+    30,
+    60,
+    5 * 60,
+    15 * 60,
+    30 * 60,
+    3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86_400,
+    7 * 86_400,
+    30 * 86_400,
+];
+
+/// The bucket width for a span of time: a round width (1 s, 5 s, … 1 h, … 30 days)
+/// giving at most `max_buckets` buckets (the widest width past that).
+pub fn bucket_width(span: Duration, max_buckets: u32) -> Duration {
+    let max_buckets = u64::from(max_buckets.max(1));
+    let secs = BUCKET_WIDTHS
+        .iter()
+        .copied()
+        .find(|w| span.as_secs_f64() / (*w as f64) <= max_buckets as f64)
+        .unwrap_or(BUCKET_WIDTHS[BUCKET_WIDTHS.len() - 1]);
+    Duration::from_secs(secs)
+}
+
+/// The SQL of a pipe's series: calls per bucket of `bucket` (whole seconds).
+pub fn series_sql(pipe: &str, bucket: Duration, since: Option<Duration>) -> String {
+    let filter = stats_filter(Some(pipe), since);
+    let secs = bucket.as_secs().max(1);
+    format!(
+        "SELECT date_bin(INTERVAL '{secs} seconds', started_at) AS bucket, \
+           count(*) AS calls, \
+           sum(CASE WHEN status = 'ok' THEN 0 ELSE 1 END) AS errors, \
+           approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms, \
+           approx_percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms, \
+           approx_percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) AS p99_ms, \
+           CAST(sum(rows_read) AS DOUBLE) / {secs} AS rows_read_per_s, \
+           CAST(sum(bytes_read) AS DOUBLE) / {secs} AS bytes_read_per_s \
+         FROM {STATS_SCHEMA}.{STATS_TABLE} {filter} GROUP BY 1 ORDER BY 1"
+    )
+}
+
+/// A pipe's calls in `session`'s environment bucketed over time: at most about
+/// `max_buckets` buckets of a round width over the window's recorded calls (all of them,
+/// or those of the last `since`).
+pub async fn series(
+    session: &EnvSession,
+    pipe: &str,
+    since: Option<Duration>,
+    max_buckets: u32,
+) -> Result<Series> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::compute::cast;
+    use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+
+    // Times as microseconds since the epoch, whatever unit a function returns them in
+    // (`date_bin` gives nanoseconds).
+    let micros = |a: &ArrayRef| -> Result<ArrayRef> {
+        let us = cast(
+            a,
+            &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        )?;
+        Ok(cast(&us, &DataType::Int64)?)
+    };
+
+    let filter = stats_filter(Some(pipe), since);
+    let range = session
+        .query(
+            &format!(
+                "SELECT min(started_at) AS first, max(started_at) AS last \
+                 FROM {STATS_SCHEMA}.{STATS_TABLE} {filter}"
+            ),
+            &RunOptions::default(),
+        )
+        .await?;
+    let int_at = |batches: &[RecordBatch], col: &str, row: usize| -> Result<Option<i64>> {
+        let mut seen = 0;
+        for b in batches {
+            if row < seen + b.num_rows() {
+                let a = micros(b.column_by_name(col).expect("selected"))?;
+                let a = a.as_primitive::<Int64Type>();
+                let r = row - seen;
+                return Ok((!a.is_null(r)).then(|| a.value(r)));
+            }
+            seen += b.num_rows();
+        }
+        Ok(None)
+    };
+    let first_us = int_at(&range.batches, "first", 0)?;
+    let last_us = int_at(&range.batches, "last", 0)?;
+    let (Some(first), Some(last)) = (first_us, last_us) else {
+        return Ok(Series {
+            pipe: pipe.to_string(),
+            bucket: Duration::from_secs(1),
+            first_us,
+            last_us,
+            points: Vec::new(),
+        });
+    };
+    let span = Duration::from_micros(last.saturating_sub(first).max(0) as u64);
+    let bucket = bucket_width(span, max_buckets);
+    let out = session
+        .query(&series_sql(pipe, bucket, since), &RunOptions::default())
+        .await?;
+    let mut points = Vec::new();
+    for b in &out.batches {
+        let col = |name: &str| -> Result<ArrayRef> {
+            Ok(cast(
+                b.column_by_name(name).expect("selected"),
+                &DataType::Float64,
+            )?)
+        };
+        let bucket_col = micros(b.column_by_name("bucket").expect("selected"))?;
+        let bucket_col = bucket_col.as_primitive::<Int64Type>();
+        let cols: Vec<ArrayRef> = [
+            "calls",
+            "errors",
+            "p50_ms",
+            "p95_ms",
+            "p99_ms",
+            "rows_read_per_s",
+            "bytes_read_per_s",
+        ]
+        .iter()
+        .map(|c| col(c))
+        .collect::<Result<_>>()?;
+        let v = |i: usize, r: usize| -> f64 {
+            let a = cols[i].as_primitive::<Float64Type>();
+            if a.is_null(r) { 0.0 } else { a.value(r) }
+        };
+        for r in 0..b.num_rows() {
+            if bucket_col.is_null(r) {
+                continue;
+            }
+            points.push(SeriesPoint {
+                start_us: bucket_col.value(r),
+                calls: v(0, r) as u64,
+                errors: v(1, r) as u64,
+                p50_ms: v(2, r),
+                p95_ms: v(3, r),
+                p99_ms: v(4, r),
+                rows_read_per_s: v(5, r),
+                bytes_read_per_s: v(6, r),
+            });
+        }
+    }
+    Ok(Series {
+        pipe: pipe.to_string(),
+        bucket,
+        first_us,
+        last_us,
+        points,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_widths_are_round_and_bounded() {
+        assert_eq!(bucket_width(Duration::ZERO, 60), Duration::from_secs(1));
+        assert_eq!(
+            bucket_width(Duration::from_secs(60), 60),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            bucket_width(Duration::from_secs(61), 60),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            bucket_width(Duration::from_secs(3600), 60),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            bucket_width(Duration::from_secs(86_400), 60),
+            Duration::from_secs(1800)
+        );
+        // Past the widest width, the widest.
+        assert_eq!(
+            bucket_width(Duration::from_secs(100 * 365 * 86_400), 60),
+            Duration::from_secs(30 * 86_400)
+        );
+    }
+
+    #[test]
+    fn series_sql_escapes_the_pipe_name() {
+        let sql = series_sql("o'brien", Duration::from_secs(60), None);
+        assert!(sql.contains("pipe = 'o''brien'"), "{sql}");
+        assert!(sql.contains("INTERVAL '60 seconds'"), "{sql}");
+    }
 }

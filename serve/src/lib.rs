@@ -19,10 +19,12 @@
 //! - Pipes that set `cache` answer repeated calls from a kept result (`cache`).
 //! - Every pipe run appends a record to `_sluice/stats/` (see `stats`), off the
 //!   request path; every request writes one access-log line (`access`).
+//! - `/ui/` is the web console (`console`): read-only pages for admin tokens.
 
 mod access;
 mod cache;
 mod conn;
+pub mod console;
 mod encode;
 mod metrics;
 mod openapi;
@@ -234,6 +236,7 @@ impl metrics::Sampled for Sampled {
 /// A bound server, ready to run.
 pub struct Server {
     state: Arc<AppState>,
+    console: Arc<console::Console>,
     listener: tokio::net::TcpListener,
 }
 
@@ -247,6 +250,7 @@ impl Server {
         store.check().await?;
         let settings = session.environment().serve.clone();
         let deployed = options.deployed || session.environment().protected;
+        let console = Arc::new(console::Console::new(project.clone(), env, store.clone())?);
         let tokens = TokenStore::new(store.clone());
         let stats = StatsWriter::start(store.clone(), options.stats_every);
         let session_store = session.shared_store();
@@ -280,6 +284,7 @@ impl Server {
             .map_err(|e| SluiceError::Usage(format!("cannot listen on {}: {e}", options.bind)))?;
         Ok(Server {
             state: Arc::new(state),
+            console,
             listener,
         })
     }
@@ -303,7 +308,7 @@ impl Server {
             header_timeout: state.settings.header_timeout,
             idle_timeout: state.settings.idle_timeout,
         };
-        let app = router(self.state);
+        let app = router(self.state).merge(console::router(self.console));
         conn::serve(self.listener, app, limits, state.metrics.clone(), shutdown).await;
         refresher.abort();
         state.stats.close().await;
@@ -335,7 +340,7 @@ fn router(state: Arc<AppState>) -> Router {
         .fallback(|| async {
             ApiError::new(
                 404,
-                "no such route (see /v0/pipes, /v0/openapi.json, /v0/sql, /health, /metrics)",
+                "no such route (see /v0/pipes, /v0/openapi.json, /v0/sql, /health, /metrics, /ui/)",
             )
         })
         .layer(axum::middleware::from_fn_with_state(

@@ -1,5 +1,5 @@
-//! `sluice serve`, `sluice token`, `sluice stats`: endpoints over HTTP, their tokens,
-//! and the run statistics of an environment.
+//! `sluice serve`, `sluice ui`, `sluice token`, `sluice stats`: endpoints over HTTP,
+//! the web console, their tokens, and the run statistics of an environment.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -9,7 +9,9 @@ use sluice_engine::{RunOptions, SluiceError, Store, stats};
 use sluice_serve::tokens::{Scope, TokenStore};
 use sluice_serve::{LogFormat, ServeOptions, Server, shutdown_signal};
 
-use crate::args::{AccessLogFormat, ServeArgs, StatsArgs, TokenArgs, TokenCommand, TokenScope};
+use crate::args::{
+    AccessLogFormat, ServeArgs, StatsArgs, TokenArgs, TokenCommand, TokenScope, UiArgs,
+};
 use crate::outln;
 use crate::print::{print_output, print_table};
 use crate::settings::Settings;
@@ -50,6 +52,25 @@ pub async fn serve_cmd(settings: &Settings, args: ServeArgs) -> Result<()> {
     std::io::stdout().flush()?;
     server.run(shutdown_signal()).await?;
     eprintln!("stopped: requests in flight finished, run statistics written");
+    Ok(())
+}
+
+pub async fn ui_cmd(settings: &Settings, args: UiArgs) -> Result<()> {
+    let project = settings.project()?;
+    let env = project
+        .select_environment(args.env.env.as_deref())?
+        .name
+        .clone();
+    let server = sluice_serve::console::ConsoleServer::bind(project, &env, args.bind).await?;
+    // The address on the first line of standard output, for scripts and tests that
+    // bind port 0.
+    outln!(
+        "console of project {} on http://{}/ui/ (admin tokens of environment {env})",
+        settings.project()?.name,
+        server.local_addr()
+    );
+    std::io::stdout().flush()?;
+    server.run(shutdown_signal()).await?;
     Ok(())
 }
 
