@@ -435,22 +435,7 @@ fn fixtures_and_bench_end_to_end() {
     // in order): its partial aggregate is DataFusion's ordered one, over a
     // `ClusteredInput` (optimizer/clustered_aggregate.rs). SLUICE_SKIP_RULES leaves the
     // rule out.
-    // This test's data is a small input, which runs in one partition with one
-    // aggregation phase (no repartitioning, no partial aggregate: see
-    // `small_input_settings`); SLUICE_SMALL_INPUT_ROWS=0 plans it as the large input
-    // the rule is for.
     let (plan, _) = run(&["explain", "q18", "--env", "production"], 0);
-    assert!(
-        !plan.contains("RepartitionExec") && !plan.contains("mode=Partial"),
-        "{plan}"
-    );
-    let mut large = sluice();
-    large
-        .current_dir(&project_dir)
-        .env("SLUICE_SMALL_INPUT_ROWS", "0")
-        .args(["explain", "q18", "--env", "production"]);
-    let out = large.output().expect("sluice runs");
-    let plan = String::from_utf8_lossy(&out.stdout);
     assert!(
         plan.contains("ClusteredInput: by=[l_orderkey@0 ASC]"),
         "{plan}"
@@ -458,7 +443,6 @@ fn fixtures_and_bench_end_to_end() {
     let mut skipped = sluice();
     skipped
         .current_dir(&project_dir)
-        .env("SLUICE_SMALL_INPUT_ROWS", "0")
         .env("SLUICE_SKIP_RULES", "sluice_clustered_aggregate")
         .args(["explain", "q18", "--env", "production"]);
     let out = skipped.output().expect("sluice runs");

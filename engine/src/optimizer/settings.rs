@@ -88,26 +88,20 @@ fn small_input_rows() -> u64 {
     })
 }
 
-/// How a run whose sources hold `rows` rows in all is planned. Over small inputs the
-/// fixed costs of parallel plans dominate: each partition's scan opens files and row
-/// groups of its own, every row is repartitioned by key between a partial and a final
-/// aggregate, and every small batch crosses threads. Up to `SMALL_INPUT_ROWS` rows a
-/// run is planned in one partition (no repartitioning, one aggregation phase), and its
-/// scans read no bloom filters: with row groups this small, reading a row group costs
-/// about what reading its filter does, and a filter is read for every row group the
-/// statistics did not prune. Settings an environment or a `DATAFUSION_*` variable sets
-/// are kept.
-pub fn small_input_settings(options: &mut ConfigOptions, rows: u64, settings: &EngineSettings) {
+/// How a run whose sources hold `rows` rows in all reads them. Up to `SMALL_INPUT_ROWS`
+/// rows its scans read no bloom filters: with row groups this small, reading a row group
+/// costs about what reading its filter does, and a filter is read for every row group the
+/// statistics did not prune. A `DATAFUSION_*` variable that sets it is kept.
+///
+/// Not one partition: planning small runs in a single partition (no repartitioning, one
+/// aggregation phase) was measured slower on 2 cores from 10,000 rows up (the sales_calls
+/// endpoints at 100,000 calls: `top_reps` 31 ms against 18 ms in two partitions, see
+/// BENCHMARKS.md's endpoint figures): the scan and the aggregate lose the second core.
+pub fn small_input_settings(options: &mut ConfigOptions, rows: u64) {
     if rows > small_input_rows() {
         return;
     }
-    let set_by_user = |name: &str| std::env::var(name).is_ok();
-    if settings.target_partitions.is_none()
-        && !set_by_user("DATAFUSION_EXECUTION_TARGET_PARTITIONS")
-    {
-        options.execution.target_partitions = 1;
-    }
-    if !set_by_user("DATAFUSION_EXECUTION_PARQUET_BLOOM_FILTER_ON_READ") {
+    if std::env::var("DATAFUSION_EXECUTION_PARQUET_BLOOM_FILTER_ON_READ").is_err() {
         options.execution.parquet.bloom_filter_on_read = false;
     }
 }
@@ -377,26 +371,16 @@ mod tests {
     }
 
     #[test]
-    fn small_inputs_run_in_one_partition_without_bloom_filters() {
+    fn small_inputs_read_no_bloom_filters_and_keep_their_partitions() {
         let settings = EngineSettings::default();
         let mut small = session_config(&settings).options().as_ref().clone();
         small.execution.target_partitions = 8;
-        small_input_settings(&mut small, SMALL_INPUT_ROWS, &settings);
-        assert_eq!(small.execution.target_partitions, 1);
+        small_input_settings(&mut small, SMALL_INPUT_ROWS);
+        assert_eq!(small.execution.target_partitions, 8);
         assert!(!small.execution.parquet.bloom_filter_on_read);
         let mut large = session_config(&settings).options().as_ref().clone();
-        large.execution.target_partitions = 8;
-        small_input_settings(&mut large, SMALL_INPUT_ROWS + 1, &settings);
-        assert_eq!(large.execution.target_partitions, 8);
+        small_input_settings(&mut large, SMALL_INPUT_ROWS + 1);
         assert!(large.execution.parquet.bloom_filter_on_read);
-        // An environment's own partition count is kept.
-        let pinned = EngineSettings {
-            target_partitions: Some(4),
-            ..EngineSettings::default()
-        };
-        let mut options = session_config(&pinned).options().as_ref().clone();
-        small_input_settings(&mut options, 10, &pinned);
-        assert_eq!(options.execution.target_partitions, 4);
     }
 
     #[test]

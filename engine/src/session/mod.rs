@@ -553,7 +553,7 @@ impl EnvSession {
             };
             sources.push((def, listing, sampling, build_note));
         }
-        // The footers' row counts decide how a small run is planned (see
+        // The footers' row counts decide how a small run reads (see
         // `small_input_settings`): before the sources are registered, as a scan takes
         // its Parquet options when its table is.
         if !self.is_remote() {
@@ -563,7 +563,6 @@ impl EnvSession {
             crate::optimizer::settings::small_input_settings(
                 state.config_mut().options_mut(),
                 rows,
-                &self.env.settings,
             );
         }
         for (def, listing, sampling, build_note) in sources {
