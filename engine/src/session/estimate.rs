@@ -1480,20 +1480,42 @@ fn ratio_bounds(
     Ok((lo, hi))
 }
 
-/// The 97.5% quantile of Student's t with `units − 1` degrees of freedom (one for a
-/// single unit), 1.96 from 30 on: the multiplier of a 95% interval.
+/// The 0.975 quantile of Student's t with `units - 1` degrees of freedom, as an
+/// expression: the table's values for 1 and 2 degrees, then the Cornish-Fisher expansion
+/// in 1/df to the fourth order, within 0.11% of the table from 3 degrees on (and exact in
+/// the limit, 1.96, where a table cut at 30 degrees would say 1.96 too early: t is still
+/// 2.04 at 30): the multiplier of a 95% interval. A handful of nodes, where a CASE of
+/// thirty branches per bound made the optimizer's passes over an estimate's plan slow.
 fn t_quantile(units: Expr) -> Expr {
-    const T: [f64; 29] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045,
+    const Z: f64 = 1.959_963_984_540_054;
+    // (z³ + z)/4, (5z⁵ + 16z³ + 3z)/96, (3z⁷ + 19z⁵ + 17z³ − 15z)/384,
+    // (79z⁹ + 776z⁷ + 1482z⁵ − 1920z³ − 945z)/92160.
+    const G: [f64; 4] = [
+        2.372_271_278_705_108,
+        2.822_498_705_328_416,
+        2.555_849_791_159_61,
+        1.589_534_145_494_78,
     ];
-    let df = binary(cast(units, DataType::Int64), Operator::Minus, lit(1i64));
-    let mut case = when(df.clone().lt_eq(lit(1i64)), lit(T[0]));
-    for (i, t) in T.iter().enumerate().skip(1) {
-        case = case.when(df.clone().eq(lit(i as i64 + 1)), lit(*t));
-    }
-    case.otherwise(lit(1.96)).expect("a CASE with branches")
+    let df = binary(cast(units, DataType::Float64), Operator::Minus, lit(1.0));
+    // Horner: z + (g1 + (g2 + (g3 + g4/df)/df)/df)/df.
+    let over = |e: Expr| binary(e, Operator::Divide, df.clone());
+    let series = binary(
+        lit(Z),
+        Operator::Plus,
+        over(binary(
+            lit(G[0]),
+            Operator::Plus,
+            over(binary(
+                lit(G[1]),
+                Operator::Plus,
+                over(binary(lit(G[2]), Operator::Plus, over(lit(G[3])))),
+            )),
+        )),
+    );
+    when(df.clone().lt_eq(lit(1.0)), lit(12.706))
+        .when(df.lt_eq(lit(2.0)), lit(4.303))
+        .otherwise(series)
+        .expect("a CASE with branches")
 }
 
 /// How one aggregate of the estimation aggregate is computed.
@@ -2176,4 +2198,59 @@ fn visible_only(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         exprs,
         Arc::new(plan),
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
+    use datafusion::prelude::{SessionContext, col};
+
+    /// Student's t, 0.975, for 1 to 29 degrees of freedom (the printed table).
+    const TABLE: [f64; 29] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045,
+    ];
+
+    #[tokio::test]
+    async fn t_quantiles_follow_the_table_and_fall_to_the_normals() {
+        let units: Vec<i64> = (2..=30).chain([31, 61, 121, 100_001]).collect();
+        let batch = RecordBatch::try_from_iter(vec![(
+            "u",
+            Arc::new(Int64Array::from(units.clone())) as ArrayRef,
+        )])
+        .unwrap();
+        let ctx = SessionContext::new();
+        let out = ctx
+            .read_batch(batch)
+            .unwrap()
+            .select(vec![t_quantile(col("u")).alias("t")])
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let t = out[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap();
+        for (i, u) in units.iter().enumerate() {
+            let df = (*u - 1) as usize;
+            let got = t.value(i);
+            if df <= TABLE.len() {
+                let want = TABLE[df - 1];
+                assert!(
+                    (got - want).abs() / want < 0.0015,
+                    "df {df}: {got} vs {want}"
+                );
+            }
+        }
+        // 30, 60 and 120 degrees as printed tables give them; the normal's 1.96 at the end.
+        let at = |df: i64| t.value(units.iter().position(|u| *u == df + 1).unwrap());
+        assert!((at(30) - 2.042).abs() < 0.001, "{}", at(30));
+        assert!((at(60) - 2.000).abs() < 0.001, "{}", at(60));
+        assert!((at(120) - 1.980).abs() < 0.001, "{}", at(120));
+        assert!((at(100_000) - 1.960).abs() < 0.001, "{}", at(100_000));
+    }
 }
