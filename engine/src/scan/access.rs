@@ -104,8 +104,8 @@ pub fn plan(policy: &SamplePolicy, files: &[FileLayout]) -> Option<SamplePlan> {
 }
 
 /// The units a `system` sample keeps in each file. Each file is cut into units of about
-/// `rows / (UNITS_PER_FILE / fraction)` rows (at least `MIN_BLOCK_ROWS`) that never
-/// split what a read fetches whole: pages where the file has a page index, else whole
+/// `rows / (UNITS_PER_FILE / fraction)` rows (at least `MIN_BLOCK_ROWS` where the
+/// file's sample holds that many) that never split what a read fetches whole: pages where the file has a page index, else whole
 /// row groups, cut only when the whole sample is smaller than an average group (then no
 /// group could be read whole). Every `1/fraction`-th unit is kept (see below), so a file
 /// sorted by time keeps each stretch of time in proportion as far as its units allow.

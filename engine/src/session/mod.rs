@@ -368,7 +368,7 @@ impl EnvSession {
     /// Every source: declared ones, then undeclared folders of the store.
     pub async fn source_names(&self) -> Result<Vec<String>> {
         let mut names: Vec<String> = self.project.sources.keys().cloned().collect();
-        for folder in self.store.folders().await? {
+        for folder in self.folders().await? {
             if !self.project.sources.values().any(|s| s.path == folder) && !names.contains(&folder)
             {
                 names.push(folder);
@@ -444,28 +444,30 @@ impl EnvSession {
         )
     }
 
-    /// Lists a source's files in this environment's store.
-    pub async fn list_source(&self, name: &str) -> Result<SourceListing> {
-        let def = self.source_def(name).await?.ok_or_else(|| {
+    /// A source's definition, or a usage error naming it and the environment.
+    async fn known_source(&self, name: &str) -> Result<SourceDef> {
+        self.source_def(name).await?.ok_or_else(|| {
             SluiceError::Usage(format!(
                 "unknown source `{name}` in environment `{}`",
                 self.env.name
             ))
-        })?;
+        })
+    }
+
+    /// Lists a source's files in this environment's store.
+    pub async fn list_source(&self, name: &str) -> Result<SourceListing> {
+        let def = self.known_source(name).await?;
         self.listing(&def).await
     }
 
-    /// A source of this environment read in full, as a DataFrame to build on (sample
-    /// builds, exports).
-    pub async fn source_frame(&self, name: &str) -> Result<(DataFrame, SourceListing)> {
-        let def = self.source_def(name).await?.ok_or_else(|| {
-            SluiceError::Usage(format!(
-                "unknown source `{name}` in environment `{}`",
-                self.env.name
-            ))
-        })?;
+    /// A context in this process with the source `name` registered in full.
+    async fn full_source_context(
+        &self,
+        name: &str,
+    ) -> Result<(SessionContext, SourceDef, SourceListing)> {
+        let def = self.known_source(name).await?;
         let listing = self.listing(&def).await?;
-        // Sample builds and exports write through this process: read here too.
+        // Sample builds, exports and heavy keys write or decide here: read here too.
         let (ctx, snapshot) = backend::local_context(self.config(), &self.runtime)?;
         crate::scan::register_source(
             &ctx,
@@ -478,6 +480,13 @@ impl EnvSession {
             None,
         )
         .await?;
+        Ok((ctx, def, listing))
+    }
+
+    /// A source of this environment read in full, as a DataFrame to build on (sample
+    /// builds, exports).
+    pub async fn source_frame(&self, name: &str) -> Result<(DataFrame, SourceListing)> {
+        let (ctx, def, listing) = self.full_source_context(name).await?;
         let df = ctx.table(def.name.as_str()).await?;
         Ok((df, listing))
     }
@@ -488,25 +497,7 @@ impl EnvSession {
         name: &str,
         column: &str,
     ) -> Result<crate::scan::key::HeavyKeys> {
-        let def = self.source_def(name).await?.ok_or_else(|| {
-            SluiceError::Usage(format!(
-                "unknown source `{name}` in environment `{}`",
-                self.env.name
-            ))
-        })?;
-        let listing = self.store.list_source(&def).await?;
-        let (ctx, _snapshot) = backend::local_context(self.config(), &self.runtime)?;
-        crate::scan::register_source(
-            &ctx,
-            &self.env.name,
-            &def,
-            &listing,
-            SourceSampling::Full,
-            &_snapshot,
-            false,
-            None,
-        )
-        .await?;
+        let (ctx, def, listing) = self.full_source_context(name).await?;
         let table = ctx.table_provider(def.name.as_str()).await?;
         crate::scan::find_heavy_keys(&ctx, table, &listing, column).await
     }
