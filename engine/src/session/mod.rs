@@ -124,15 +124,17 @@ struct PlannedPipe {
     shared: Vec<crate::session::shared_nodes::SharedNode>,
 }
 
-/// The parts of a planned run (its context, output and sources), cloned.
-trait CloneParts {
-    fn clone_parts(&self) -> Self;
-}
-
-impl CloneParts for (SessionContext, DataFrame, Vec<SourceScan>) {
-    fn clone_parts(&self) -> Self {
-        (self.0.clone(), self.1.clone(), self.2.clone())
-    }
+/// A planned run (its context, output and sources) rewritten for estimates, or as it
+/// was when it cannot be estimated; with the report of its columns.
+enum Estimated {
+    Plan(
+        (SessionContext, DataFrame, Vec<SourceScan>),
+        estimate::EstimateReport,
+    ),
+    NotEstimable(
+        (SessionContext, DataFrame, Vec<SourceScan>),
+        estimate::EstimateReport,
+    ),
 }
 
 /// The plans of the nodes computed ahead of a run's output, for its report.
@@ -934,25 +936,30 @@ impl EnvSession {
         let values = self.resolve_params(pipe, given)?;
         let started = Instant::now();
         if options.estimate {
-            let planned = self.plan_pipe(pipe, &values, PlanMode::Estimate).await?;
+            // Planned once, with a `system` sample's units as columns; planned again
+            // without them only when the plan cannot be estimated and read units.
+            let planned = self
+                .plan_pipe(pipe, &values, PlanMode::EstimateUnits)
+                .await?;
             self.require_sample(&planned.scans)?;
-            let with_units = if estimate::needs_units(&planned.scans) {
-                Some(
-                    self.plan_pipe(pipe, &values, PlanMode::EstimateUnits)
-                        .await?,
-                )
-            } else {
-                None
+            let read_units = estimate::reads_units(&planned.scans);
+            let planned = (planned.ctx, planned.output, planned.scans);
+            return match self.estimated_plan(planned, Some(pipe))? {
+                Estimated::Plan(planned, report) => {
+                    self.execute_with_report(planned, report, Some(pipe), options, started)
+                        .await
+                }
+                Estimated::NotEstimable(planned, report) => {
+                    let planned = if read_units {
+                        let p = self.plan_pipe(pipe, &values, PlanMode::Estimate).await?;
+                        (p.ctx, p.output, p.scans)
+                    } else {
+                        planned
+                    };
+                    self.execute_with_report(planned, report, Some(pipe), options, started)
+                        .await
+                }
             };
-            return self
-                .execute_estimated(
-                    (planned.ctx, planned.output, planned.scans),
-                    with_units.map(|p| (p.ctx, p.output, p.scans)),
-                    Some(pipe),
-                    options,
-                    started,
-                )
-                .await;
         }
         let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
         let shared_plans = shared_plans(&planned.shared);
@@ -988,18 +995,27 @@ impl EnvSession {
                 Ok::<_, SluiceError>((ctx, df, scans))
             }
         };
-        let (ctx, df, scans) = plan_query(false).await?;
         if options.estimate {
-            self.require_sample(&scans)?;
-            let with_units = if estimate::needs_units(&scans) {
-                Some(plan_query(true).await?)
-            } else {
-                None
+            let planned = plan_query(true).await?;
+            self.require_sample(&planned.2)?;
+            let read_units = estimate::reads_units(&planned.2);
+            return match self.estimated_plan(planned, None)? {
+                Estimated::Plan(planned, report) => {
+                    self.execute_with_report(planned, report, None, options, started)
+                        .await
+                }
+                Estimated::NotEstimable(planned, report) => {
+                    let planned = if read_units {
+                        plan_query(false).await?
+                    } else {
+                        planned
+                    };
+                    self.execute_with_report(planned, report, None, options, started)
+                        .await
+                }
             };
-            return self
-                .execute_estimated((ctx, df, scans), with_units, None, options, started)
-                .await;
         }
+        let (ctx, df, scans) = plan_query(false).await?;
         self.execute(&ctx, df, scans, &[], None, options, started)
             .await
     }
@@ -1018,17 +1034,13 @@ impl EnvSession {
         )))
     }
 
-    /// Runs a plan rewritten for estimates (`session::estimate`); when the plan cannot
-    /// be estimated, runs it as it is and the report says why. `with_units` is the same
-    /// plan made with a `system` sample's units as columns, when the design needs them.
-    async fn execute_estimated(
+    /// The plan rewritten for estimates (`session::estimate`), or the plan as it was
+    /// with the report of why it cannot be estimated.
+    fn estimated_plan(
         &self,
-        plain: (SessionContext, DataFrame, Vec<SourceScan>),
-        with_units: Option<(SessionContext, DataFrame, Vec<SourceScan>)>,
+        planned: (SessionContext, DataFrame, Vec<SourceScan>),
         pipe: Option<&Pipe>,
-        options: &RunOptions,
-        started: Instant,
-    ) -> Result<RunOutput> {
+    ) -> Result<Estimated> {
         let fail = |e: DataFusionError| match pipe {
             Some(p) => SluiceError::Query {
                 env: self.env.name.clone(),
@@ -1037,25 +1049,34 @@ impl EnvSession {
             },
             None => self.query_error(&e),
         };
-        let (ctx, df, scans) = with_units.unwrap_or(plain.clone_parts());
-        match estimate::rewrite(df.logical_plan(), &scans).map_err(fail)? {
-            estimate::Rewritten::Plan(plan, report) => {
-                let df = DataFrame::new(ctx.state(), plan);
-                let mut out = self
-                    .execute(&ctx, df, scans, &[], pipe, options, started)
-                    .await?;
-                out.estimate = Some(report);
-                Ok(out)
-            }
-            estimate::Rewritten::NotEstimable(report) => {
-                let (ctx, df, scans) = plain;
-                let mut out = self
-                    .execute(&ctx, df, scans, &[], pipe, options, started)
-                    .await?;
-                out.estimate = Some(report);
-                Ok(out)
-            }
-        }
+        let (ctx, df, scans) = planned;
+        Ok(
+            match estimate::rewrite(df.logical_plan(), &scans).map_err(fail)? {
+                estimate::Rewritten::Plan(plan, report) => {
+                    let df = DataFrame::new(ctx.state(), plan);
+                    Estimated::Plan((ctx, df, scans), report)
+                }
+                estimate::Rewritten::NotEstimable(report) => {
+                    Estimated::NotEstimable((ctx, df, scans), report)
+                }
+            },
+        )
+    }
+
+    async fn execute_with_report(
+        &self,
+        planned: (SessionContext, DataFrame, Vec<SourceScan>),
+        report: estimate::EstimateReport,
+        pipe: Option<&Pipe>,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<RunOutput> {
+        let (ctx, df, scans) = planned;
+        let mut out = self
+            .execute(&ctx, df, scans, &[], pipe, options, started)
+            .await?;
+        out.estimate = Some(report);
+        Ok(out)
     }
 
     fn query_error(&self, err: &DataFusionError) -> SluiceError {

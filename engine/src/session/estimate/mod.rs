@@ -49,6 +49,10 @@ use crate::scan::SourceScan;
 use crate::scan::key::{HeavyKeys, KeyWeight};
 use crate::store::snapshot::UNIT_COLUMN;
 
+mod interval;
+
+use interval::Side;
+
 /// The confidence of the intervals.
 pub const CONFIDENCE: f64 = 0.95;
 
@@ -320,22 +324,17 @@ fn fmt_prob(p: f64) -> String {
     format!("{}", (p * 1e6).round() / 1e6)
 }
 
-/// Whether the run needs the sampled sources' units exposed as columns (a `system`
-/// design): the plan is then made again with them.
-pub(crate) fn needs_units(scans: &[SourceScan]) -> bool {
+/// Whether a plan made with units (`register_sources(.., units: true)`) read any as
+/// columns: a `system` sample's. Without, it is the plan a plain run makes.
+pub(crate) fn reads_units(scans: &[SourceScan]) -> bool {
     scans.iter().any(|s| {
         matches!(
-            design_of(s),
-            Some(Ok(Design {
-                unit: Unit::Column(ref c),
-                ..
-            })) if c == UNIT_COLUMN
+            s.sampling,
+            SourceSampling::Sampled(SamplePolicy::System { .. })
         )
     })
 }
 
-/// The sampled sources of a run and their designs; `Err` names a source estimates
-/// cannot read.
 fn designs(scans: &[SourceScan]) -> Result<HashMap<String, Design>, String> {
     let mut out = HashMap::new();
     for s in scans {
@@ -1430,92 +1429,20 @@ fn ratio_bounds(
     let f = |e: Expr| cast(e, DataType::Float64);
     // r = (ka a) / (kb b); var(r) ≈ (k²/b²) (var a − 2 (a/b) cov + (a/b)² var b).
     let k = binary(f(ka), Operator::Divide, f(kb));
-    let q = binary(f(ea.clone()), Operator::Divide, f(eb.clone()));
-    let var = binary(
-        binary(
-            binary(f(sa.clone()), Operator::Multiply, f(sa)),
-            Operator::Minus,
-            binary(
-                binary(lit(2.0), Operator::Multiply, q.clone()),
-                Operator::Multiply,
-                f(cab),
-            ),
-        ),
-        Operator::Plus,
-        binary(
-            binary(q.clone(), Operator::Multiply, q.clone()),
-            Operator::Multiply,
-            binary(f(sb.clone()), Operator::Multiply, f(sb)),
-        ),
-    );
-    let se = binary(
-        binary(
-            k.clone(),
-            Operator::Multiply,
-            sqrt(greatest(vec![var, lit(0.0)])),
-        ),
-        Operator::Divide,
-        f(eb.clone()),
-    );
-    let r = binary(k, Operator::Multiply, q);
     let units = least(vec![col(units_name(a))?, col(units_name(b))?]);
-    let t = t_quantile(units.clone());
-    let enough = units.gt_eq(lit(2i64)).and(f(eb).not_eq(lit(0.0)));
-    let lo = when(
-        enough.clone(),
-        binary(
-            r.clone(),
-            Operator::Minus,
-            binary(t.clone(), Operator::Multiply, se.clone()),
-        ),
-    )
-    .otherwise(lit(ScalarValue::Float64(None)))
-    .map_err(|e| e.to_string())?;
-    let hi = when(
-        enough,
-        binary(r, Operator::Plus, binary(t, Operator::Multiply, se)),
-    )
-    .otherwise(lit(ScalarValue::Float64(None)))
-    .map_err(|e| e.to_string())?;
-    Ok((lo, hi))
-}
-
-/// The 0.975 quantile of Student's t with `units - 1` degrees of freedom, as an
-/// expression: the table's values for 1 and 2 degrees, then the Cornish-Fisher expansion
-/// in 1/df to the fourth order, within 0.11% of the table from 3 degrees on (and exact in
-/// the limit, 1.96, where a table cut at 30 degrees would say 1.96 too early: t is still
-/// 2.04 at 30): the multiplier of a 95% interval. A handful of nodes, where a CASE of
-/// thirty branches per bound made the optimizer's passes over an estimate's plan slow.
-fn t_quantile(units: Expr) -> Expr {
-    const Z: f64 = 1.959_963_984_540_054;
-    // (z³ + z)/4, (5z⁵ + 16z³ + 3z)/96, (3z⁷ + 19z⁵ + 17z³ − 15z)/384,
-    // (79z⁹ + 776z⁷ + 1482z⁵ − 1920z³ − 945z)/92160.
-    const G: [f64; 4] = [
-        2.372_271_278_705_108,
-        2.822_498_705_328_416,
-        2.555_849_791_159_61,
-        1.589_534_145_494_78,
-    ];
-    let df = binary(cast(units, DataType::Float64), Operator::Minus, lit(1.0));
-    // Horner: z + (g1 + (g2 + (g3 + g4/df)/df)/df)/df.
-    let over = |e: Expr| binary(e, Operator::Divide, df.clone());
-    let series = binary(
-        lit(Z),
-        Operator::Plus,
-        over(binary(
-            lit(G[0]),
-            Operator::Plus,
-            over(binary(
-                lit(G[1]),
-                Operator::Plus,
-                over(binary(lit(G[2]), Operator::Plus, over(lit(G[3])))),
-            )),
-        )),
-    );
-    when(df.clone().lt_eq(lit(1.0)), lit(12.706))
-        .when(df.lt_eq(lit(2.0)), lit(4.303))
-        .otherwise(series)
-        .expect("a CASE with branches")
+    let bound = |side| {
+        interval::ratio_interval(
+            k.clone(),
+            ea.clone(),
+            eb.clone(),
+            sa.clone(),
+            sb.clone(),
+            cab.clone(),
+            units.clone(),
+            side,
+        )
+    };
+    Ok((bound(Side::Low), bound(Side::High)))
 }
 
 /// How one aggregate of the estimation aggregate is computed.
@@ -2018,12 +1945,13 @@ fn two_stage(
         column_at(&s2, i)
     };
 
-    // The estimates under the aggregate's own column names, then the hidden columns.
-    let mut exprs: Vec<Expr> = (0..n_groups).map(|i| column_at(&s2, i)).collect();
-    let mut hidden = Vec::new();
-    for (j, (name, p)) in plans.iter().enumerate() {
+    // Two projections: the first computes each estimate, its standard error and its
+    // units once; the second names the estimates and bounds them from those columns,
+    // so no bound repeats the trees below it (see `interval`).
+    let mut inner: Vec<Expr> = (0..n_groups).map(|i| column_at(&s2, i)).collect();
+    for (j, (_, p)) in plans.iter().enumerate() {
         match p {
-            AggPlan::Scaled { integer, units, .. } => {
+            AggPlan::Scaled { units, .. } => {
                 let (e, r, v, u) = (
                     c2(format!("{HIDDEN}E{j}")),
                     c2(format!("{HIDDEN}R{j}")),
@@ -2056,41 +1984,14 @@ fn two_stage(
                     }
                     _ => (e.clone(), ht_se.clone()),
                 };
-                let t = t_quantile(u.clone());
-                // A group seen in fewer than two units has no spread to estimate an
-                // error from (one unit's total says nothing of the others', and none
-                // says nothing at all): no interval rather than a false one.
-                let enough = u.clone().gt_eq(lit(2.0));
-                let lo = when(
-                    enough.clone(),
-                    binary(est.clone(), Operator::Minus, mul(t.clone(), se.clone())),
-                )
-                .otherwise(lit(ScalarValue::Float64(None)))?;
-                let hi = when(enough, binary(est.clone(), Operator::Plus, mul(t, se)))
-                    .otherwise(lit(ScalarValue::Float64(None)))?;
-                // Production has at least the rows the sample saw.
-                let lo = if *integer {
-                    greatest(vec![lo, f64c(r)])
-                } else {
-                    lo
-                };
-                let (shown, lo, hi) = if *integer {
-                    (
-                        cast(round(vec![est.clone()]), DataType::Int64),
-                        cast(floor(lo), DataType::Int64),
-                        cast(ceil(hi), DataType::Int64),
-                    )
-                } else {
-                    (est.clone(), lo, hi)
-                };
-                exprs.push(shown.alias(name));
+                inner.push(est.alias(format!("{HIDDEN}k{j}")));
+                inner.push(se.alias(format!("{HIDDEN}ks{j}")));
+                inner.push(f64c(r).alias(format!("{HIDDEN}R{j}")));
                 // Ratios of estimates are made of the uncalibrated ones (the
                 // calibration cancels out of a ratio) and their own errors.
-                hidden.push(e.alias(format!("{HIDDEN}est_{j}")));
-                hidden.push(lo.alias(lo_name(j)));
-                hidden.push(hi.alias(hi_name(j)));
-                hidden.push(ht_se.alias(se_name(j)));
-                hidden.push(u.alias(units_name(j)));
+                inner.push(e.alias(format!("{HIDDEN}est_{j}")));
+                inner.push(ht_se.alias(se_name(j)));
+                inner.push(u.alias(units_name(j)));
             }
             AggPlan::Ratio { .. } => {
                 let (n, d) = (c2(format!("{HIDDEN}N{j}")), c2(format!("{HIDDEN}D{j}")));
@@ -2101,7 +2002,8 @@ fn two_stage(
                     c2(format!("{HIDDEN}U{j}")),
                 );
                 let nonzero = d.clone().not_eq(lit(0.0));
-                let r = when(nonzero.clone(), binary(n, Operator::Divide, d.clone()))
+                // NULL over no rows: its bounds are NULL too.
+                let r = when(nonzero, binary(n, Operator::Divide, d.clone()))
                     .otherwise(lit(ScalarValue::Float64(None)))?;
                 // var(R) ≈ (A − 2R·B + R²·C) / D²
                 // The residuals are taken from R fitted to the same units, so they
@@ -2124,38 +2026,72 @@ fn two_stage(
                         greatest(vec![binary(u.clone(), Operator::Minus, lit(1.0)), lit(1.0)]),
                     ),
                 );
-                let se = sqrt(greatest(vec![var, lit(0.0)]));
-                let t = t_quantile(u.clone());
-                let enough = u.clone().gt_eq(lit(2.0)).and(nonzero);
-                let lo = when(
-                    enough.clone(),
-                    binary(r.clone(), Operator::Minus, mul(t.clone(), se.clone())),
-                )
-                .otherwise(lit(ScalarValue::Float64(None)))?;
-                let hi = when(
-                    enough,
-                    binary(r.clone(), Operator::Plus, mul(t, se.clone())),
-                )
-                .otherwise(lit(ScalarValue::Float64(None)))?;
-                exprs.push(r.clone().alias(name));
-                hidden.push(r.alias(format!("{HIDDEN}est_{j}")));
-                hidden.push(lo.alias(lo_name(j)));
-                hidden.push(hi.alias(hi_name(j)));
-                hidden.push(se.alias(se_name(j)));
-                hidden.push(u.alias(units_name(j)));
+                inner.push(r.alias(format!("{HIDDEN}est_{j}")));
+                inner.push(sqrt(greatest(vec![var, lit(0.0)])).alias(se_name(j)));
+                inner.push(u.alias(units_name(j)));
             }
-            AggPlan::Same { .. } => {
-                exprs.push(c2(format!("{HIDDEN}P{j}")).alias(name));
-            }
+            AggPlan::Same { .. } => inner.push(c2(format!("{HIDDEN}P{j}"))),
         }
     }
     for (a, b) in &pairs {
-        hidden.push(c2(cov_name(*a, *b)));
+        inner.push(c2(cov_name(*a, *b)));
+    }
+    let inner = LogicalPlan::Projection(Projection::try_new(inner, Arc::new(stage2))?);
+    let s3 = inner.schema().clone();
+    let c3 = |name: String| -> Expr {
+        let i = index_by_name(&s3, &name).expect("an estimate's column");
+        column_at(&s3, i)
+    };
+
+    // The estimates under the aggregate's own column names, then the hidden columns.
+    let mut exprs: Vec<Expr> = (0..n_groups).map(|i| column_at(&s3, i)).collect();
+    let mut hidden = Vec::new();
+    for (j, (name, p)) in plans.iter().enumerate() {
+        let (est, se, u) = match p {
+            AggPlan::Scaled { .. } => (
+                c3(format!("{HIDDEN}k{j}")),
+                c3(format!("{HIDDEN}ks{j}")),
+                c3(units_name(j)),
+            ),
+            AggPlan::Ratio { .. } => (
+                c3(format!("{HIDDEN}est_{j}")),
+                c3(se_name(j)),
+                c3(units_name(j)),
+            ),
+            AggPlan::Same { .. } => {
+                exprs.push(c3(format!("{HIDDEN}P{j}")).alias(name));
+                continue;
+            }
+        };
+        let lo = interval::interval(est.clone(), se.clone(), u.clone(), Side::Low);
+        let hi = interval::interval(est.clone(), se, u, Side::High);
+        let (shown, lo, hi) = match p {
+            // A count: whole numbers, and production has at least the rows the
+            // sample saw.
+            AggPlan::Scaled { integer: true, .. } => (
+                cast(round(vec![est]), DataType::Int64),
+                cast(
+                    floor(greatest(vec![lo, c3(format!("{HIDDEN}R{j}"))])),
+                    DataType::Int64,
+                ),
+                cast(ceil(hi), DataType::Int64),
+            ),
+            _ => (est, lo, hi),
+        };
+        exprs.push(shown.alias(name));
+        hidden.push(c3(format!("{HIDDEN}est_{j}")));
+        hidden.push(lo.alias(lo_name(j)));
+        hidden.push(hi.alias(hi_name(j)));
+        hidden.push(c3(se_name(j)));
+        hidden.push(c3(units_name(j)));
+    }
+    for (a, b) in &pairs {
+        hidden.push(c3(cov_name(*a, *b)));
     }
     exprs.extend(hidden);
     Ok(LogicalPlan::Projection(Projection::try_new(
         exprs,
-        Arc::new(stage2),
+        Arc::new(inner),
     )?))
 }
 
@@ -2198,59 +2134,4 @@ fn visible_only(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         exprs,
         Arc::new(plan),
     )?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch};
-    use datafusion::prelude::{SessionContext, col};
-
-    /// Student's t, 0.975, for 1 to 29 degrees of freedom (the printed table).
-    const TABLE: [f64; 29] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045,
-    ];
-
-    #[tokio::test]
-    async fn t_quantiles_follow_the_table_and_fall_to_the_normals() {
-        let units: Vec<i64> = (2..=30).chain([31, 61, 121, 100_001]).collect();
-        let batch = RecordBatch::try_from_iter(vec![(
-            "u",
-            Arc::new(Int64Array::from(units.clone())) as ArrayRef,
-        )])
-        .unwrap();
-        let ctx = SessionContext::new();
-        let out = ctx
-            .read_batch(batch)
-            .unwrap()
-            .select(vec![t_quantile(col("u")).alias("t")])
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let t = out[0]
-            .column(0)
-            .as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap();
-        for (i, u) in units.iter().enumerate() {
-            let df = (*u - 1) as usize;
-            let got = t.value(i);
-            if df <= TABLE.len() {
-                let want = TABLE[df - 1];
-                assert!(
-                    (got - want).abs() / want < 0.0015,
-                    "df {df}: {got} vs {want}"
-                );
-            }
-        }
-        // 30, 60 and 120 degrees as printed tables give them; the normal's 1.96 at the end.
-        let at = |df: i64| t.value(units.iter().position(|u| *u == df + 1).unwrap());
-        assert!((at(30) - 2.042).abs() < 0.001, "{}", at(30));
-        assert!((at(60) - 2.000).abs() < 0.001, "{}", at(60));
-        assert!((at(120) - 1.980).abs() < 0.001, "{}", at(120));
-        assert!((at(100_000) - 1.960).abs() < 0.001, "{}", at(100_000));
-    }
 }
