@@ -6,6 +6,7 @@ mod common;
 #[cfg(feature = "ballista")]
 mod ballista;
 mod cli;
+mod codecs;
 mod config;
 mod console;
 mod corpus;
