@@ -1051,7 +1051,7 @@ impl EnvSession {
         };
         let (ctx, df, scans) = planned;
         Ok(
-            match estimate::rewrite(df.logical_plan(), &scans).map_err(fail)? {
+            match estimate::rewrite(df.logical_plan(), &scans, self.is_remote()).map_err(fail)? {
                 estimate::Rewritten::Plan(plan, report) => {
                     let df = DataFrame::new(ctx.state(), plan);
                     Estimated::Plan((ctx, df, scans), report)

@@ -4,17 +4,24 @@
 //! the t quantile (low and high each hold a copy), and DataFusion's analyzer, optimizer
 //! and physical planner walk and name every node of those trees on every pass: most of
 //! an estimated run's time went there. As functions of columns computed once below
-//! them, the plan stays as small as the query it estimates.
+//! them, the plan stays as small as the query it estimates. A Ballista cluster knows only
+//! DataFusion's functions: for a run there, `portable` writes the same bounds as plain SQL
+//! expressions.
 
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
-use datafusion::arrow::compute::cast;
+use datafusion::arrow::compute::cast as cast_array;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::common::ScalarValue;
 use datafusion::common::exec_err;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
+use datafusion::functions::core::expr_fn::greatest;
+use datafusion::functions::math::expr_fn::{abs, sqrt};
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    BinaryExpr, ColumnarValue, Expr, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility, cast, lit, when,
 };
 
 /// The 0.975 quantile of Student's t with `units - 1` degrees of freedom: the
@@ -109,6 +116,120 @@ fn call(shape: Shape, side: Side, args: Vec<Expr>) -> Expr {
     .call(args)
 }
 
+/// `plan` with every bound written as the plain SQL expression it computes, for engines
+/// that know only DataFusion's functions (a Ballista cluster's executors).
+pub(crate) fn portable(plan: LogicalPlan) -> Result<LogicalPlan> {
+    plan.transform_up(|node| {
+        node.map_expressions(|e| {
+            e.transform_up(|e| {
+                let Expr::ScalarFunction(f) = &e else {
+                    return Ok(Transformed::no(e));
+                };
+                let Some(bound) = f.func.inner().downcast_ref::<Bound>() else {
+                    return Ok(Transformed::no(e));
+                };
+                Ok(Transformed::yes(bound.expression(f.args.clone())?))
+            })
+        })
+    })
+    .map(|t| t.data)
+}
+
+fn binary(l: Expr, op: Operator, r: Expr) -> Expr {
+    Expr::BinaryExpr(BinaryExpr::new(Box::new(l), op, Box::new(r)))
+}
+
+fn f64(e: Expr) -> Expr {
+    cast(e, DataType::Float64)
+}
+
+/// `t_quantile` as an expression of `units`.
+fn t_quantile_expr(units: Expr) -> Result<Expr> {
+    const Z: f64 = 1.959_963_984_540_054;
+    const G: [f64; 4] = [
+        2.372_271_278_705_108,
+        2.822_498_705_328_416,
+        2.555_849_791_159_61,
+        1.589_534_145_494_78,
+    ];
+    let df = binary(f64(units), Operator::Minus, lit(1.0));
+    let over = |e: Expr| binary(e, Operator::Divide, df.clone());
+    let series = binary(
+        lit(Z),
+        Operator::Plus,
+        over(binary(
+            lit(G[0]),
+            Operator::Plus,
+            over(binary(
+                lit(G[1]),
+                Operator::Plus,
+                over(binary(lit(G[2]), Operator::Plus, over(lit(G[3])))),
+            )),
+        )),
+    );
+    when(df.clone().lt_eq(lit(1.0)), lit(12.706))
+        .when(df.lt_eq(lit(2.0)), lit(4.303))
+        .otherwise(series)
+}
+
+impl Bound {
+    /// The expression this bound computes from `args`, as `invoke_with_args` does.
+    fn expression(&self, args: Vec<Expr>) -> Result<Expr> {
+        let null = lit(ScalarValue::Float64(None));
+        let sign = lit(self.side.sign());
+        match (self.shape, args.as_slice()) {
+            (Shape::Estimate, [est, se, units]) => {
+                let t = t_quantile_expr(units.clone())?;
+                let width = binary(
+                    binary(sign, Operator::Multiply, t),
+                    Operator::Multiply,
+                    abs(f64(se.clone())),
+                );
+                when(
+                    f64(units.clone()).gt_eq(lit(2.0)),
+                    binary(f64(est.clone()), Operator::Plus, width),
+                )
+                .otherwise(null)
+            }
+            (Shape::Ratio, [k, a, b, sa, sb, cov, units]) => {
+                let (k, a, b) = (f64(k.clone()), f64(a.clone()), f64(b.clone()));
+                let (sa, sb, cov) = (f64(sa.clone()), f64(sb.clone()), f64(cov.clone()));
+                let q = binary(a, Operator::Divide, b.clone());
+                let var = binary(
+                    binary(
+                        binary(sa.clone(), Operator::Multiply, sa),
+                        Operator::Minus,
+                        binary(
+                            binary(lit(2.0), Operator::Multiply, q.clone()),
+                            Operator::Multiply,
+                            cov,
+                        ),
+                    ),
+                    Operator::Plus,
+                    binary(
+                        binary(q.clone(), Operator::Multiply, q.clone()),
+                        Operator::Multiply,
+                        binary(sb.clone(), Operator::Multiply, sb),
+                    ),
+                );
+                let se = binary(
+                    abs(binary(k.clone(), Operator::Divide, b.clone())),
+                    Operator::Multiply,
+                    sqrt(greatest(vec![var, lit(0.0)])),
+                );
+                let t = t_quantile_expr(units.clone())?;
+                let width = binary(binary(sign, Operator::Multiply, t), Operator::Multiply, se);
+                when(
+                    f64(units.clone()).gt_eq(lit(2.0)).and(b.not_eq(lit(0.0))),
+                    binary(binary(k, Operator::Multiply, q), Operator::Plus, width),
+                )
+                .otherwise(null)
+            }
+            _ => exec_err!("{} takes {} arguments", self.name(), args.len()),
+        }
+    }
+}
+
 impl ScalarUDFImpl for Bound {
     fn name(&self) -> &str {
         match (self.shape, self.side) {
@@ -138,7 +259,7 @@ impl ScalarUDFImpl for Bound {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let floats = arrays
             .iter()
-            .map(|a| cast(a, &DataType::Float64))
+            .map(|a| cast_array(a, &DataType::Float64))
             .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
         let cols: Vec<&Float64Array> = floats
             .iter()
@@ -246,6 +367,97 @@ mod tests {
         assert!((hi.value(1) - (100.0 + t * 10.0)).abs() < 1e-9);
         assert!(lo.is_null(2) && hi.is_null(2), "no estimate: no interval");
         assert_eq!((lo.value(3), hi.value(3)), (7.0, 7.0));
+    }
+
+    /// The plain expressions `portable` writes for a cluster answer as the functions do.
+    #[tokio::test]
+    async fn portable_bounds_answer_as_the_functions_do() {
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "est",
+                Arc::new(Float64Array::from(vec![
+                    Some(100.0),
+                    Some(100.0),
+                    None,
+                    Some(7.0),
+                    Some(-3.0),
+                ])) as ArrayRef,
+            ),
+            (
+                "se",
+                Arc::new(Float64Array::from(vec![10.0, 10.0, 1.0, 0.0, 2.5])) as ArrayRef,
+            ),
+            (
+                "b",
+                Arc::new(Float64Array::from(vec![100.0, 40.0, 10.0, 0.0, -8.0])) as ArrayRef,
+            ),
+            (
+                "u",
+                Arc::new(Int64Array::from(vec![1, 31, 5, 5, 3])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let ctx = SessionContext::new();
+        let df = ctx.read_batch(batch).unwrap();
+        let exprs = |side| {
+            vec![
+                interval(col("est"), col("se"), col("u"), side),
+                ratio_interval(
+                    lit(2.0),
+                    col("est"),
+                    col("b"),
+                    col("se"),
+                    lit(3.0),
+                    lit(1.5),
+                    col("u"),
+                    side,
+                ),
+            ]
+        };
+        let mut all = exprs(Side::Low);
+        all.extend(exprs(Side::High));
+        let all: Vec<Expr> = all
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| e.alias(format!("c{i}")))
+            .collect();
+        let plan = df.select(all).unwrap().into_unoptimized_plan();
+        let run = |plan: LogicalPlan| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.execute_logical_plan(plan)
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap()
+            }
+        };
+        let with_functions = run(plan.clone()).await;
+        let plain = portable(plan).unwrap();
+        assert!(
+            !format!("{}", plain.display_indent()).contains("sluice_"),
+            "{}",
+            plain.display_indent()
+        );
+        let with_sql = run(plain).await;
+        for c in 0..4 {
+            let (x, y) = (
+                with_functions[0].column(c).as_primitive::<Float64Type>(),
+                with_sql[0].column(c).as_primitive::<Float64Type>(),
+            );
+            for i in 0..x.len() {
+                assert_eq!(x.is_null(i), y.is_null(i), "column {c} row {i}");
+                if !x.is_null(i) {
+                    assert!(
+                        (x.value(i) - y.value(i)).abs() < 1e-9,
+                        "column {c} row {i}: {} vs {}",
+                        x.value(i),
+                        y.value(i)
+                    );
+                }
+            }
+        }
     }
 
     #[tokio::test]

@@ -355,7 +355,14 @@ pub(crate) enum Rewritten {
 
 /// Rewrites `plan` (the output of a pipe or a query, its nodes as views) so that it
 /// returns estimates of production's answer and their bounds.
-pub(crate) fn rewrite(plan: &LogicalPlan, scans: &[SourceScan]) -> DfResult<Rewritten> {
+///
+/// `portable`: bounds as plain SQL expressions rather than Sluice's functions, for an
+/// engine that knows only DataFusion's (a Ballista cluster).
+pub(crate) fn rewrite(
+    plan: &LogicalPlan,
+    scans: &[SourceScan],
+    portable: bool,
+) -> DfResult<Rewritten> {
     let plan = inline_views(plan.clone())?;
     let visible: Vec<String> = plan
         .schema()
@@ -425,6 +432,11 @@ pub(crate) fn rewrite(plan: &LogicalPlan, scans: &[SourceScan]) -> DfResult<Rewr
         Flow::Estimated(status) => {
             let columns = columns_of(&plan, &|i| status[i].kind());
             let plan = with_bounds(plan, &status)?;
+            let plan = if portable {
+                interval::portable(plan)?
+            } else {
+                plan
+            };
             Ok(Rewritten::Plan(
                 plan,
                 EstimateReport {
