@@ -24,21 +24,23 @@ use datafusion::logical_expr::{
     ScalarUDFImpl, Signature, Volatility, cast, lit, when,
 };
 
+/// The normal's 0.975 quantile, and the Cornish-Fisher expansion's terms in 1/df:
+/// (z³ + z)/4, (5z⁵ + 16z³ + 3z)/96, (3z⁷ + 19z⁵ + 17z³ − 15z)/384,
+/// (79z⁹ + 776z⁷ + 1482z⁵ − 1920z³ − 945z)/92160.
+const Z: f64 = 1.959_963_984_540_054;
+const G: [f64; 4] = [
+    2.372_271_278_705_108,
+    2.822_498_705_328_416,
+    2.555_849_791_159_61,
+    1.589_534_145_494_78,
+];
+
 /// The 0.975 quantile of Student's t with `units - 1` degrees of freedom: the
 /// multiplier of a 95% interval. The table's values for 1 and 2 degrees, then the
 /// Cornish-Fisher expansion in 1/df to the fourth order, within 0.11% of the table from
 /// 3 degrees on and exact in the limit (1.96), where a table cut at 30 degrees would say
 /// 1.96 too early (t is still 2.04 at 30).
 pub(crate) fn t_quantile(units: f64) -> f64 {
-    const Z: f64 = 1.959_963_984_540_054;
-    // (z³ + z)/4, (5z⁵ + 16z³ + 3z)/96, (3z⁷ + 19z⁵ + 17z³ − 15z)/384,
-    // (79z⁹ + 776z⁷ + 1482z⁵ − 1920z³ − 945z)/92160.
-    const G: [f64; 4] = [
-        2.372_271_278_705_108,
-        2.822_498_705_328_416,
-        2.555_849_791_159_61,
-        1.589_534_145_494_78,
-    ];
     let df = units - 1.0;
     if df <= 1.0 {
         12.706
@@ -145,13 +147,6 @@ fn f64(e: Expr) -> Expr {
 
 /// `t_quantile` as an expression of `units`.
 fn t_quantile_expr(units: Expr) -> Result<Expr> {
-    const Z: f64 = 1.959_963_984_540_054;
-    const G: [f64; 4] = [
-        2.372_271_278_705_108,
-        2.822_498_705_328_416,
-        2.555_849_791_159_61,
-        1.589_534_145_494_78,
-    ];
     let df = binary(f64(units), Operator::Minus, lit(1.0));
     let over = |e: Expr| binary(e, Operator::Divide, df.clone());
     let series = binary(
