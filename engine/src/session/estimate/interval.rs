@@ -189,6 +189,13 @@ impl Bound {
             (Shape::Ratio, [k, a, b, sa, sb, cov, units]) => {
                 let (k, a, b) = (f64(k.clone()), f64(a.clone()), f64(b.clone()));
                 let (sa, sb, cov) = (f64(sa.clone()), f64(sb.clone()), f64(cov.clone()));
+                // As the function: NULL when any input is (`greatest` would skip a
+                // NULL variance).
+                let known = sa
+                    .clone()
+                    .is_not_null()
+                    .and(sb.clone().is_not_null())
+                    .and(cov.clone().is_not_null());
                 let q = binary(a, Operator::Divide, b.clone());
                 let var = binary(
                     binary(
@@ -215,7 +222,10 @@ impl Bound {
                 let t = t_quantile_expr(units.clone())?;
                 let width = binary(binary(sign, Operator::Multiply, t), Operator::Multiply, se);
                 when(
-                    f64(units.clone()).gt_eq(lit(2.0)).and(b.not_eq(lit(0.0))),
+                    f64(units.clone())
+                        .gt_eq(lit(2.0))
+                        .and(b.clone().not_eq(lit(0.0)))
+                        .and(known),
                     binary(binary(k, Operator::Multiply, q), Operator::Plus, width),
                 )
                 .otherwise(null)
@@ -376,19 +386,27 @@ mod tests {
                     None,
                     Some(7.0),
                     Some(-3.0),
+                    Some(5.0),
                 ])) as ArrayRef,
             ),
             (
                 "se",
-                Arc::new(Float64Array::from(vec![10.0, 10.0, 1.0, 0.0, 2.5])) as ArrayRef,
+                Arc::new(Float64Array::from(vec![
+                    Some(10.0),
+                    Some(10.0),
+                    Some(1.0),
+                    Some(0.0),
+                    Some(2.5),
+                    None,
+                ])) as ArrayRef,
             ),
             (
                 "b",
-                Arc::new(Float64Array::from(vec![100.0, 40.0, 10.0, 0.0, -8.0])) as ArrayRef,
+                Arc::new(Float64Array::from(vec![100.0, 40.0, 10.0, 0.0, -8.0, 4.0])) as ArrayRef,
             ),
             (
                 "u",
-                Arc::new(Int64Array::from(vec![1, 31, 5, 5, 3])) as ArrayRef,
+                Arc::new(Int64Array::from(vec![1, 31, 5, 5, 3, 9])) as ArrayRef,
             ),
         ])
         .unwrap();
