@@ -23,6 +23,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::logical_expr::{BinaryExpr, Expr, Join, Operator};
 use datafusion::physical_plan::display::DisplayableExecutionPlan;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{DataFrame, SessionConfig, SessionContext};
@@ -124,17 +125,22 @@ struct PlannedPipe {
     shared: Vec<crate::session::shared_nodes::SharedNode>,
 }
 
-/// A planned run (its context, output and sources) rewritten for estimates, or as it
-/// was when it cannot be estimated; with the report of its columns.
-enum Estimated {
-    Plan(
-        (SessionContext, DataFrame, Vec<SourceScan>),
-        estimate::EstimateReport,
-    ),
-    NotEstimable(
-        (SessionContext, DataFrame, Vec<SourceScan>),
-        estimate::EstimateReport,
-    ),
+/// The pairs of expressions a join equates: its ON/USING pairs, then its filter's
+/// equalities.
+pub(crate) fn join_equalities(j: &Join) -> impl Iterator<Item = (&Expr, &Expr)> {
+    let filtered = j
+        .filter
+        .iter()
+        .flat_map(datafusion::logical_expr::utils::split_conjunction)
+        .filter_map(|c| match c {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => Some((left.as_ref(), right.as_ref())),
+            _ => None,
+        });
+    j.on.iter().map(|(a, b)| (a, b)).chain(filtered)
 }
 
 /// The plans of the nodes computed ahead of a run's output, for its report.
@@ -936,30 +942,17 @@ impl EnvSession {
         let values = self.resolve_params(pipe, given)?;
         let started = Instant::now();
         if options.estimate {
-            // Planned once, with a `system` sample's units as columns; planned again
-            // without them only when the plan cannot be estimated and read units.
-            let planned = self
-                .plan_pipe(pipe, &values, PlanMode::EstimateUnits)
-                .await?;
-            self.require_sample(&planned.scans)?;
-            let read_units = estimate::reads_units(&planned.scans);
-            let planned = (planned.ctx, planned.output, planned.scans);
-            return match self.estimated_plan(planned, Some(pipe))? {
-                Estimated::Plan(planned, report) => {
-                    self.execute_with_report(planned, report, Some(pipe), options, started)
-                        .await
-                }
-                Estimated::NotEstimable(planned, report) => {
-                    let planned = if read_units {
-                        let p = self.plan_pipe(pipe, &values, PlanMode::Estimate).await?;
-                        (p.ctx, p.output, p.scans)
-                    } else {
-                        planned
-                    };
-                    self.execute_with_report(planned, report, Some(pipe), options, started)
-                        .await
-                }
+            let values = &values;
+            let plan = |units: bool| async move {
+                let mode = if units {
+                    PlanMode::EstimateUnits
+                } else {
+                    PlanMode::Estimate
+                };
+                let p = self.plan_pipe(pipe, values, mode).await?;
+                Ok((p.ctx, p.output, p.scans))
             };
+            return self.run_estimated(plan, Some(pipe), options, started).await;
         }
         let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
         let shared_plans = shared_plans(&planned.shared);
@@ -996,24 +989,7 @@ impl EnvSession {
             }
         };
         if options.estimate {
-            let planned = plan_query(true).await?;
-            self.require_sample(&planned.2)?;
-            let read_units = estimate::reads_units(&planned.2);
-            return match self.estimated_plan(planned, None)? {
-                Estimated::Plan(planned, report) => {
-                    self.execute_with_report(planned, report, None, options, started)
-                        .await
-                }
-                Estimated::NotEstimable(planned, report) => {
-                    let planned = if read_units {
-                        plan_query(false).await?
-                    } else {
-                        planned
-                    };
-                    self.execute_with_report(planned, report, None, options, started)
-                        .await
-                }
-            };
+            return self.run_estimated(plan_query, None, options, started).await;
         }
         let (ctx, df, scans) = plan_query(false).await?;
         self.execute(&ctx, df, scans, &[], None, options, started)
@@ -1034,44 +1010,36 @@ impl EnvSession {
         )))
     }
 
-    /// The plan rewritten for estimates (`session::estimate`), or the plan as it was
-    /// with the report of why it cannot be estimated.
-    fn estimated_plan(
+    /// Runs a pipe or query for estimates (`session::estimate`): `plan(units)` plans it,
+    /// with a `system` sample's units as columns or without. Planned once with units;
+    /// again without only when the plan cannot be estimated and read units (it then runs
+    /// as it is, and the report says why).
+    async fn run_estimated<F, Planned>(
         &self,
-        planned: (SessionContext, DataFrame, Vec<SourceScan>),
-        pipe: Option<&Pipe>,
-    ) -> Result<Estimated> {
-        let fail = |e: DataFusionError| match pipe {
-            Some(p) => SluiceError::Query {
-                env: self.env.name.clone(),
-                message: format!("pipe `{}`: {}", p.name, df_message(&e)),
-                class: classify(&e),
-            },
-            None => self.query_error(&e),
-        };
-        let (ctx, df, scans) = planned;
-        Ok(
-            match estimate::rewrite(df.logical_plan(), &scans, self.is_remote()).map_err(fail)? {
-                estimate::Rewritten::Plan(plan, report) => {
-                    let df = DataFrame::new(ctx.state(), plan);
-                    Estimated::Plan((ctx, df, scans), report)
-                }
-                estimate::Rewritten::NotEstimable(report) => {
-                    Estimated::NotEstimable((ctx, df, scans), report)
-                }
-            },
-        )
-    }
-
-    async fn execute_with_report(
-        &self,
-        planned: (SessionContext, DataFrame, Vec<SourceScan>),
-        report: estimate::EstimateReport,
+        plan: F,
         pipe: Option<&Pipe>,
         options: &RunOptions,
         started: Instant,
-    ) -> Result<RunOutput> {
-        let (ctx, df, scans) = planned;
+    ) -> Result<RunOutput>
+    where
+        F: Fn(bool) -> Planned,
+        Planned: Future<Output = Result<(SessionContext, DataFrame, Vec<SourceScan>)>>,
+    {
+        let fail = |e: DataFusionError| self.run_error(pipe, &e);
+        let (ctx, df, scans) = plan(true).await?;
+        self.require_sample(&scans)?;
+        let (ctx, df, scans, report) =
+            match estimate::rewrite(df.logical_plan(), &scans, self.is_remote()).map_err(fail)? {
+                estimate::Rewritten::Plan(plan, report) => {
+                    let df = DataFrame::new(ctx.state(), plan);
+                    (ctx, df, scans, report)
+                }
+                estimate::Rewritten::NotEstimable(report) if estimate::reads_units(&scans) => {
+                    let (ctx, df, scans) = plan(false).await?;
+                    (ctx, df, scans, report)
+                }
+                estimate::Rewritten::NotEstimable(report) => (ctx, df, scans, report),
+            };
         let mut out = self
             .execute(&ctx, df, scans, &[], pipe, options, started)
             .await?;
@@ -1087,6 +1055,18 @@ impl EnvSession {
         }
     }
 
+    /// The error of a run of `pipe` (a query's when `None`).
+    fn run_error(&self, pipe: Option<&Pipe>, err: &DataFusionError) -> SluiceError {
+        match pipe {
+            Some(p) => SluiceError::Query {
+                env: self.env.name.clone(),
+                message: format!("pipe `{}`: {}", p.name, df_message(err)),
+                class: classify(err),
+            },
+            None => self.query_error(err),
+        }
+    }
+
     async fn execute(
         &self,
         ctx: &SessionContext,
@@ -1097,14 +1077,7 @@ impl EnvSession {
         options: &RunOptions,
         started: Instant,
     ) -> Result<RunOutput> {
-        let fail = |e: DataFusionError| match pipe {
-            Some(p) => SluiceError::Query {
-                env: self.env.name.clone(),
-                message: format!("pipe `{}`: {}", p.name, df_message(&e)),
-                class: classify(&e),
-            },
-            None => self.query_error(&e),
-        };
+        let fail = |e: DataFusionError| self.run_error(pipe, &e);
         if let Some(n) = options.limit {
             df = df.limit(0, Some(n)).map_err(fail)?;
         }

@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::datasource::source_as_provider;
-use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use crate::project::sampling::{SamplePolicy, SourceSampling};
 use crate::project::{Pipe, Project};
@@ -245,22 +245,7 @@ fn equalities(j: &datafusion::logical_expr::Join) -> Vec<(String, String)> {
         },
         _ => None,
     };
-    let mut out: Vec<(String, String)> =
-        j.on.iter()
-            .filter_map(|(a, b)| Some((name(a)?, name(b)?)))
-            .collect();
-    if let Some(f) = &j.filter {
-        for c in datafusion::logical_expr::utils::split_conjunction(f) {
-            if let Expr::BinaryExpr(BinaryExpr {
-                left,
-                op: Operator::Eq,
-                right,
-            }) = c
-                && let (Some(a), Some(b)) = (name(left), name(right))
-            {
-                out.push((a, b));
-            }
-        }
-    }
-    out
+    super::join_equalities(j)
+        .filter_map(|(a, b)| Some((name(a)?, name(b)?)))
+        .collect()
 }

@@ -335,6 +335,8 @@ pub(crate) fn reads_units(scans: &[SourceScan]) -> bool {
     })
 }
 
+/// The sampled sources of a run and their designs; `Err` names a source estimates
+/// cannot read.
 fn designs(scans: &[SourceScan]) -> Result<HashMap<String, Design>, String> {
     let mut out = HashMap::new();
     for s in scans {
@@ -1192,24 +1194,7 @@ fn joins_on(j: &datafusion::logical_expr::Join, l: &Expr, r: &Expr) -> bool {
         };
         strip(a) == *l && strip(b) == *r || strip(a) == *r && strip(b) == *l
     };
-    if j.on.iter().any(|(a, b)| same(a, b)) {
-        return true;
-    }
-    let mut found = false;
-    if let Some(f) = &j.filter {
-        for c in datafusion::logical_expr::utils::split_conjunction(f) {
-            if let Expr::BinaryExpr(BinaryExpr {
-                left,
-                op: Operator::Eq,
-                right,
-            }) = c
-                && same(left, right)
-            {
-                found = true;
-            }
-        }
-    }
-    found
+    super::join_equalities(j).any(|(a, b)| same(a, b))
 }
 
 /// The first estimated column an expression reads, if any.
