@@ -331,6 +331,26 @@ mod tests {
         assert!((at(100_000.0) - 1.960).abs() < 0.001, "{}", at(100_000.0));
     }
 
+    /// The low and high bounds `bound` computes over `batch`.
+    async fn low_high(
+        batch: RecordBatch,
+        bound: impl Fn(Side) -> Expr,
+    ) -> (Float64Array, Float64Array) {
+        let out = SessionContext::new()
+            .read_batch(batch)
+            .unwrap()
+            .select(vec![
+                bound(Side::Low).alias("lo"),
+                bound(Side::High).alias("hi"),
+            ])
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let column = |i: usize| out[0].column(i).as_primitive::<Float64Type>().clone();
+        (column(0), column(1))
+    }
+
     #[tokio::test]
     async fn bounds_are_null_below_two_units_and_symmetric_above() {
         let batch = RecordBatch::try_from_iter(vec![
@@ -353,19 +373,10 @@ mod tests {
             ),
         ])
         .unwrap();
-        let out = SessionContext::new()
-            .read_batch(batch)
-            .unwrap()
-            .select(vec![
-                interval(col("est"), col("se"), col("u"), Side::Low).alias("lo"),
-                interval(col("est"), col("se"), col("u"), Side::High).alias("hi"),
-            ])
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let lo = out[0].column(0).as_primitive::<Float64Type>();
-        let hi = out[0].column(1).as_primitive::<Float64Type>();
+        let (lo, hi) = low_high(batch, |side| {
+            interval(col("est"), col("se"), col("u"), side)
+        })
+        .await;
         assert!(lo.is_null(0) && hi.is_null(0), "one unit: no interval");
         let t = t_quantile(31.0);
         assert!((lo.value(1) - (100.0 - t * 10.0)).abs() < 1e-9);
@@ -511,19 +522,7 @@ mod tests {
                 side,
             )
         };
-        let out = SessionContext::new()
-            .read_batch(batch)
-            .unwrap()
-            .select(vec![
-                bound(Side::Low).alias("lo"),
-                bound(Side::High).alias("hi"),
-            ])
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
-        let lo = out[0].column(0).as_primitive::<Float64Type>();
-        let hi = out[0].column(1).as_primitive::<Float64Type>();
+        let (lo, hi) = low_high(batch, bound).await;
         assert!((lo.value(0) - 1.0).abs() < 1e-12 && (hi.value(0) - 1.0).abs() < 1e-12);
         // Independent: se = 2/100 · √(25 + 0.25·100) = 0.02·√50.
         let want = t_quantile(10.0) * 0.02 * 50f64.sqrt();
