@@ -4,14 +4,15 @@
 //!
 //! Each file runs twice: once in the session DataFusion's runner builds for it (its
 //! tables, functions and settings), once in that session with Sluice's settings
-//! (`SLUICE_DEFAULTS`) and every Sluice optimizer rule on
+//! (`SLUICE_DEFAULTS`), Sluice's versions of DataFusion functions
+//! (`optimizer::settings::with_sluice_functions`) and every Sluice optimizer rule on
 //! (`optimizer::settings::with_sluice_rules`). A record (statement or query) that raw
 //! DataFusion answers as the file expects must be answered so by Sluice too; a record
 //! that fails under raw DataFusion (a file that needs data or features the published
 //! crate lacks) is not held against Sluice. A record that prints a plan (`EXPLAIN`) is
 //! skipped in both runs: Sluice's rules change plans by design, and the rows are what
 //! must not change. A failure is bisected: the file is run again with only Sluice's
-//! settings, then with one Sluice rule at a time, and the report names the rule.
+//! settings, then with one Sluice rule (or function) at a time, and the report names it.
 //!
 //! `ClusteredAggregate` reads the files' footers from the run's `RunSnapshot`, which
 //! these sessions have none of (they read in-memory tables and the files the `.slt`
@@ -37,7 +38,8 @@ use datafusion_sqllogictest::{
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use sluice_engine::optimizer::settings::{
-    SLUICE_DEFAULTS, apply_sluice_defaults, sluice_rule_names, with_sluice_rules,
+    SLUICE_DEFAULTS, apply_sluice_defaults, sluice_rule_names, with_sluice_functions,
+    with_sluice_rules,
 };
 use sqllogictest::{Record, parse_file, strict_column_validator};
 
@@ -328,6 +330,7 @@ async fn run_records(relative: PathBuf, session: Session) -> Outcome {
             if let Some(config) = builder.config() {
                 apply_sluice_defaults(config.options_mut());
             }
+            let builder = with_sluice_functions(builder, skipped);
             let mut state = with_sluice_rules(builder, skipped).build();
             // `new_from_existing` turns this off so as not to replace the catalog the
             // session has (with its tables); the session's own value is back once built.

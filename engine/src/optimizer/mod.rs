@@ -6,6 +6,14 @@
 //! [`aggregate_keys::AggregateKeys`], a logical rule right after it: an aggregate joined
 //! on its group key to a few of the key's values computes only those groups (q02).
 //!
+//! [`mixed_distinct::MixedDistinct`], a logical rule right before DataFusion's
+//! `single_distinct_aggregation_to_group_by`: `count(*)` beside `count(DISTINCT x)`
+//! groups by the keys and `x`, then by the keys, instead of a set of `x` per group (w10).
+//!
+//! [`any_value::AnyValue`], not a rule: DataFusion's `any_value` with a groups
+//! accumulator, registered over DataFusion's (`settings::with_sluice_functions`), so a
+//! sessionization's `GROUP BY session_id` does not box a value per group (w02, w08).
+//!
 //! [`filter_order::FilterOrder`], after all of DataFusion's physical rules: a filter's
 //! conditions cheapest and most selective first.
 //!
@@ -49,6 +57,7 @@
 //! the rows or fewer ahead of column-to-column comparisons, other dynamic filters last.
 
 pub mod aggregate_keys;
+pub mod any_value;
 pub mod clustered_aggregate;
 pub mod conjunction;
 pub mod decimal_arithmetic;
@@ -56,6 +65,7 @@ pub mod early_dynamic_filters;
 pub mod filter_order;
 pub mod join_order;
 pub mod like_segments;
+pub mod mixed_distinct;
 pub mod settings;
 pub mod view_equality;
 

@@ -9,6 +9,7 @@ use datafusion::config::ConfigOptions;
 use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::AggregateUDF;
 use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
@@ -141,7 +142,29 @@ pub fn session_state(config: SessionConfig, runtime: Arc<RuntimeEnv>) -> Session
         .with_config(config)
         .with_runtime_env(runtime)
         .with_default_features();
+    let builder = with_sluice_functions(builder, skipped_rules());
     with_sluice_rules(builder, skipped_rules()).build()
+}
+
+/// `builder` with Sluice's versions of DataFusion functions registered over
+/// DataFusion's (the same answers, faster): `any_value` with a groups accumulator
+/// (`any_value::AnyValue`), unless `skipped` names it (`any_value::SKIP_NAME`).
+pub fn with_sluice_functions(
+    mut builder: SessionStateBuilder,
+    skipped: &[String],
+) -> SessionStateBuilder {
+    if !skipped
+        .iter()
+        .any(|s| s == crate::optimizer::any_value::SKIP_NAME)
+    {
+        builder
+            .aggregate_functions()
+            .get_or_insert_with(Vec::new)
+            .push(Arc::new(AggregateUDF::new_from_impl(
+                crate::optimizer::any_value::AnyValue::default(),
+            )));
+    }
+    builder
 }
 
 /// `builder` with Sluice's logical and physical optimizer rules (DataFusion's with
@@ -158,9 +181,10 @@ pub fn with_sluice_rules(builder: SessionStateBuilder, skipped: &[String]) -> Se
         .with_physical_optimizer_rules(physical)
 }
 
-/// The names of Sluice's own optimizer rules, logical then physical (each `sluice_…`):
-/// what `SLUICE_SKIP_RULES=` all of them leaves is DataFusion's planner with Sluice's
-/// settings.
+/// The names of Sluice's own optimizer rules, logical then physical (each `sluice_…`),
+/// and of its function replacements (`with_sluice_functions`): what
+/// `SLUICE_SKIP_RULES=` all of them leaves is DataFusion's planner and functions with
+/// Sluice's settings.
 pub fn sluice_rule_names() -> Vec<String> {
     let logical = all_optimizer_rules()
         .into_iter()
@@ -171,12 +195,15 @@ pub fn sluice_rule_names() -> Vec<String> {
     logical
         .chain(physical)
         .filter(|n| n.starts_with("sluice_"))
+        .chain([crate::optimizer::any_value::SKIP_NAME.to_string()])
         .collect()
 }
 
 /// DataFusion's logical optimizer rules with Sluice's `JoinOrder` right after filter
 /// pushdown: the filters it estimates with are on the scans by then, and projection
 /// pushdown, which comes later, prunes the columns of the joins it builds.
+/// `AggregateKeys` after it, and `MixedDistinct` right before DataFusion's
+/// `single_distinct_aggregation_to_group_by`.
 /// Leaves out the rules `SLUICE_SKIP_RULES` names (see `skipped_rules`).
 pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let skipped = skipped_rules();
@@ -198,6 +225,15 @@ fn all_optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     rules.insert(
         after_filter_pushdown,
         Arc::new(crate::optimizer::join_order::JoinOrder),
+    );
+    // Before DataFusion's distinct rewrite, which would leave these aggregates alone.
+    let before_single_distinct = rules
+        .iter()
+        .position(|r| r.name() == "single_distinct_aggregation_to_group_by")
+        .unwrap_or(rules.len());
+    rules.insert(
+        before_single_distinct,
+        Arc::new(crate::optimizer::mixed_distinct::MixedDistinct),
     );
     rules
 }
@@ -267,6 +303,7 @@ fn read_skipped_rules() -> Vec<String> {
                 .iter()
                 .map(|r| r.name().to_string()),
         )
+        .chain([crate::optimizer::any_value::SKIP_NAME.to_string()])
         .collect();
     for name in &names {
         if !known.contains(name) {
