@@ -70,8 +70,8 @@ impl AggregateUDFImpl for AnyValue {
         self.inner.state_fields(args)
     }
 
-    fn groups_accumulator_supported(&self, _args: AccumulatorArgs) -> bool {
-        true
+    fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
+        flat(args.return_field.data_type())
     }
 
     fn create_groups_accumulator(
@@ -90,6 +90,25 @@ impl AggregateUDFImpl for AnyValue {
     fn documentation(&self) -> Option<&Documentation> {
         self.inner.documentation()
     }
+}
+
+/// Whether values of `data_type` own their buffers once taken from a batch (string views
+/// after `compact`): a dictionary or a nested value would share its batch's dictionary or
+/// children, counted again in each chunk's size. Those keep DataFusion's accumulator.
+fn flat(data_type: &DataType) -> bool {
+    data_type.is_primitive()
+        || matches!(
+            data_type,
+            DataType::Null
+                | DataType::Boolean
+                | DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Utf8View
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::BinaryView
+                | DataType::FixedSizeBinary(_)
+        )
 }
 
 /// No value yet: a group's slot before it has seen a non-NULL value.
@@ -452,6 +471,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Dictionaries and nested values keep DataFusion's accumulator (see `flat`).
+    #[test]
+    fn only_flat_types_take_the_groups_accumulator() {
+        for data_type in TYPES {
+            assert!(flat(&data_type), "{data_type}");
+        }
+        let dictionary = DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8));
+        let list = DataType::new_list(DataType::Utf8View, true);
+        assert!(!flat(&dictionary) && !flat(&list));
     }
 
     /// Emitting the first groups again and again (a sorted input) keeps only the values
