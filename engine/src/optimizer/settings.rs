@@ -195,7 +195,7 @@ pub fn sluice_rule_names() -> Vec<String> {
     logical
         .chain(physical)
         .filter(|n| n.starts_with("sluice_"))
-        .chain([crate::optimizer::any_value::SKIP_NAME.to_string()])
+        .chain(SKIPPABLE_STEPS.iter().map(|n| n.to_string()))
         .collect()
 }
 
@@ -275,6 +275,20 @@ fn all_physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
     rules
 }
 
+/// What `SLUICE_SKIP_RULES` can leave out besides optimizer rules: Sluice's `any_value`
+/// (`with_sluice_functions`), and a local run's computing once the subplans it reads
+/// more than once (`session::shared_nodes::share_repeated`).
+pub const SKIPPABLE_STEPS: [&str; 2] = [crate::optimizer::any_value::SKIP_NAME, SHARED_SUBPLANS];
+
+/// The name `SLUICE_SKIP_RULES` takes to read a `WITH` query (or view) a plan holds
+/// more than once where it is, each time, as DataFusion plans it.
+pub const SHARED_SUBPLANS: &str = "sluice_shared_subplans";
+
+/// Whether `SLUICE_SKIP_RULES` names `step` (a rule or one of `SKIPPABLE_STEPS`).
+pub fn skipped(step: &str) -> bool {
+    skipped_rules().iter().any(|s| s == step)
+}
+
 /// The optimizer rules `SLUICE_SKIP_RULES` names (comma-separated, by their `name()`:
 /// `sluice_filter_conjunction`, `join_selection`…), left
 /// out of every session: to see what a rule changes, or to get around one that plans
@@ -303,7 +317,7 @@ fn read_skipped_rules() -> Vec<String> {
                 .iter()
                 .map(|r| r.name().to_string()),
         )
-        .chain([crate::optimizer::any_value::SKIP_NAME.to_string()])
+        .chain(SKIPPABLE_STEPS.iter().map(|n| n.to_string()))
         .collect();
     for name in &names {
         if !known.contains(name) {

@@ -819,9 +819,36 @@ impl EnvSession {
             shared_reads,
             shared: Vec::new(),
         };
-        if mode != PlanMode::Run || planned.shared_reads.is_empty() || self.is_remote() {
+        if mode != PlanMode::Run || self.is_remote() {
             return Ok(planned);
         }
+        if !planned.shared_reads.is_empty() {
+            self.compute_shared_nodes(pipe, &param_values, &mut planned)
+                .await?;
+        }
+        if crate::optimizer::settings::skipped(crate::optimizer::settings::SHARED_SUBPLANS) {
+            return Ok(planned);
+        }
+        // What the output still reads more than once (a `WITH` query read twice).
+        let last_node = &pipe.nodes[last].name;
+        let (output, shared) = self
+            .share_repeated(&planned.ctx, &planned.output, &node_names, &planned.shared)
+            .await
+            .map_err(|e| self.node_error(pipe, last_node, &e))?;
+        planned.output = output;
+        planned.shared.extend(shared);
+        Ok(planned)
+    }
+
+    /// Computes the nodes `planned.shared_reads` names ahead of the nodes that read them
+    /// (see `shared_nodes`).
+    async fn compute_shared_nodes(
+        &self,
+        pipe: &Pipe,
+        param_values: &ParamValues,
+        planned: &mut PlannedPipe,
+    ) -> Result<()> {
+        let last = pipe.nodes.len() - 1;
         // Plan again, node by node from the first shared one (the nodes before it read
         // none, so their views stand), computing each shared node before the nodes that
         // read it are planned, so they scan its rows instead of inlining the view.
@@ -837,7 +864,7 @@ impl EnvSession {
             })
             .expect("a shared node is one of the pipe's");
         for (i, node) in pipe.nodes.iter().enumerate().skip(first) {
-            let df = plan_node(&planned.ctx, &node.sql, &param_values)
+            let df = plan_node(&planned.ctx, &node.sql, param_values)
                 .await
                 .map_err(|e| self.node_error(pipe, &node.name, &e))?;
             if i == last {
@@ -872,7 +899,38 @@ impl EnvSession {
                 })
                 .map_err(|e| self.node_error(pipe, &node.name, &e))?;
         }
-        Ok(planned)
+        Ok(())
+    }
+
+    /// `df` with the subplans it holds more than once computed once
+    /// (`shared_nodes::share_repeated`), within what is left of the run's budget after
+    /// `held`; `skip` names the pipe's nodes.
+    async fn share_repeated(
+        &self,
+        ctx: &SessionContext,
+        df: &DataFrame,
+        skip: &BTreeSet<String>,
+        held: &[crate::session::shared_nodes::SharedNode],
+    ) -> std::result::Result<
+        (DataFrame, Vec<crate::session::shared_nodes::SharedNode>),
+        DataFusionError,
+    > {
+        let pool = self.runtime.memory_pool.clone();
+        let held: usize = held.iter().map(|s| s.bytes).sum();
+        let budget = crate::session::shared_nodes::budget(self.env.settings.memory_limit)
+            .saturating_sub(held);
+        let (plan, shared) = crate::session::shared_nodes::share_repeated(
+            ctx,
+            df.logical_plan().clone(),
+            skip,
+            &pool,
+            budget,
+        )
+        .await?;
+        if shared.is_empty() {
+            return Ok((df.clone(), shared));
+        }
+        Ok((DataFrame::new(ctx.state(), plan), shared))
     }
 
     /// Parses `--param k=v` style values against the pipe's declarations.
@@ -992,8 +1050,24 @@ impl EnvSession {
             return self.run_estimated(plan_query, None, options, started).await;
         }
         let (ctx, df, scans) = plan_query(false).await?;
-        self.execute(&ctx, df, scans, &[], None, options, started)
-            .await
+        let skip = crate::optimizer::settings::skipped(crate::optimizer::settings::SHARED_SUBPLANS);
+        let (df, shared) = if self.is_remote() || skip {
+            (df, Vec::new())
+        } else {
+            self.share_repeated(&ctx, &df, &BTreeSet::new(), &[])
+                .await
+                .map_err(|e| self.query_error(&e))?
+        };
+        self.execute(
+            &ctx,
+            df,
+            scans,
+            &shared_plans(&shared),
+            None,
+            options,
+            started,
+        )
+        .await
     }
 
     /// `--estimate` needs a sampled read: of a sample policy, or of a sample build.
@@ -1201,6 +1275,23 @@ impl EnvSession {
                     "== Node `{name}`: read {reads} times; a run computes it once (the plans below read it as a view) ==\n\n"
                 )),
             }
+        }
+        // `WITH` queries (or views) the output holds more than once (`share_repeated`).
+        for s in planned.shared.iter().filter(|s| {
+            !planned
+                .shared_reads
+                .contains_key(&s.name.to_ascii_lowercase())
+        }) {
+            out.push_str(&format!(
+                "== `{}`: read {} times, computed once ({} rows, {} bytes held) ==\n",
+                s.name, s.reads, s.rows, s.bytes
+            ));
+            out.push_str(
+                &DisplayableExecutionPlan::with_metrics(s.plan.as_ref())
+                    .indent(true)
+                    .to_string(),
+            );
+            out.push('\n');
         }
         out.push_str("== Logical plan ==\n");
         out.push_str(&optimized.display_indent().to_string());

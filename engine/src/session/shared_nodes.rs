@@ -1,4 +1,5 @@
-//! Nodes a pipe reads more than once, computed once per run.
+//! Nodes a pipe reads more than once, and common table expressions a query reads more
+//! than once, computed once per run.
 //!
 //! A pipe's nodes are views: DataFusion inlines each where it is read, so a node the
 //! later nodes read twice (TPC-H q15 reads `revenue0` in a join and in a scalar
@@ -7,6 +8,16 @@
 //! with a common table expression read more than once. The rows are held under the
 //! environment's memory pool, within a quarter of its `memory_limit` (1 GiB without
 //! one); a node that outgrows that is read as a view after all.
+//!
+//! DataFusion inlines a `WITH` query the same way, at each reference (TPC-DS q47 reads
+//! `v1`, an aggregate under two window functions, three times). `share_repeated` finds
+//! the subplans a plan holds more than once under the same alias (a common table
+//! expression, or a view, read twice), computes each once in the same budget and puts a
+//! scan of its rows in their places. Only what is costly to repeat is shared (a
+//! subplan with an aggregate, a window, a join or a `DISTINCT`), and never a subplan
+//! with a volatile function (each reference of `random()` draws its own values in
+//! DataFusion's plan, which sharing would change), an outer reference (a correlated
+//! subquery's) or an unbound parameter.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,10 +25,11 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
-use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, SubqueryAlias};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
@@ -86,8 +98,29 @@ pub async fn compute(
     pool: &Arc<dyn MemoryPool>,
     budget: usize,
 ) -> Result<Option<SharedNode>> {
+    let Some((table, shared)) = compute_rows(ctx, name, reads, df, None, pool, budget).await?
+    else {
+        return Ok(None);
+    };
+    ctx.deregister_table(name)?;
+    ctx.register_table(name, Arc::new(table))
+        .map_err(|e| DataFusionError::Plan(format!("registering node `{name}`: {e}")))?;
+    Ok(Some(shared))
+}
+
+/// Runs `df` to completion into a table of its rows (with `schema`, else its physical
+/// plan's), or `None` when they outgrow `budget` or the pool (or do not fit `schema`).
+async fn compute_rows(
+    ctx: &SessionContext,
+    name: &str,
+    reads: usize,
+    df: DataFrame,
+    schema: Option<SchemaRef>,
+    pool: &Arc<dyn MemoryPool>,
+    budget: usize,
+) -> Result<Option<(MemTable, SharedNode)>> {
     let plan = df.create_physical_plan().await?;
-    let schema: SchemaRef = plan.schema();
+    let schema: SchemaRef = schema.unwrap_or_else(|| plan.schema());
     let reservation = MemoryConsumer::new(format!("shared node {name}")).register(pool);
     let mut stream = execute_stream(plan.clone(), ctx.task_ctx())?;
     let mut batches: Vec<RecordBatch> = Vec::new();
@@ -98,6 +131,15 @@ pub async fn compute(
             tracing::debug!(node = name, budget, "shared node too large: read as a view");
             return Ok(None);
         }
+        // The rows under the table's schema (the logical plan's, which may call a
+        // column nullable that the physical plan does not).
+        let Ok(batch) = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()) else {
+            tracing::debug!(
+                node = name,
+                "shared node's rows do not fit its schema: read as a view"
+            );
+            return Ok(None);
+        };
         batches.push(batch);
     }
     let rows = batches.iter().map(|b| b.num_rows()).sum();
@@ -108,9 +150,6 @@ pub async fn compute(
         split[i % partitions].push(batch);
     }
     let table = MemTable::try_new(schema, split)?;
-    ctx.deregister_table(name)?;
-    ctx.register_table(name, Arc::new(table))
-        .map_err(|e| DataFusionError::Plan(format!("registering node `{name}`: {e}")))?;
     tracing::debug!(
         node = name,
         reads,
@@ -118,14 +157,160 @@ pub async fn compute(
         bytes = reservation.size(),
         "shared node computed once"
     );
-    Ok(Some(SharedNode {
-        name: name.to_string(),
-        reads,
-        plan,
-        rows,
-        bytes: reservation.size(),
-        _reservation: reservation,
-    }))
+    Ok(Some((
+        table,
+        SharedNode {
+            name: name.to_string(),
+            reads,
+            plan,
+            rows,
+            bytes: reservation.size(),
+            _reservation: reservation,
+        },
+    )))
+}
+
+/// `plan` with each subplan it holds more than once under the same alias (a common
+/// table expression or view read twice, see the module's documentation) computed once,
+/// within `budget`, and scanned where it was: the plan to run, and what was computed.
+/// Aliases in `skip` (the pipe's nodes, which `compute` had its chance at) are left
+/// alone, as is a subplan whose rows outgrow what is left of the budget.
+pub async fn share_repeated(
+    ctx: &SessionContext,
+    mut plan: LogicalPlan,
+    skip: &BTreeSet<String>,
+    pool: &Arc<dyn MemoryPool>,
+    budget: usize,
+) -> Result<(LogicalPlan, Vec<SharedNode>)> {
+    let mut shared: Vec<SharedNode> = Vec::new();
+    let mut too_large: Vec<LogicalPlan> = Vec::new();
+    while let Some((subplan, reads)) = repeated_subplan(&plan, skip, &too_large) {
+        let LogicalPlan::SubqueryAlias(alias) = &subplan else {
+            break;
+        };
+        let name = alias.alias.table().to_string();
+        let held: usize = shared.iter().map(|s| s.bytes).sum();
+        let df = DataFrame::new(ctx.state(), alias.input.as_ref().clone());
+        let schema = Arc::new(alias.input.schema().as_arrow().clone());
+        let computed = compute_rows(
+            ctx,
+            &name,
+            reads,
+            df,
+            Some(schema),
+            pool,
+            budget.saturating_sub(held),
+        )
+        .await?;
+        let Some((table, node)) = computed else {
+            too_large.push(subplan);
+            continue;
+        };
+        let scan = LogicalPlanBuilder::scan(
+            format!("__sluice_shared_{}", shared.len()),
+            provider_as_source(Arc::new(table)),
+            None,
+        )?
+        .build()?;
+        let replacement = LogicalPlan::SubqueryAlias(SubqueryAlias::try_new(
+            Arc::new(scan),
+            alias.alias.clone(),
+        )?);
+        plan = plan
+            .transform_down_with_subqueries(|p| {
+                Ok(if p == subplan {
+                    Transformed::new(replacement.clone(), true, TreeNodeRecursion::Jump)
+                } else {
+                    Transformed::no(p)
+                })
+            })?
+            .data;
+        shared.push(node);
+    }
+    Ok((plan, shared))
+}
+
+/// A subplan under an alias that `plan` holds more than once, worth computing once and
+/// safe to (see the module's documentation), with how many times it holds it; none in
+/// `skip` or `too_large`. The innermost first: one that holds no other such subplan, so
+/// that, shared in turn, every repeated subplan is computed once (an outer one then
+/// reads the inner one's rows, and its copies are alike again).
+fn repeated_subplan(
+    plan: &LogicalPlan,
+    skip: &BTreeSet<String>,
+    too_large: &[LogicalPlan],
+) -> Option<(LogicalPlan, usize)> {
+    let aliased = aliased_subplans(plan, skip);
+    let mut counts: HashMap<&LogicalPlan, usize> = HashMap::new();
+    for p in &aliased {
+        *counts.entry(p).or_default() += 1;
+    }
+    let mut repeated: Vec<&LogicalPlan> = Vec::new();
+    for p in &aliased {
+        if counts[p] > 1 && !repeated.contains(&p) && !too_large.contains(p) && worth_sharing(p) {
+            repeated.push(p);
+        }
+    }
+    let innermost = repeated.iter().find(|p| {
+        let LogicalPlan::SubqueryAlias(alias) = p else {
+            return false;
+        };
+        let inside = aliased_subplans(&alias.input, skip);
+        !inside.iter().any(|q| repeated.contains(&q))
+    })?;
+    Some(((*innermost).clone(), counts[*innermost]))
+}
+
+/// The subplans under an alias in `plan` (subqueries included), in the walk's order,
+/// but those whose alias `skip` names. Cloned, as a subquery's plan is not borrowed for
+/// as long as `plan` (a clone of an alias copies its `Arc`s, not the plan below it).
+fn aliased_subplans(plan: &LogicalPlan, skip: &BTreeSet<String>) -> Vec<LogicalPlan> {
+    let mut aliased = Vec::new();
+    // The closure never fails, so neither does the walk.
+    let _ = plan.apply_with_subqueries(|p| {
+        if let LogicalPlan::SubqueryAlias(a) = p
+            && !skip.contains(&a.alias.table().to_ascii_lowercase())
+        {
+            aliased.push(p.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    aliased
+}
+
+/// Whether computing `plan` once saves work (it aggregates, windows, joins or removes
+/// duplicates) and gives the answer every reference would (no volatile function, no
+/// outer reference, no parameter left unbound).
+fn worth_sharing(plan: &LogicalPlan) -> bool {
+    let mut costly = false;
+    let mut safe = true;
+    let _ = plan.apply_with_subqueries(|p| {
+        costly |= matches!(
+            p,
+            LogicalPlan::Aggregate(_)
+                | LogicalPlan::Window(_)
+                | LogicalPlan::Join(_)
+                | LogicalPlan::Distinct(_)
+        );
+        let _ = p.apply_expressions(|e| {
+            let _ = e.apply(|e| {
+                if e.is_volatile_node()
+                    || matches!(e, Expr::OuterReferenceColumn(..) | Expr::Placeholder(_))
+                {
+                    safe = false;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+            Ok(TreeNodeRecursion::Continue)
+        });
+        Ok(if safe {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    });
+    costly && safe
 }
 
 #[cfg(test)]
@@ -201,5 +386,133 @@ mod tests {
         );
         drop(shared);
         assert_eq!(pool.reserved(), 0);
+    }
+
+    /// `sql` in `ctx` as DataFusion plans it, and with `share_repeated` (within
+    /// `budget`): the same rows in order, and what was computed once.
+    async fn shared_answer(
+        ctx: &SessionContext,
+        sql: &str,
+        budget: usize,
+    ) -> (Vec<(String, usize)>, LogicalPlan) {
+        let pool = ctx.runtime_env().memory_pool.clone();
+        let df = ctx.sql(sql).await.unwrap();
+        let inlined = df.clone().collect().await.unwrap();
+        let (plan, shared) = share_repeated(
+            ctx,
+            df.logical_plan().clone(),
+            &BTreeSet::new(),
+            &pool,
+            budget,
+        )
+        .await
+        .unwrap();
+        let computed = DataFrame::new(ctx.state(), plan.clone())
+            .collect()
+            .await
+            .unwrap();
+        let pretty = |b: &[RecordBatch]| {
+            datafusion::arrow::util::pretty::pretty_format_batches(b)
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(pretty(&inlined), pretty(&computed), "{sql}");
+        let names = shared.iter().map(|s| (s.name.clone(), s.reads)).collect();
+        drop(shared);
+        assert_eq!(pool.reserved(), 0, "the rows are given back with the nodes");
+        (names, plan)
+    }
+
+    async fn events() -> SessionContext {
+        let ctx = SessionContext::new();
+        ctx.sql(
+            "CREATE TABLE t AS SELECT v % 13 AS k, v % 5 AS g, v AS v \
+             FROM generate_series(1, 2000) AS s(v)",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        ctx
+    }
+
+    fn aggregates(plan: &LogicalPlan) -> usize {
+        let mut n = 0;
+        let _ = plan.apply_with_subqueries(|p| {
+            n += usize::from(matches!(p, LogicalPlan::Aggregate(_)));
+            Ok(TreeNodeRecursion::Continue)
+        });
+        n
+    }
+
+    #[tokio::test]
+    async fn a_with_query_read_three_times_is_computed_once() {
+        let ctx = events().await;
+        // As TPC-DS q47: an aggregate under a window function, joined to itself twice.
+        let sql = "WITH v1 AS (SELECT k, g, sum(v) AS s, rank() OVER (PARTITION BY k ORDER BY g) AS rn \
+                   FROM t GROUP BY k, g) \
+                   SELECT a.k, a.g, a.s, b.s AS prev, c.s AS next FROM v1 a \
+                   JOIN v1 b ON a.k = b.k AND a.rn = b.rn + 1 \
+                   JOIN v1 c ON a.k = c.k AND a.rn = c.rn - 1 ORDER BY a.k, a.g";
+        let (shared, plan) = shared_answer(&ctx, sql, 1 << 20).await;
+        assert_eq!(shared, vec![("v1".to_string(), 3)]);
+        assert_eq!(aggregates(&plan), 0, "the readers scan its rows:\n{plan}");
+    }
+
+    #[tokio::test]
+    async fn a_with_query_read_in_a_subquery_too_is_computed_once() {
+        let ctx = events().await;
+        // As TPC-DS q14a: read in FROM and in a scalar subquery.
+        let sql = "WITH per_key AS (SELECT k, avg(v) AS a FROM t GROUP BY k) \
+                   SELECT k, a FROM per_key WHERE a > (SELECT avg(a) FROM per_key) ORDER BY k";
+        let (shared, plan) = shared_answer(&ctx, sql, 1 << 20).await;
+        assert_eq!(shared, vec![("per_key".to_string(), 2)]);
+        assert_eq!(aggregates(&plan), 1, "only the subquery's own avg:\n{plan}");
+    }
+
+    #[tokio::test]
+    async fn what_is_cheap_volatile_or_too_large_stays_inlined() {
+        let ctx = events().await;
+        // Cheap: a filter is no work to repeat (and each reader's filter reaches the scan).
+        let cheap = "WITH big AS (SELECT k, v FROM t WHERE v > 10) \
+                     SELECT count(*) FROM big a JOIN big b ON a.k = b.k";
+        assert!(shared_answer(&ctx, cheap, 1 << 20).await.0.is_empty());
+        // Volatile: DataFusion draws each reference's `random()` on its own. (Whether
+        // the rows agree is chance, so only the plan is compared.)
+        let volatile = "WITH r AS (SELECT k, sum(v) * random() AS x FROM t GROUP BY k) \
+                        SELECT count(*) FROM r a JOIN r b ON a.k = b.k";
+        let pool = ctx.runtime_env().memory_pool.clone();
+        let df = ctx.sql(volatile).await.unwrap();
+        let (plan, shared) = share_repeated(
+            &ctx,
+            df.logical_plan().clone(),
+            &BTreeSet::new(),
+            &pool,
+            1 << 20,
+        )
+        .await
+        .unwrap();
+        assert!(shared.is_empty());
+        assert_eq!(&plan, df.logical_plan());
+        // Too large for the budget: inlined, and the memory given back.
+        let sql = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) \
+                   SELECT a.k, a.s, b.s FROM v1 a JOIN v1 b ON a.k = b.k AND a.g = b.g + 1 ORDER BY 1, 2, 3";
+        assert!(shared_answer(&ctx, sql, 64).await.0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn with_queries_inside_shared_ones_are_each_computed_once() {
+        let ctx = events().await;
+        // `b` is read twice; `a` by `b` and by a subquery.
+        let sql = "WITH a AS (SELECT k, sum(v) AS s FROM t GROUP BY k), \
+                   b AS (SELECT a.k, a.s, count(*) AS n FROM a JOIN t ON a.k = t.k GROUP BY a.k, a.s) \
+                   SELECT x.k, x.n, y.s, (SELECT max(s) FROM a) AS top \
+                   FROM b x JOIN b y ON x.k = y.k ORDER BY x.k";
+        let (shared, plan) = shared_answer(&ctx, sql, 1 << 20).await;
+        // `a` first (three reads: one in each copy of `b`, one in the subquery), then
+        // `b`, whose copies read `a`'s rows: each computed once.
+        assert_eq!(shared, vec![("a".to_string(), 3), ("b".to_string(), 2)]);
+        assert_eq!(aggregates(&plan), 1, "only the subquery's max:\n{plan}");
     }
 }
