@@ -247,7 +247,12 @@ fn repeated_subplan(
     }
     let mut repeated: Vec<&LogicalPlan> = Vec::new();
     for p in &aliased {
-        if counts[p] > 1 && !repeated.contains(&p) && !too_large.contains(p) && worth_sharing(p) {
+        if counts[p] > 1
+            && !repeated.contains(&p)
+            && !too_large.contains(p)
+            && worth_sharing(p)
+            && !every_reference_filtered(plan, p)
+        {
             repeated.push(p);
         }
     }
@@ -276,6 +281,77 @@ fn aliased_subplans(plan: &LogicalPlan, skip: &BTreeSet<String>) -> Vec<LogicalP
         Ok(TreeNodeRecursion::Continue)
     });
     aliased
+}
+
+/// Whether every reference of `subplan` in `plan` has a condition of its own (one that
+/// reads its columns alone: `inv1.d_moy = 1`, `t_s_firstyear.sale_type = 's'`) in a
+/// filter or join. DataFusion pushes such a condition into that reference's copy,
+/// which then computes only its part (TPC-DS q39's two months of a year, q04's one
+/// year and channel of six): computed once in full, it could cost more than all the
+/// parts (q39 took 5× as long). With one unfiltered reference, the whole is computed
+/// anyway and sharing it costs no more.
+fn every_reference_filtered(plan: &LogicalPlan, subplan: &LogicalPlan) -> bool {
+    let LogicalPlan::SubqueryAlias(alias) = subplan else {
+        return false;
+    };
+    // The names its references go by: the alias a reference gives it (`v1 v1_lag`), or
+    // its own name.
+    let mut names: Vec<String> = Vec::new();
+    let mut wrapped = 0usize;
+    let mut direct = 0usize;
+    let mut filtered: BTreeSet<String> = BTreeSet::new();
+    let _ = plan.apply_with_subqueries(|p| {
+        match p {
+            LogicalPlan::SubqueryAlias(a) if a.input.as_ref() == subplan => {
+                names.push(a.alias.table().to_string());
+                wrapped += 1;
+            }
+            p if p == subplan => direct += 1,
+            LogicalPlan::Filter(f) => own_conditions(&f.predicate, &mut filtered),
+            LogicalPlan::Join(j) => {
+                if let Some(f) = &j.filter {
+                    own_conditions(f, &mut filtered);
+                }
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if direct > wrapped {
+        names.push(alias.alias.table().to_string());
+    }
+    !names.is_empty() && names.iter().all(|n| filtered.contains(n))
+}
+
+/// Adds to `filtered` the relation of each conjunct of `predicate` whose columns are all
+/// of that one relation, and that holds no subquery (a comparison with a subquery's
+/// value is a join, after decorrelation, not a filter DataFusion pushes down).
+fn own_conditions(predicate: &Expr, filtered: &mut BTreeSet<String>) {
+    for conjunct in datafusion::logical_expr::utils::split_conjunction(predicate) {
+        let mut subquery = false;
+        let _ = conjunct.apply(|e| {
+            subquery |= matches!(
+                e,
+                Expr::ScalarSubquery(_)
+                    | Expr::InSubquery(_)
+                    | Expr::Exists(_)
+                    | Expr::SetComparison(_)
+            );
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if subquery {
+            continue;
+        }
+        let columns = conjunct.column_refs();
+        let mut relations = columns
+            .iter()
+            .map(|c| c.relation.as_ref().map(|r| r.table()));
+        if let Some(Some(first)) = relations.next()
+            && relations.all(|r| r == Some(first))
+        {
+            filtered.insert(first.to_string());
+        }
+    }
 }
 
 /// Whether computing `plan` once saves work (it aggregates, windows, joins or removes
@@ -495,6 +571,19 @@ mod tests {
         .unwrap();
         assert!(shared.is_empty());
         assert_eq!(&plan, df.logical_plan());
+        // Every reference filtered on its own columns (q39's months): each copy computes
+        // its part; one unfiltered reference makes the whole needed, and it is shared.
+        let parts = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) \
+                     SELECT a.k, a.s, b.s FROM v1 a JOIN v1 b ON a.k = b.k \
+                     WHERE a.g = 1 AND b.g = 2 ORDER BY 1, 2, 3";
+        assert!(shared_answer(&ctx, parts, 1 << 20).await.0.is_empty());
+        let whole = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) \
+                     SELECT a.k, a.s, b.s FROM v1 a JOIN v1 b ON a.k = b.k AND b.g = 2 \
+                     ORDER BY 1, 2, 3";
+        assert_eq!(
+            shared_answer(&ctx, whole, 1 << 20).await.0,
+            vec![("v1".to_string(), 2)]
+        );
         // Too large for the budget: inlined, and the memory given back.
         let sql = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) \
                    SELECT a.k, a.s, b.s FROM v1 a JOIN v1 b ON a.k = b.k AND a.g = b.g + 1 ORDER BY 1, 2, 3";
