@@ -10,6 +10,10 @@
 //! `single_distinct_aggregation_to_group_by`: `count(*)` beside `count(DISTINCT x)`
 //! groups by the keys and `x`, then by the keys, instead of a set of `x` per group (w10).
 //!
+//! [`grouping_sets::PreAggregateGroupingSets`], a logical rule right after it: `ROLLUP`,
+//! `CUBE` and `GROUPING SETS` aggregate by all their columns first, then compute the
+//! sets from those groups, instead of repeating every input row once per set (q22).
+//!
 //! [`any_value::AnyValue`], not a rule: DataFusion's `any_value` with a groups
 //! accumulator, registered over DataFusion's (`settings::with_sluice_functions`), so a
 //! sessionization's `GROUP BY session_id` does not box a value per group (w02, w08).
@@ -63,6 +67,7 @@ pub mod conjunction;
 pub mod decimal_arithmetic;
 pub mod early_dynamic_filters;
 pub mod filter_order;
+pub mod grouping_sets;
 pub mod join_order;
 pub mod like_segments;
 pub mod mixed_distinct;

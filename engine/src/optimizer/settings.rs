@@ -202,8 +202,8 @@ pub fn sluice_rule_names() -> Vec<String> {
 /// DataFusion's logical optimizer rules with Sluice's `JoinOrder` right after filter
 /// pushdown: the filters it estimates with are on the scans by then, and projection
 /// pushdown, which comes later, prunes the columns of the joins it builds.
-/// `AggregateKeys` after it, and `MixedDistinct` right before DataFusion's
-/// `single_distinct_aggregation_to_group_by`.
+/// `AggregateKeys` after it, and `MixedDistinct` then `PreAggregateGroupingSets` right
+/// before DataFusion's `single_distinct_aggregation_to_group_by`.
 /// Leaves out the rules `SLUICE_SKIP_RULES` names (see `skipped_rules`).
 pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let skipped = skipped_rules();
@@ -231,6 +231,10 @@ fn all_optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         .iter()
         .position(|r| r.name() == "single_distinct_aggregation_to_group_by")
         .unwrap_or(rules.len());
+    rules.insert(
+        before_single_distinct,
+        Arc::new(crate::optimizer::grouping_sets::PreAggregateGroupingSets),
+    );
     rules.insert(
         before_single_distinct,
         Arc::new(crate::optimizer::mixed_distinct::MixedDistinct),
