@@ -846,8 +846,13 @@ fn concurrent_deployments_are_made_whole_or_refused() {
             .iter()
             .map(|pipe| (*pipe, spawn(&p, &["deploy", pipe])))
             .collect();
-        for (pipe, child) in children {
-            let out = child.wait_with_output().unwrap();
+        // All of them finished before a refused one is tried again (else the retry can
+        // meet a deployment still under way).
+        let outputs: Vec<_> = children
+            .into_iter()
+            .map(|(pipe, child)| (pipe, child.wait_with_output().unwrap()))
+            .collect();
+        for (pipe, out) in outputs {
             match out.status.code() {
                 Some(0) => {}
                 Some(1) => {

@@ -291,36 +291,52 @@ fn aliased_subplans(plan: &LogicalPlan, skip: &BTreeSet<String>) -> Vec<LogicalP
 /// parts (q39 took 5× as long). With one unfiltered reference, the whole is computed
 /// anyway and sharing it costs no more.
 fn every_reference_filtered(plan: &LogicalPlan, subplan: &LogicalPlan) -> bool {
-    let LogicalPlan::SubqueryAlias(alias) = subplan else {
-        return false;
+    let mut references = Vec::new();
+    filtered_references(plan, subplan, &BTreeSet::new(), &mut references);
+    !references.is_empty() && references.iter().all(|filtered| *filtered)
+}
+
+/// For each reference of `subplan` in `plan` (subqueries included), whether a filter or
+/// join above it (`above`: the relations such conditions of its ancestors read alone)
+/// has a condition of its own, on the name it goes by: the alias a reference gives it
+/// (`v1 v1_lag`), or its own name.
+fn filtered_references(
+    plan: &LogicalPlan,
+    subplan: &LogicalPlan,
+    above: &BTreeSet<String>,
+    references: &mut Vec<bool>,
+) {
+    let LogicalPlan::SubqueryAlias(own) = subplan else {
+        return;
     };
-    // The names its references go by: the alias a reference gives it (`v1 v1_lag`), or
-    // its own name.
-    let mut names: Vec<String> = Vec::new();
-    let mut wrapped = 0usize;
-    let mut direct = 0usize;
-    let mut filtered: BTreeSet<String> = BTreeSet::new();
-    let _ = plan.apply_with_subqueries(|p| {
-        match p {
-            LogicalPlan::SubqueryAlias(a) if a.input.as_ref() == subplan => {
-                names.push(a.alias.table().to_string());
-                wrapped += 1;
+    if plan == subplan {
+        references.push(above.contains(own.alias.table()));
+        return;
+    }
+    if let LogicalPlan::SubqueryAlias(a) = plan
+        && a.input.as_ref() == subplan
+    {
+        references.push(above.contains(a.alias.table()));
+        return;
+    }
+    let mut here = above.clone();
+    match plan {
+        LogicalPlan::Filter(f) => own_conditions(&f.predicate, &mut here),
+        LogicalPlan::Join(j) => {
+            if let Some(f) = &j.filter {
+                own_conditions(f, &mut here);
             }
-            p if p == subplan => direct += 1,
-            LogicalPlan::Filter(f) => own_conditions(&f.predicate, &mut filtered),
-            LogicalPlan::Join(j) => {
-                if let Some(f) = &j.filter {
-                    own_conditions(f, &mut filtered);
-                }
-            }
-            _ => {}
         }
+        _ => {}
+    }
+    // A subquery's plan starts afresh: the conditions around it are not in it.
+    let _ = plan.apply_subqueries(|sub| {
+        filtered_references(sub, subplan, &BTreeSet::new(), references);
         Ok(TreeNodeRecursion::Continue)
     });
-    if direct > wrapped {
-        names.push(alias.alias.table().to_string());
+    for input in plan.inputs() {
+        filtered_references(input, subplan, &here, references);
     }
-    !names.is_empty() && names.iter().all(|n| filtered.contains(n))
 }
 
 /// Adds to `filtered` the relation of each conjunct of `predicate` whose columns are all
@@ -582,6 +598,15 @@ mod tests {
                      ORDER BY 1, 2, 3";
         assert_eq!(
             shared_answer(&ctx, whole, 1 << 20).await.0,
+            vec![("v1".to_string(), 2)]
+        );
+        // The same name read filtered in the query and whole in a subquery (q24's
+        // `ssales`): the whole is needed, and shared.
+        let subquery = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) \
+                        SELECT k, s FROM v1 WHERE g = 1 AND s > (SELECT avg(s) FROM v1) \
+                        ORDER BY 1, 2";
+        assert_eq!(
+            shared_answer(&ctx, subquery, 1 << 20).await.0,
             vec![("v1".to_string(), 2)]
         );
         // Too large for the budget: inlined, and the memory given back.
