@@ -92,6 +92,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<bool, String> {
+    check_reorders_only_ties()?;
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -349,6 +350,54 @@ fn reorders_only_ties(message: &str) -> bool {
     sorted_expected.sort_unstable();
     sorted_actual.sort_unstable();
     expected != actual && sorted_expected == sorted_actual && expected_keys == actual_keys
+}
+
+/// `reorders_only_ties` on made-up mismatches, checked before every run: tied rows
+/// swapped pass; rows whose sort keys come in another order, or other rows, fail.
+fn check_reorders_only_ties() -> Result<(), String> {
+    let mismatch = |sql: &str, expected: &[&str], actual: &[&str]| {
+        let mut m = format!("query result mismatch:\n[SQL] {sql}\n[Diff] (-expected|+actual)\n");
+        m.push_str("    0 x 1\n");
+        for row in expected {
+            m.push_str(&format!("-   {row}\n"));
+        }
+        for row in actual {
+            m.push_str(&format!("+   {row}\n"));
+        }
+        m.push_str("at test_files/made_up.slt:1\n");
+        m
+    };
+    let sql = "select a, b, count(*) from t group by a, b order by a";
+    let cases = [
+        (
+            mismatch(sql, &["1 p 2", "1 q 3"], &["1 q 3", "1 p 2"]),
+            true,
+        ),
+        (
+            mismatch(sql, &["1 p 2", "2 q 3"], &["2 q 3", "1 p 2"]),
+            false,
+        ),
+        (
+            mismatch(sql, &["1 p 2", "1 q 3"], &["1 q 3", "1 p 4"]),
+            false,
+        ),
+        (
+            mismatch(
+                "select a, b, count(*) from t group by a, b",
+                &["1 p 2", "1 q 3"],
+                &["1 q 3", "1 p 2"],
+            ),
+            false,
+        ),
+    ];
+    for (i, (message, tied)) in cases.iter().enumerate() {
+        if reorders_only_ties(message) != *tied {
+            return Err(format!(
+                "reorders_only_ties is wrong on made-up case {i}: {message}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Whether a failed record's difference is only lines naming settings `SLUICE_DEFAULTS`
