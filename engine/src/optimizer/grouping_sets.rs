@@ -30,15 +30,16 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, DFSchema, ExprSchema, Result};
-use datafusion::functions::core::expr_fn::coalesce;
+use datafusion::common::{DFSchema, ExprSchema, Result};
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::sum::sum_udaf;
-use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams, GroupingSet};
-use datafusion::logical_expr::{
-    Aggregate, Expr, ExprSchemable, LogicalPlan, Projection, cast, col, lit,
-};
+use datafusion::logical_expr::expr::{AggregateFunction, GroupingSet};
+use datafusion::logical_expr::{Aggregate, Expr, ExprSchemable, LogicalPlan, cast, col};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use super::two_phase::{
+    Combine, column, combine, combined, inner_key, named_as, part_name, plain, split, unfiltered,
+};
 
 /// Aggregates by every column of an aggregate's grouping sets first (see the module's
 /// documentation).
@@ -47,10 +48,8 @@ pub struct PreAggregateGroupingSets;
 
 /// How an output is computed from the inner aggregate's parts.
 enum Parts {
-    /// `count(…)`: the sum of the parts' counts.
-    Count,
-    /// `min`, `max`, an integer `sum`: the same function of the parts.
-    Same,
+    /// `count`, `min`, `max`, an integer `sum`: the parts combined.
+    Combined(Combine),
     /// `avg` of an integer cast to `DOUBLE`: the sum of the sums over the sum of counts.
     Average,
 }
@@ -91,30 +90,17 @@ fn parts(aggregate: &Aggregate) -> Option<Vec<(&AggregateFunction, Parts)>> {
     let groups = aggregate.group_expr_len().ok()?;
     let mut out = Vec::with_capacity(aggregate.aggr_expr.len());
     for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
-        let expr = match expr {
-            Expr::Alias(alias) => alias.expr.as_ref(),
-            e => e,
-        };
-        let Expr::AggregateFunction(f) = expr else {
-            return None;
-        };
-        let AggregateFunctionParams {
-            args,
-            distinct,
-            filter,
-            order_by,
-            null_treatment,
-        } = &f.params;
-        if *distinct || filter.is_some() || !order_by.is_empty() || null_treatment.is_some() {
+        let f = unfiltered(expr)?;
+        if f.params.distinct {
             return None;
         }
-        let output = aggregate.schema.field(groups + i).data_type();
-        let how = match f.func.name() {
-            "count" => Parts::Count,
-            "min" | "max" => Parts::Same,
-            "sum" if matches!(output, DataType::Int64 | DataType::UInt64) => Parts::Same,
-            "avg" if integer_as_double(args, input)? => Parts::Average,
-            _ => return None,
+        let how = if f.func.name() == "avg" {
+            if !integer_as_double(&f.params.args, input)? {
+                return None;
+            }
+            Parts::Average
+        } else {
+            Parts::Combined(combine(f, aggregate.schema.field(groups + i).data_type())?)
         };
         out.push((f, how));
     }
@@ -135,29 +121,20 @@ fn rewrite(aggregate: &Aggregate, parts: &[(&AggregateFunction, Parts)]) -> Resu
     let Some(Expr::GroupingSet(sets)) = aggregate.group_expr.first() else {
         unreachable!("`parts` checked the grouping set");
     };
-    // The inner aggregate's keys: every expression of the sets, once (an expression
-    // under an alias the outer sets can name).
-    let keys: Vec<Expr> = sets.distinct_expr().into_iter().cloned().collect();
-    let mut inner_groups = Vec::with_capacity(keys.len());
-    let mut renamed: Vec<(Expr, Expr)> = Vec::with_capacity(keys.len());
-    for (i, key) in keys.iter().enumerate() {
-        if let Expr::Column(c) = key {
-            inner_groups.push(key.clone());
-            renamed.push((key.clone(), Expr::Column(c.clone())));
-        } else {
-            let alias = format!("__sluice_group_{i}");
-            inner_groups.push(key.clone().alias(&alias));
-            renamed.push((key.clone(), col(&alias)));
-        }
-    }
+    // The inner aggregate's keys: every expression of the sets, once.
+    let keys: Vec<&Expr> = sets.distinct_expr();
+    let (inner_groups, renamed): (Vec<Expr>, Vec<Expr>) = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| inner_key(i, key))
+        .unzip();
     let rename = |exprs: &[Expr]| -> Vec<Expr> {
         exprs
             .iter()
             .map(|e| {
-                renamed
-                    .iter()
-                    .find(|(k, _)| k == e)
-                    .map_or_else(|| e.clone(), |(_, r)| r.clone())
+                keys.iter()
+                    .position(|k| *k == e)
+                    .map_or_else(|| e.clone(), |at| renamed[at].clone())
             })
             .collect()
     };
@@ -168,38 +145,20 @@ fn rewrite(aggregate: &Aggregate, parts: &[(&AggregateFunction, Parts)]) -> Resu
             GroupingSet::GroupingSets(sets.iter().map(|s| rename(s)).collect())
         }
     };
-    let plain = |func, args| {
-        Expr::AggregateFunction(AggregateFunction::new_udf(
-            func,
-            args,
-            false,
-            None,
-            vec![],
-            None,
-        ))
-    };
     let mut inner_aggregates = Vec::new();
     let mut outer_aggregates = Vec::new();
-    // Per output: the outer aggregates it reads (one, or a sum and a count).
-    let mut reads: Vec<(usize, Option<usize>)> = Vec::with_capacity(parts.len());
+    // Per output: the first outer aggregate it reads (an average reads a second, the
+    // count, right after it).
+    let mut reads: Vec<usize> = Vec::with_capacity(parts.len());
     for (i, (f, how)) in parts.iter().enumerate() {
-        let part = format!("__sluice_part_{i}");
+        reads.push(outer_aggregates.len());
         match how {
-            Parts::Count | Parts::Same => {
-                inner_aggregates
-                    .push(plain(Arc::clone(&f.func), f.params.args.clone()).alias(&part));
-                let func = match how {
-                    Parts::Count => sum_udaf(),
-                    _ => Arc::clone(&f.func),
-                };
-                reads.push((outer_aggregates.len(), None));
-                outer_aggregates.push(plain(func, vec![col(&part)]));
-            }
+            Parts::Combined(how) => split(i, f, how, &mut inner_aggregates, &mut outer_aggregates),
             Parts::Average => {
+                let part = part_name(i);
                 let count = format!("{part}_count");
                 inner_aggregates.push(plain(sum_udaf(), f.params.args.clone()).alias(&part));
                 inner_aggregates.push(plain(count_udaf(), f.params.args.clone()).alias(&count));
-                reads.push((outer_aggregates.len(), Some(outer_aggregates.len() + 1)));
                 outer_aggregates.push(plain(sum_udaf(), vec![col(&part)]));
                 outer_aggregates.push(plain(sum_udaf(), vec![col(&count)]));
             }
@@ -211,31 +170,24 @@ fn rewrite(aggregate: &Aggregate, parts: &[(&AggregateFunction, Parts)]) -> Resu
         vec![Expr::GroupingSet(outer_sets)],
         outer_aggregates,
     )?;
-    // The original names, qualifiers and types: the group columns (and DataFusion's
-    // grouping id) as the outer aggregate has them, then each output from its parts.
-    let outer_schema = Arc::clone(&outer.schema);
-    let column = |i: usize| Expr::Column(Column::from(outer_schema.qualified_field(i)));
+    // The group columns (and DataFusion's grouping id) as the outer aggregate has them,
+    // then each output from its parts.
     let groups = aggregate.group_expr_len()?;
-    let schema = &aggregate.schema;
-    let mut exprs = Vec::with_capacity(schema.fields().len());
-    for i in 0..schema.fields().len() {
-        let value = if i < groups {
-            column(i)
-        } else {
-            let (at, count) = reads[i - groups];
-            match (&parts[i - groups].1, count) {
-                (Parts::Count, _) => coalesce(vec![column(groups + at), lit(0i64)]),
-                (Parts::Average, Some(count)) => {
-                    column(groups + at) / cast(column(groups + count), DataType::Float64)
+    let values = (0..aggregate.schema.fields().len())
+        .map(|i| {
+            let Some(o) = i.checked_sub(groups) else {
+                return column(&outer, i);
+            };
+            let at = groups + reads[o];
+            match &parts[o].1 {
+                Parts::Combined(how) => combined(how, column(&outer, at)),
+                Parts::Average => {
+                    column(&outer, at) / cast(column(&outer, at + 1), DataType::Float64)
                 }
-                _ => column(groups + at),
             }
-        };
-        let (qualifier, field) = schema.qualified_field(i);
-        exprs.push(value.alias_qualified(qualifier.cloned(), field.name()));
-    }
-    let projection = Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(outer)))?;
-    Ok(LogicalPlan::Projection(projection))
+        })
+        .collect();
+    named_as(&aggregate.schema, values, outer)
 }
 
 #[cfg(test)]

@@ -31,14 +31,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
 use datafusion::common::tree_node::Transformed;
-use datafusion::common::{Column, Result};
-use datafusion::functions::core::expr_fn::coalesce;
-use datafusion::functions_aggregate::sum::sum_udaf;
-use datafusion::logical_expr::expr::{AggregateFunction, AggregateFunctionParams};
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, Projection, col, lit};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, col};
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
+
+use super::two_phase::{
+    Combine, column, combine, combined, inner_key, named_as, plain, split, unfiltered,
+};
 
 /// The inner aggregate's column of the distinct argument.
 const DISTINCT_ALIAS: &str = "__sluice_distinct";
@@ -52,10 +53,8 @@ pub struct MixedDistinct;
 enum Outer {
     /// `f(DISTINCT x)`: `f` over the inner groups' `x`.
     Distinct,
-    /// A count: the sum of the parts' counts.
-    Count,
-    /// `min`, `max`, `bool_and`, `bool_or`, an integer `sum`: the same function.
-    Same,
+    /// A plain aggregate: its parts combined (`bool_and` and `bool_or` too, here).
+    Parts(Combine),
 }
 
 impl OptimizerRule for MixedDistinct {
@@ -97,26 +96,10 @@ fn shape(aggregate: &Aggregate) -> Option<Shape<'_>> {
     let mut distinct: Option<&Expr> = None;
     let mut outputs = Vec::with_capacity(aggregate.aggr_expr.len());
     for (i, expr) in aggregate.aggr_expr.iter().enumerate() {
-        let expr = match expr {
-            Expr::Alias(alias) => alias.expr.as_ref(),
-            e => e,
-        };
-        let Expr::AggregateFunction(f) = expr else {
-            return None;
-        };
-        let AggregateFunctionParams {
-            args,
-            distinct: is_distinct,
-            filter,
-            order_by,
-            null_treatment,
-        } = &f.params;
-        if filter.is_some() || !order_by.is_empty() || null_treatment.is_some() {
-            return None;
-        }
+        let f = unfiltered(expr)?;
         let name = f.func.name();
-        let outer = if *is_distinct {
-            let [arg] = args.as_slice() else {
+        let outer = if f.params.distinct {
+            let [arg] = f.params.args.as_slice() else {
                 return None;
             };
             if !matches!(name, "count" | "sum" | "avg" | "min" | "max") {
@@ -127,23 +110,16 @@ fn shape(aggregate: &Aggregate) -> Option<Shape<'_>> {
                 _ => distinct = Some(arg),
             }
             Outer::Distinct
+        } else if matches!(name, "bool_and" | "bool_or") {
+            Outer::Parts(Combine::Same)
         } else {
-            match name {
-                "count" => Outer::Count,
-                "min" | "max" | "bool_and" | "bool_or" => Outer::Same,
-                "sum" => {
-                    let output = aggregate.schema.field(groups + i).data_type();
-                    if !matches!(output, DataType::Int64 | DataType::UInt64) {
-                        return None;
-                    }
-                    Outer::Same
-                }
-                _ => return None,
-            }
+            Outer::Parts(combine(f, aggregate.schema.field(groups + i).data_type())?)
         };
         outputs.push((f, outer));
     }
-    let counts = outputs.iter().any(|(_, o)| matches!(o, Outer::Count));
+    let counts = outputs
+        .iter()
+        .any(|(_, o)| matches!(o, Outer::Parts(Combine::Count)));
     Some(Shape {
         distinct: distinct?,
         outputs,
@@ -152,49 +128,22 @@ fn shape(aggregate: &Aggregate) -> Option<Shape<'_>> {
 }
 
 fn rewrite(aggregate: &Aggregate, shape: Shape<'_>) -> Result<LogicalPlan> {
-    let schema = &aggregate.schema;
-    // The inner aggregate's keys: the group keys (an expression under an alias the outer
-    // aggregate can name), then the distinct argument.
-    let mut inner_groups = Vec::with_capacity(aggregate.group_expr.len() + 1);
-    let mut outer_groups = Vec::with_capacity(aggregate.group_expr.len());
-    for (i, key) in aggregate.group_expr.iter().enumerate() {
-        if let Expr::Column(c) = key {
-            inner_groups.push(key.clone());
-            outer_groups.push(Expr::Column(c.clone()));
-        } else {
-            let alias = format!("__sluice_group_{i}");
-            inner_groups.push(key.clone().alias(&alias));
-            outer_groups.push(col(&alias));
-        }
-    }
+    // The inner aggregate's keys: the group keys, then the distinct argument.
+    let (mut inner_groups, outer_groups): (Vec<Expr>, Vec<Expr>) = aggregate
+        .group_expr
+        .iter()
+        .enumerate()
+        .map(|(i, key)| inner_key(i, key))
+        .unzip();
     inner_groups.push(shape.distinct.clone().alias(DISTINCT_ALIAS));
     let mut inner_aggregates = Vec::new();
     let mut outer_aggregates = Vec::with_capacity(shape.outputs.len());
     for (i, (f, outer)) in shape.outputs.iter().enumerate() {
-        let plain = |func, args| {
-            Expr::AggregateFunction(AggregateFunction::new_udf(
-                func,
-                args,
-                false,
-                None,
-                vec![],
-                None,
-            ))
-        };
         match outer {
             Outer::Distinct => {
                 outer_aggregates.push(plain(Arc::clone(&f.func), vec![col(DISTINCT_ALIAS)]));
             }
-            Outer::Count | Outer::Same => {
-                let part = format!("__sluice_part_{i}");
-                inner_aggregates
-                    .push(plain(Arc::clone(&f.func), f.params.args.clone()).alias(&part));
-                let func = match outer {
-                    Outer::Count => sum_udaf(),
-                    _ => Arc::clone(&f.func),
-                };
-                outer_aggregates.push(plain(func, vec![col(&part)]));
-            }
+            Outer::Parts(how) => split(i, f, how, &mut inner_aggregates, &mut outer_aggregates),
         }
     }
     let inner = Aggregate::try_new(Arc::clone(&aggregate.input), inner_groups, inner_aggregates)?;
@@ -203,20 +152,18 @@ fn rewrite(aggregate: &Aggregate, shape: Shape<'_>) -> Result<LogicalPlan> {
         outer_groups,
         outer_aggregates,
     )?;
-    // The original names, qualifiers and types, from the outer aggregate's columns.
-    let outer_schema = Arc::clone(&outer.schema);
+    // The group keys as the outer aggregate has them, then each output (one outer
+    // aggregate each).
     let groups = aggregate.group_expr.len();
-    let names = (0..schema.fields().len()).map(|i| {
-        let column = Expr::Column(Column::from(outer_schema.qualified_field(i)));
-        let value = match shape.outputs.get(i.wrapping_sub(groups)) {
-            Some((_, Outer::Count)) if i >= groups => coalesce(vec![column, lit(0i64)]),
-            _ => column,
-        };
-        let (qualifier, field) = schema.qualified_field(i);
-        value.alias_qualified(qualifier.cloned(), field.name())
-    });
-    let projection = Projection::try_new(names.collect(), Arc::new(LogicalPlan::Aggregate(outer)))?;
-    Ok(LogicalPlan::Projection(projection))
+    let values = (0..aggregate.schema.fields().len())
+        .map(
+            |i| match i.checked_sub(groups).map(|o| &shape.outputs[o].1) {
+                Some(Outer::Parts(how)) => combined(how, column(&outer, i)),
+                _ => column(&outer, i),
+            },
+        )
+        .collect();
+    named_as(&aggregate.schema, values, outer)
 }
 
 #[cfg(test)]

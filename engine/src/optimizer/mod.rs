@@ -14,6 +14,9 @@
 //! `CUBE` and `GROUPING SETS` aggregate by all their columns first, then compute the
 //! sets from those groups, instead of repeating every input row once per set (q22).
 //!
+//! Both split an aggregate into an inner and an outer one with the pieces of
+//! `two_phase`.
+//!
 //! [`any_value::AnyValue`], not a rule: DataFusion's `any_value` with a groups
 //! accumulator, registered over DataFusion's (`settings::with_sluice_functions`), so a
 //! sessionization's `GROUP BY session_id` does not box a value per group (w02, w08).
@@ -72,6 +75,7 @@ pub mod join_order;
 pub mod like_segments;
 pub mod mixed_distinct;
 pub mod settings;
+mod two_phase;
 pub mod view_equality;
 
 use std::cell::OnceCell;

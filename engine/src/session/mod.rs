@@ -826,9 +826,6 @@ impl EnvSession {
             self.compute_shared_nodes(pipe, &param_values, &mut planned)
                 .await?;
         }
-        if crate::optimizer::settings::skipped(crate::optimizer::settings::SHARED_SUBPLANS) {
-            return Ok(planned);
-        }
         // What the output still reads more than once (a `WITH` query read twice).
         let last_node = &pipe.nodes[last].name;
         let (output, shared) = self
@@ -904,7 +901,8 @@ impl EnvSession {
 
     /// `df` with the subplans it holds more than once computed once
     /// (`shared_nodes::share_repeated`), within what is left of the run's budget after
-    /// `held`; `skip` names the pipe's nodes.
+    /// `held`; `skip` names the pipe's nodes. As it is on a Ballista engine, or when
+    /// `SLUICE_SKIP_RULES` names `sluice_shared_subplans`.
     async fn share_repeated(
         &self,
         ctx: &SessionContext,
@@ -915,6 +913,11 @@ impl EnvSession {
         (DataFrame, Vec<crate::session::shared_nodes::SharedNode>),
         DataFusionError,
     > {
+        if self.is_remote()
+            || crate::optimizer::settings::skipped(crate::optimizer::settings::SHARED_SUBPLANS)
+        {
+            return Ok((df.clone(), Vec::new()));
+        }
         let pool = self.runtime.memory_pool.clone();
         let held: usize = held.iter().map(|s| s.bytes).sum();
         let budget = crate::session::shared_nodes::budget(self.env.settings.memory_limit)
@@ -1050,14 +1053,10 @@ impl EnvSession {
             return self.run_estimated(plan_query, None, options, started).await;
         }
         let (ctx, df, scans) = plan_query(false).await?;
-        let skip = crate::optimizer::settings::skipped(crate::optimizer::settings::SHARED_SUBPLANS);
-        let (df, shared) = if self.is_remote() || skip {
-            (df, Vec::new())
-        } else {
-            self.share_repeated(&ctx, &df, &BTreeSet::new(), &[])
-                .await
-                .map_err(|e| self.query_error(&e))?
-        };
+        let (df, shared) = self
+            .share_repeated(&ctx, &df, &BTreeSet::new(), &[])
+            .await
+            .map_err(|e| self.query_error(&e))?;
         self.execute(
             &ctx,
             df,

@@ -344,18 +344,17 @@ fn filtered_references(
 /// value is a join, after decorrelation, not a filter DataFusion pushes down).
 fn own_conditions(predicate: &Expr, filtered: &mut BTreeSet<String>) {
     for conjunct in datafusion::logical_expr::utils::split_conjunction(predicate) {
-        let mut subquery = false;
-        let _ = conjunct.apply(|e| {
-            subquery |= matches!(
+        // (The closure never fails: an error cannot come back.)
+        let subquery = conjunct.exists(|e| {
+            Ok(matches!(
                 e,
                 Expr::ScalarSubquery(_)
                     | Expr::InSubquery(_)
                     | Expr::Exists(_)
                     | Expr::SetComparison(_)
-            );
-            Ok(TreeNodeRecursion::Continue)
+            ))
         });
-        if subquery {
+        if subquery.unwrap_or(true) {
             continue;
         }
         let columns = conjunct.column_refs();
@@ -376,6 +375,7 @@ fn own_conditions(predicate: &Expr, filtered: &mut BTreeSet<String>) {
 fn worth_sharing(plan: &LogicalPlan) -> bool {
     let mut costly = false;
     let mut safe = true;
+    // The closures never fail, so neither does the walk.
     let _ = plan.apply_with_subqueries(|p| {
         costly |= matches!(
             p,
@@ -385,15 +385,12 @@ fn worth_sharing(plan: &LogicalPlan) -> bool {
                 | LogicalPlan::Distinct(_)
         );
         let _ = p.apply_expressions(|e| {
-            let _ = e.apply(|e| {
-                if e.is_volatile_node()
-                    || matches!(e, Expr::OuterReferenceColumn(..) | Expr::Placeholder(_))
-                {
-                    safe = false;
-                    return Ok(TreeNodeRecursion::Stop);
-                }
-                Ok(TreeNodeRecursion::Continue)
-            });
+            safe &= !e
+                .exists(|e| {
+                    Ok(e.is_volatile_node()
+                        || matches!(e, Expr::OuterReferenceColumn(..) | Expr::Placeholder(_)))
+                })
+                .unwrap_or(true);
             Ok(TreeNodeRecursion::Continue)
         });
         Ok(if safe {
