@@ -139,10 +139,14 @@ pub fn sluice_bin() -> &'static Path {
         // The same targets and features as `cargo test --workspace`: a build with another
         // feature set would replace the shared dependencies' artifacts (same file names)
         // and make every later test run rebuild DataFusion.
-        build.args(["build", "--quiet", "--workspace", "--bins", "--tests"]);
-        // With Ballista, the feature set `.ci/run` tests it with (README, "Scale-out").
+        build.args(["build", "--quiet", "--workspace", "--bins"]);
         if cfg!(feature = "ballista") {
-            build.args(["--features", BALLISTA_FEATURES]);
+            // The feature set and the one test target `.ci/run` runs with Ballista (README,
+            // "Scale-out"): the other test binaries would cost CI minutes and gigabytes
+            // of disk in that target folder for nothing.
+            build.args(["--test", "main", "--features", BALLISTA_FEATURES]);
+        } else {
+            build.arg("--tests");
         }
         // `cargo test` gives this process the variables of the crate under test; build
         // scripts that track one of them (ring tracks CARGO_MANIFEST_DIR) would see it
