@@ -2,7 +2,8 @@
 //! example and a trivial pipe (`SELECT 1`), the server in this process on 127.0.0.1,
 //! the clients real HTTP clients (ureq, keep-alive), a fixed number of requests each.
 //! Beside each endpoint's HTTP figures, the same pipe run in-process on a warm session
-//! as `sluice bench` runs it (`bench_pipe`): the server's own cost is the difference.
+//! that keeps its plans, as `sluice bench --prepared` runs it (`bench_pipe`): the
+//! server's own cost is the difference.
 //!
 //! `cargo bench --bench serve` — SLUICE_BENCH_SCALES (demo data scales, default
 //! "0.1,1" = 10,000 and 100,000 calls), SLUICE_BENCH_CLIENTS (default "1,4"),
@@ -181,9 +182,11 @@ fn main() {
             }));
             (addr, tx)
         });
-        // `sluice bench`'s measurement of the same pipes: one warm session.
-        let session =
-            EnvSession::open(project.clone(), "production", &Default::default()).expect("session");
+        // `sluice bench --prepared`'s measurement of the same pipes: one warm session
+        // that keeps its plans, as the server does.
+        let session = EnvSession::open(project.clone(), "production", &Default::default())
+            .expect("session")
+            .prepare_plans();
         for pipe in ["one", "top_reps", "account_health"] {
             let def = runtime
                 .block_on(session.resolve_pipe(pipe, true))

@@ -158,6 +158,61 @@ fn compare(project: &Path, env: &str, params: impl Fn(&str) -> Vec<String>) -> C
     out
 }
 
+/// Runs every pipe of `project` in `env` three times on a session that keeps its plans
+/// (`EnvSession::prepare_plans`: the later runs from the kept plan where one is kept)
+/// and compares each run with a run planned anew; the differences, and how many runs
+/// reused a plan.
+fn compare_prepared(
+    project: &Path,
+    env: &str,
+    params: impl Fn(&str) -> Vec<String>,
+) -> (Vec<String>, u64) {
+    use sluice_engine::{EnvSession, Project, RunOptions, SampleOverride};
+    let loaded = Arc::new(Project::load(project).expect("the project loads"));
+    let full = SampleOverride {
+        full: true,
+        ..SampleOverride::default()
+    };
+    let open = || EnvSession::open(loaded.clone(), env, &full).expect("session");
+    let fresh = open();
+    let kept = open().prepare_plans();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let answer = |session: &EnvSession, pipe: &str, given: &[(String, String)]| {
+        let def = loaded.pipe(pipe).expect("a pipe");
+        match runtime.block_on(session.run_pipe_def(def, given, &RunOptions::default())) {
+            Ok(out) => Answer::Rows(rows_of(&out.batches)),
+            Err(e) => Answer::Failed(e.to_string()),
+        }
+    };
+    let mut differences = Vec::new();
+    for pipe in pipe_names(project) {
+        let given: Vec<(String, String)> = params(&pipe)
+            .iter()
+            .map(|p| {
+                let (k, v) = p.split_once('=').expect("name=value");
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        let expected = answer(&fresh, &pipe, &given);
+        for run in 1..=3 {
+            let got = answer(&kept, &pipe, &given);
+            let differs = match (&expected, &got) {
+                (Answer::Rows(e), Answer::Rows(g)) => first_difference(e, g, false),
+                (Answer::Failed(e), Answer::Failed(g)) if e == g => None,
+                _ => Some(format!("planned anew {expected:?}\n  prepared {got:?}")),
+            };
+            if let Some(d) = differs {
+                differences.push(format!("{pipe}, prepared run {run}: {d}"));
+            }
+        }
+    }
+    (differences, kept.prepared_runs())
+}
+
 #[test]
 fn tpch_returns_the_same_rows_with_and_without_sluices_rules() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -187,6 +242,16 @@ fn tpch_returns_the_same_rows_with_and_without_sluices_rules() {
     );
     assert!(found.failed.is_empty(), "{:?}", found.failed);
     assert!(found.rows > 100, "{found:?}");
+    let (differences, reused) = compare_prepared(&project, "production", |pipe| {
+        if pipe == "q11" {
+            vec!["fraction=0.01".into()]
+        } else {
+            Vec::new()
+        }
+    });
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    // Every query but those computing a WITH query once (q15's revenue view).
+    assert!(reused >= 2 * 20, "{reused} runs reused a plan");
 }
 
 #[test]
@@ -202,6 +267,9 @@ fn web_analytics_returns_the_same_rows_with_and_without_sluices_rules() {
     );
     assert!(found.failed.is_empty(), "{:?}", found.failed);
     assert!(found.rows > 100, "{found:?}");
+    let (differences, reused) = compare_prepared(dir.path(), "production", |_| Vec::new());
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert!(reused >= 2 * 10, "{reused} runs reused a plan");
 }
 
 #[test]
@@ -221,6 +289,9 @@ fn tpcds_returns_the_same_rows_with_and_without_sluices_rules() {
     let failed: Vec<&str> = found.failed.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(failed, ["q12", "q90"], "{:?}", found.failed);
     assert!(found.rows > 1000, "{found:?}");
+    let (differences, reused) = compare_prepared(dir.path(), "production", |_| Vec::new());
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+    assert!(reused >= 2 * 50, "{reused} runs reused a plan");
 }
 
 /// Parquet as pyarrow writes it by default (snappy, statistics per row group, no page

@@ -19,6 +19,7 @@ mod guards;
 mod layers;
 mod newcomer;
 mod params;
+mod prepared;
 mod quality;
 mod sampling;
 mod serve;

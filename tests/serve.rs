@@ -1078,6 +1078,7 @@ fn requests_read_no_state_and_cached_results_follow_the_store() {
             200,
         );
         s.json("/v0/pipes/from_mat.json", None, 200);
+        s.json("/v0/pipes/account_health.json", None, 200);
         s.json("/v0/pipes/nope.json", None, 404);
     }
     s.json("/v0/pipes", None, 200);
@@ -1086,6 +1087,12 @@ fn requests_read_no_state_and_cached_results_follow_the_store() {
         r#"sluice_store_state_reads_total{env="staging"}"#,
     );
     assert_eq!(after, reads, "requests read the store's state");
+    // The same call again runs the plan the first one prepared.
+    let reused = metric(&s.metrics(), r#"sluice_prepared_runs_total{env="staging"}"#);
+    assert!(
+        reused >= 20.0,
+        "account_health's plan was prepared once: {reused}"
+    );
     drop(s);
 
     // With a short refresh, an ingest and a materialization empty the cache.

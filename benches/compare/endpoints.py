@@ -6,8 +6,9 @@ PROJECT is a `sluice init` project (its production store is read). Each round ru
 turn, `sluice bench PIPE --env production -n RUNS --warmup 5 --json` (one warm session,
 as `sluice bench` always runs) under each Sluice variant, then the same SQL in DuckDB
 (2 threads, one warm connection, RUNS timed runs after 5 unmeasured), and takes each
-side's median. The variants: today's defaults, and the small-input planning turned off
-(SLUICE_SMALL_INPUT_ROWS=0). Prints the medians of the rounds' medians, side by side.
+side's median. The variants: each run planned (as `sluice run` and `sluice query` do),
+and `--prepared` (planned once and run again, as `sluice serve` answers calls; DuckDB's
+`execute` plans every time). Prints the medians of the rounds' medians, side by side.
 Also run on a copy of the production store rewritten by pyarrow with its default
 settings (one row group per file), when `--pyarrow` is given.
 """
@@ -50,9 +51,10 @@ WHERE p.calls >= 5
 ORDER BY p.revenue DESC, a.account_id""",
 }
 
+# name: (extra arguments of `sluice bench`, extra environment)
 VARIANTS = {
-    "sluice": {},
-    "sluice, small-input planning off": {"SLUICE_SMALL_INPUT_ROWS": "0"},
+    "sluice": ([], {}),
+    "sluice --prepared": (["--prepared"], {}),
 }
 
 
@@ -60,10 +62,12 @@ def store_files(store, source):
     return os.path.join(store, source, "**", "*.parquet")
 
 
-def sluice_median(sluice, project, pipe, runs, extra_env):
+def sluice_median(sluice, project, pipe, runs, variant):
+    extra_args, extra_env = variant
     env = dict(os.environ, **extra_env)
     out = subprocess.run(
-        [sluice, "bench", pipe, "--env", "production", "-n", str(runs), "--warmup", "5", "--json"],
+        [sluice, "bench", pipe, "--env", "production", "-n", str(runs), "--warmup", "5", "--json"]
+        + extra_args,
         cwd=project,
         env=env,
         check=True,
@@ -119,21 +123,24 @@ def main():
             accounts=store_files(store, "accounts"),
         )
         for _ in range(rounds):
-            for name, env in VARIANTS.items():
+            for name, variant in VARIANTS.items():
                 results.setdefault((pipe, name), []).append(
-                    sluice_median(sluice, project, pipe, runs, env)
+                    sluice_median(sluice, project, pipe, runs, variant)
                 )
             results.setdefault((pipe, "duckdb"), []).append(duckdb_median(con, sql, runs))
     print(f"{project}: {rounds} rounds x {runs} runs, medians of the rounds' medians (ms)")
-    print("| pipe | " + " | ".join(list(VARIANTS) + ["DuckDB"]) + " | Sluice/DuckDB |")
-    print("| --- |" + " ---: |" * (len(VARIANTS) + 2))
+    ratios = [f"{n} / DuckDB" for n in VARIANTS]
+    print("| pipe | " + " | ".join(list(VARIANTS) + ["DuckDB"] + ratios) + " |")
+    print("| --- |" + " ---: |" * (2 * len(VARIANTS) + 1))
     for pipe in SQL:
         cells = [statistics.median(results[(pipe, n)]) for n in VARIANTS]
         duck = statistics.median(results[(pipe, "duckdb")])
         print(
             f"| {pipe} | "
             + " | ".join(f"{c:.2f}" for c in cells)
-            + f" | {duck:.2f} | {cells[0] / duck:.2f} |"
+            + f" | {duck:.2f} | "
+            + " | ".join(f"{c / duck:.2f}" for c in cells)
+            + " |"
         )
 
 

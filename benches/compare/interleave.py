@@ -6,6 +6,7 @@ apart compare better than whole suites measured minutes apart.
 
     python interleave.py OUT_DIR --sluice BIN --project DIR --sf 1 [--suite tpch]
         [--engines duckdb,polars] [--rounds 3] [--runs 3] [--threads 2] [--queries q01,q06]
+        [--sluice-args=--prepared]
 
 Writes OUT_DIR/sluice.json (as `sluice bench --json` does, with those medians),
 OUT_DIR/<engine>.json ({query: seconds}) for report.py, and OUT_DIR/rounds.json with
@@ -14,6 +15,7 @@ every round's times.
 
 import argparse
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -38,6 +40,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--queries")
     ap.add_argument("--suite", choices=suites.SUITES, default="tpch")
+    # More arguments of `sluice bench`, e.g. `--prepared` (planned once, as an endpoint).
+    ap.add_argument("--sluice-args", default="")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -50,7 +54,7 @@ def main():
         if engine == "sluice":
             params = tpch_sql.params_for(name, args.sf) if args.suite == "tpch" else {}
             cmd = [args.sluice, "-C", args.project, "bench", name, "--env", "production",
-                   "-n", str(args.runs), "--warmup", "1", "--json"]
+                   "-n", str(args.runs), "--warmup", "1", "--json"] + shlex.split(args.sluice_args)
             for k, v in params.items():
                 cmd += ["--param", f"{k}={v}"]
             done = subprocess.run(cmd, capture_output=True, text=True)

@@ -679,6 +679,10 @@ pub struct BenchArgs {
     /// Run each pipe with estimates (--estimate), to measure what they cost
     #[arg(long)]
     pub estimate: bool,
+    /// Plan each pipe once and run that plan again, as `sluice serve` does (listings
+    /// and plans kept across runs): what an endpoint call costs
+    #[arg(long)]
+    pub prepared: bool,
     #[command(flatten)]
     pub sample: SampleArgs,
 }

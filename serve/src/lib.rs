@@ -214,6 +214,8 @@ struct AppState {
 struct Sampled {
     stats: Arc<StatsWriter>,
     stores: Vec<Arc<Store>>,
+    /// Runs that reused a prepared plan (`EnvSession::prepare_plans`).
+    prepared: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl std::fmt::Debug for Sampled {
@@ -231,6 +233,12 @@ impl metrics::Sampled for Sampled {
     fn store_reads(&self) -> u64 {
         self.stores.iter().map(|s| s.state_reads()).sum()
     }
+
+    fn prepared_runs(&self) -> u64 {
+        self.prepared
+            .as_ref()
+            .map_or(0, |n| n.load(Ordering::Relaxed))
+    }
 }
 
 /// A bound server, ready to run.
@@ -244,8 +252,10 @@ impl Server {
     /// Opens the environment, reads what it serves (tokens, deployed versions) and
     /// binds the address; fails (naming the address) if it is taken.
     pub async fn bind(project: Arc<Project>, env: &str, options: ServeOptions) -> Result<Server> {
+        // Listings and plans kept across requests: a call plans once per pipe version
+        // and parameter values, until the store changes.
         let session =
-            EnvSession::open(project.clone(), env, &SampleOverride::default())?.cache_listings();
+            EnvSession::open(project.clone(), env, &SampleOverride::default())?.prepare_plans();
         let store = Arc::new(Store::open(session.environment())?);
         store.check().await?;
         let settings = session.environment().serve.clone();
@@ -259,6 +269,7 @@ impl Server {
             Arc::new(Sampled {
                 stats: stats.clone(),
                 stores: vec![store.clone(), session_store.clone()],
+                prepared: session.prepared_runs_counter(),
             }),
         ));
         let mut state = AppState {

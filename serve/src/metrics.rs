@@ -57,6 +57,8 @@ pub trait Sampled: Send + Sync + std::fmt::Debug + 'static {
     fn stats_records(&self) -> (u64, u64);
     /// Reads of the store's state (listings, manifests, footers, deployments, tokens).
     fn store_reads(&self) -> u64;
+    /// Runs that reused a plan prepared by an earlier call.
+    fn prepared_runs(&self) -> u64;
 }
 
 #[derive(Debug)]
@@ -80,6 +82,11 @@ impl Collector for SampledCollector {
                 "sluice_store_state_reads",
                 "Reads of the store's state (listings, manifests, footers, deployments, tokens): by the refresh, never by requests when nothing changed",
                 self.0.store_reads(),
+            ),
+            (
+                "sluice_prepared_runs",
+                "Calls that ran a plan prepared by an earlier call (planned once per pipe version, parameter values and store state)",
+                self.0.prepared_runs(),
             ),
         ] {
             let counter = ConstCounter::new(value);

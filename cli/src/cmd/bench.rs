@@ -15,6 +15,11 @@ use crate::settings::Settings;
 pub async fn bench(settings: &Settings, args: BenchArgs) -> Result<()> {
     let project = settings.project()?;
     let session = settings.session(&args.env, &args.sample)?;
+    let session = if args.prepared {
+        session.prepare_plans()
+    } else {
+        session
+    };
     let env = session.environment().name.clone();
     let names: Vec<String> = if args.all {
         project.pipes.keys().cloned().collect()
@@ -67,6 +72,8 @@ pub async fn bench(settings: &Settings, args: BenchArgs) -> Result<()> {
             "runs": options.runs,
             "warmup": options.warmup,
             "peak_memory": "process peak RSS (VmHWM) while the pipe ran",
+            "prepared": args.prepared,
+            "prepared_runs": session.prepared_runs(),
             "pipes": results.iter().map(json_of).collect::<Vec<_>>(),
         });
         outln!("{}", serde_json::to_string_pretty(&value)?);
@@ -86,8 +93,16 @@ pub async fn bench(settings: &Settings, args: BenchArgs) -> Result<()> {
             String::new(),
         ]);
     }
+    let plans = if args.prepared {
+        format!(
+            " · prepared plans ({} runs reused one)",
+            session.prepared_runs()
+        )
+    } else {
+        String::new()
+    };
     outln!(
-        "environment {env} ({sample}) · {} measured runs per pipe after {} warm-up",
+        "environment {env} ({sample}) · {} measured runs per pipe after {} warm-up{plans}",
         options.runs,
         options.warmup
     );

@@ -280,13 +280,21 @@ fn all_physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
 }
 
 /// What `SLUICE_SKIP_RULES` can leave out besides optimizer rules: Sluice's `any_value`
-/// (`with_sluice_functions`), and a local run's computing once the subplans it reads
-/// more than once (`session::shared_nodes::share_repeated`).
-pub const SKIPPABLE_STEPS: [&str; 2] = [crate::optimizer::any_value::SKIP_NAME, SHARED_SUBPLANS];
+/// (`with_sluice_functions`), a local run's computing once the subplans it reads
+/// more than once (`session::shared_nodes::share_repeated`), and a long-lived session's
+/// running its kept plans again (`session::prepared`).
+pub const SKIPPABLE_STEPS: [&str; 3] = [
+    crate::optimizer::any_value::SKIP_NAME,
+    SHARED_SUBPLANS,
+    PREPARED_PLANS,
+];
 
 /// The name `SLUICE_SKIP_RULES` takes to read a `WITH` query (or view) a plan holds
 /// more than once where it is, each time, as DataFusion plans it.
 pub const SHARED_SUBPLANS: &str = "sluice_shared_subplans";
+
+/// The name `SLUICE_SKIP_RULES` takes to plan every run of a long-lived session anew.
+pub const PREPARED_PLANS: &str = "sluice_prepared_plans";
 
 /// Whether `SLUICE_SKIP_RULES` names `step` (a rule or one of `SKIPPABLE_STEPS`).
 pub fn skipped(step: &str) -> bool {

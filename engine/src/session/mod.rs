@@ -3,13 +3,15 @@
 //! environment's sampling policy says, and a pipe's nodes composed as views.
 //!
 //! `backend` is where runs execute (in this process or on a Ballista cluster),
-//! `report` what a run read, `shared_nodes` the nodes computed once per run.
+//! `report` what a run read, `shared_nodes` the nodes computed once per run,
+//! `prepared` the plans a long-lived session runs again.
 
 mod backend;
 #[cfg(feature = "ballista")]
 pub mod ballista;
 pub mod estimate;
 mod listings;
+mod prepared;
 pub mod report;
 pub mod shared_nodes;
 pub mod warnings;
@@ -120,6 +122,8 @@ struct PlannedPipe {
     ctx: SessionContext,
     output: DataFrame,
     scans: Vec<SourceScan>,
+    /// The tables the pipe reads but its own nodes.
+    reads: BTreeSet<String>,
     /// The nodes the rest of the pipe reads more than once, and how many times.
     shared_reads: HashMap<String, usize>,
     shared: Vec<crate::session::shared_nodes::SharedNode>,
@@ -141,6 +145,21 @@ pub(crate) fn join_equalities(j: &Join) -> impl Iterator<Item = (&Expr, &Expr)> 
             _ => None,
         });
     j.on.iter().map(|(a, b)| (a, b)).chain(filtered)
+}
+
+/// Whether `reads` names one of Sluice's run statistics or error tables, which change
+/// with every run (so no plan reading them is kept).
+fn reads_run_tables(reads: &BTreeSet<String>) -> bool {
+    let schema = format!("{STATS_SCHEMA}.");
+    reads.iter().any(|r| r.starts_with(&schema))
+}
+
+/// `df` with at most the run's row limit (`RunOptions::limit`).
+fn limited(df: DataFrame, options: &RunOptions) -> std::result::Result<DataFrame, DataFusionError> {
+    match options.limit {
+        Some(n) => df.limit(0, Some(n)),
+        None => Ok(df),
+    }
 }
 
 /// The plans of the nodes computed ahead of a run's output, for its report.
@@ -235,6 +254,8 @@ pub struct EnvSession {
     heavy: tokio::sync::Mutex<HashMap<String, Arc<crate::scan::key::HeavyKeys>>>,
     /// Listings kept across runs (`cache_listings`); `None`: every run lists.
     listings: Option<listings::ListingCache>,
+    /// Physical plans kept across runs (`prepare_plans`); `None`: every run plans.
+    prepared: Option<prepared::PreparedPlans>,
 }
 
 impl EnvSession {
@@ -270,6 +291,7 @@ impl EnvSession {
             backend,
             heavy: Default::default(),
             listings: None,
+            prepared: None,
         })
     }
 
@@ -279,6 +301,42 @@ impl EnvSession {
     pub fn cache_listings(mut self) -> EnvSession {
         self.listings = Some(listings::ListingCache::default());
         self
+    }
+
+    /// Keeps each pipe's and query's physical plan from one run to the next, per
+    /// definition, bound values and generation of the cached listings (which this
+    /// turns on), and runs a fresh copy of it instead of planning again (see
+    /// `session::prepared`). For a long-lived session (a server, `sluice bench
+    /// --prepared`); not with `SLUICE_SKIP_RULES=sluice_prepared_plans`.
+    pub fn prepare_plans(self) -> EnvSession {
+        let mut session = if self.listings.is_some() {
+            self
+        } else {
+            self.cache_listings()
+        };
+        if !crate::optimizer::settings::skipped(crate::optimizer::settings::PREPARED_PLANS) {
+            session.prepared = Some(prepared::PreparedPlans::default());
+        }
+        session
+    }
+
+    /// How many runs reused a prepared plan (see `prepare_plans`).
+    pub fn prepared_runs(&self) -> u64 {
+        self.prepared_runs_counter()
+            .map_or(0, |n| n.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// The count `prepared_runs` reads, shared (e.g. for a server's metrics); `None`
+    /// when the session keeps no plans.
+    pub fn prepared_runs_counter(&self) -> Option<Arc<std::sync::atomic::AtomicU64>> {
+        self.prepared.as_ref().map(|p| p.hits_counter())
+    }
+
+    /// Where a run's plan is kept, under the listings' current generation, when this
+    /// session keeps plans and runs here; `key` is made only then.
+    fn plan_slot(&self, key: impl FnOnce() -> prepared::PlanKey) -> Option<prepared::Slot<'_>> {
+        let plans = self.prepared.as_ref().filter(|_| !self.is_remote())?;
+        Some(plans.slot(key(), self.listings_generation()))
     }
 
     /// Lists the cached sources (see `cache_listings`) again and replaces those that
@@ -769,6 +827,7 @@ impl EnvSession {
             .iter()
             .map(|n| n.name.to_ascii_lowercase())
             .collect();
+        // The tables the nodes read but the pipe's own nodes (sources, Sluice's tables).
         let mut reads = BTreeSet::new();
         for node in &pipe.nodes {
             for r in crate::project::node_references_of(&node.sql).unwrap_or_default() {
@@ -816,6 +875,7 @@ impl EnvSession {
             ctx,
             output,
             scans,
+            reads,
             shared_reads,
             shared: Vec::new(),
         };
@@ -1011,11 +1071,36 @@ impl EnvSession {
                     PlanMode::Estimate
                 };
                 let p = self.plan_pipe(pipe, values, mode).await?;
-                Ok((p.ctx, p.output, p.scans))
+                Ok((p.ctx, p.output, p.scans, p.reads))
             };
-            return self.run_estimated(plan, Some(pipe), options, started).await;
+            let slot =
+                self.plan_slot(|| prepared::PlanKey::pipe(pipe, values, options.limit).estimated());
+            return self
+                .run_estimated(plan, slot, Some(pipe), options, started)
+                .await;
+        }
+        let slot = self.plan_slot(|| prepared::PlanKey::pipe(pipe, &values, options.limit));
+        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept) {
+            return self.run_prepared(&planned, Some(pipe), started).await;
         }
         let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
+        if let Some(slot) = slot
+            && planned.shared.is_empty()
+        {
+            return self
+                .execute_prepared(
+                    slot,
+                    &planned.reads,
+                    planned.ctx,
+                    planned.output,
+                    planned.scans,
+                    None,
+                    Some(pipe),
+                    options,
+                    started,
+                )
+                .await;
+        }
         let shared_plans = shared_plans(&planned.shared);
         self.execute(
             &planned.ctx,
@@ -1046,17 +1131,31 @@ impl EnvSession {
                     .register_sources(&ctx, &snapshot, &reads, units)
                     .await?;
                 let df = ctx.sql(sql).await.map_err(|e| self.query_error(&e))?;
-                Ok::<_, SluiceError>((ctx, df, scans))
+                Ok::<_, SluiceError>((ctx, df, scans, reads))
             }
         };
         if options.estimate {
-            return self.run_estimated(plan_query, None, options, started).await;
+            let slot = self.plan_slot(|| prepared::PlanKey::query(sql, options.limit).estimated());
+            return self
+                .run_estimated(plan_query, slot, None, options, started)
+                .await;
         }
-        let (ctx, df, scans) = plan_query(false).await?;
+        let slot = self.plan_slot(|| prepared::PlanKey::query(sql, options.limit));
+        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept) {
+            return self.run_prepared(&planned, None, started).await;
+        }
+        let (ctx, df, scans, reads) = plan_query(false).await?;
         let (df, shared) = self
             .share_repeated(&ctx, &df, &BTreeSet::new(), &[])
             .await
             .map_err(|e| self.query_error(&e))?;
+        if let Some(slot) = slot
+            && shared.is_empty()
+        {
+            return self
+                .execute_prepared(slot, &reads, ctx, df, scans, None, None, options, started)
+                .await;
+        }
         self.execute(
             &ctx,
             df,
@@ -1086,20 +1185,26 @@ impl EnvSession {
     /// Runs a pipe or query for estimates (`session::estimate`): `plan(units)` plans it,
     /// with a `system` sample's units as columns or without. Planned once with units;
     /// again without only when the plan cannot be estimated and read units (it then runs
-    /// as it is, and the report says why).
+    /// as it is, and the report says why). In a session that keeps plans, the rewritten
+    /// plan is kept in `slot` with its report, as a plain run's is.
     async fn run_estimated<F, Planned>(
         &self,
         plan: F,
+        slot: Option<prepared::Slot<'_>>,
         pipe: Option<&Pipe>,
         options: &RunOptions,
         started: Instant,
     ) -> Result<RunOutput>
     where
         F: Fn(bool) -> Planned,
-        Planned: Future<Output = Result<(SessionContext, DataFrame, Vec<SourceScan>)>>,
+        Planned:
+            Future<Output = Result<(SessionContext, DataFrame, Vec<SourceScan>, BTreeSet<String>)>>,
     {
+        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept) {
+            return self.run_prepared(&planned, pipe, started).await;
+        }
         let fail = |e: DataFusionError| self.run_error(pipe, &e);
-        let (ctx, df, scans) = plan(true).await?;
+        let (ctx, df, scans, reads) = plan(true).await?;
         self.require_sample(&scans)?;
         let (ctx, df, scans, report) =
             match estimate::rewrite(df.logical_plan(), &scans, self.is_remote()).map_err(fail)? {
@@ -1108,11 +1213,26 @@ impl EnvSession {
                     (ctx, df, scans, report)
                 }
                 estimate::Rewritten::NotEstimable(report) if estimate::reads_units(&scans) => {
-                    let (ctx, df, scans) = plan(false).await?;
+                    let (ctx, df, scans, _) = plan(false).await?;
                     (ctx, df, scans, report)
                 }
                 estimate::Rewritten::NotEstimable(report) => (ctx, df, scans, report),
             };
+        if let Some(slot) = slot {
+            return self
+                .execute_prepared(
+                    slot,
+                    &reads,
+                    ctx,
+                    df,
+                    scans,
+                    Some(report),
+                    pipe,
+                    options,
+                    started,
+                )
+                .await;
+        }
         let mut out = self
             .execute(&ctx, df, scans, &[], pipe, options, started)
             .await?;
@@ -1143,7 +1263,7 @@ impl EnvSession {
     async fn execute(
         &self,
         ctx: &SessionContext,
-        mut df: DataFrame,
+        df: DataFrame,
         scans: Vec<SourceScan>,
         shared_plans: &[Arc<dyn ExecutionPlan>],
         pipe: Option<&Pipe>,
@@ -1151,10 +1271,81 @@ impl EnvSession {
         started: Instant,
     ) -> Result<RunOutput> {
         let fail = |e: DataFusionError| self.run_error(pipe, &e);
-        if let Some(n) = options.limit {
-            df = df.limit(0, Some(n)).map_err(fail)?;
+        let plan = limited(df, options)
+            .map_err(fail)?
+            .create_physical_plan()
+            .await
+            .map_err(fail)?;
+        self.execute_plan(ctx, plan, scans, shared_plans, pipe, started)
+            .await
+    }
+
+    /// Plans `df` for a session that keeps plans (`prepare_plans`) and runs it; keeps
+    /// the plan in `slot` when it may run again (`session::prepared`): not when it
+    /// reads Sluice's run tables (of `reads`, the tables it reads), which change with
+    /// every run. `estimate`: the report of an estimated run, kept with its plan.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute_prepared(
+        &self,
+        slot: prepared::Slot<'_>,
+        reads: &BTreeSet<String>,
+        ctx: SessionContext,
+        df: DataFrame,
+        scans: Vec<SourceScan>,
+        estimate: Option<estimate::EstimateReport>,
+        pipe: Option<&Pipe>,
+        options: &RunOptions,
+        started: Instant,
+    ) -> Result<RunOutput> {
+        let fail = |e: DataFusionError| self.run_error(pipe, &e);
+        let df = limited(df, options).map_err(fail)?;
+        // Functions such as `now()` are evaluated while planning: such a plan is of
+        // its time and not kept.
+        let timeless = !prepared::evaluated_when_planned(df.logical_plan());
+        let (state, logical) = df.into_parts();
+        let planned = prepared::Prepared::plan(ctx, state, &logical, scans, estimate)
+            .await
+            .map_err(fail)?;
+        let planned = Arc::new(planned);
+        if !reads_run_tables(reads) && timeless && planned.keepable() {
+            slot.keep(planned.clone());
         }
-        let plan = df.create_physical_plan().await.map_err(fail)?;
+        self.run_prepared(&planned, pipe, started).await
+    }
+
+    /// Runs a fresh copy of a prepared plan.
+    async fn run_prepared(
+        &self,
+        planned: &prepared::Prepared,
+        pipe: Option<&Pipe>,
+        started: Instant,
+    ) -> Result<RunOutput> {
+        let plan = planned.runnable().map_err(|e| self.run_error(pipe, &e))?;
+        let mut out = self
+            .execute_plan(
+                &planned.ctx,
+                plan,
+                planned.scans.clone(),
+                &[],
+                pipe,
+                started,
+            )
+            .await?;
+        out.estimate = planned.estimate.clone();
+        Ok(out)
+    }
+
+    /// Runs a physical plan to completion and reports what it read.
+    async fn execute_plan(
+        &self,
+        ctx: &SessionContext,
+        plan: Arc<dyn ExecutionPlan>,
+        scans: Vec<SourceScan>,
+        shared_plans: &[Arc<dyn ExecutionPlan>],
+        pipe: Option<&Pipe>,
+        started: Instant,
+    ) -> Result<RunOutput> {
+        let fail = |e: DataFusionError| self.run_error(pipe, &e);
         let schema = plan.schema();
         let batches = self.collect(plan.clone(), ctx).await.map_err(fail)?;
         let rows_out = batches.iter().map(|b| b.num_rows() as u64).sum();

@@ -1605,9 +1605,14 @@ fn two_stage(
         .flat_map(|(x, a)| scaled_idx[x + 1..].iter().map(move |b| (*a, *b)))
         .collect();
     let n_groups = group_expr.len();
+    // A NULL unit's rows are units of their own (a `key` sample's NULL keys): for such
+    // designs stage 1 also sums squares and products row by row, which stand in for a
+    // NULL unit's squared totals. Designs whose units are never NULL (`system`) skip
+    // those sums and the CASEs that choose them: a plan that is smaller to plan.
+    let null_units = unit.is_some() && design.null_units;
 
     // Stage 1 (per group and unit), or the rows themselves under row sampling.
-    let (stage1, unit_null): (LogicalPlan, Expr) = match unit {
+    let (stage1, unit_null): (LogicalPlan, Option<Expr>) = match unit {
         Some(u) => {
             let unit_col = column_at(&schema, u);
             let mut groups = group_expr.to_vec();
@@ -1620,41 +1625,51 @@ fn two_stage(
                     } => {
                         aggs.push(sum(mul(y.clone(), w.clone())).alias(format!("{HIDDEN}t{j}")));
                         aggs.push(sum(y.clone()).alias(format!("{HIDDEN}r{j}")));
-                        aggs.push(
-                            sum(mul(mul(y.clone(), w.clone()), mul(y.clone(), w.clone())))
-                                .alias(format!("{HIDDEN}q{j}")),
-                        );
-                        // Row by row, y·w times the row's own weighted count (w): the
-                        // cross term of a NULL unit's rows with the calibration.
-                        aggs.push(
-                            sum(mul(mul(y.clone(), w.clone()), w.clone()))
-                                .alias(format!("{HIDDEN}yx{j}")),
-                        );
+                        if null_units {
+                            aggs.push(
+                                sum(mul(mul(y.clone(), w.clone()), mul(y.clone(), w.clone())))
+                                    .alias(format!("{HIDDEN}q{j}")),
+                            );
+                            // Row by row, y·w times the row's own weighted count (w):
+                            // the cross term of a NULL unit's rows with the calibration.
+                            aggs.push(
+                                sum(mul(mul(y.clone(), w.clone()), w.clone()))
+                                    .alias(format!("{HIDDEN}yx{j}")),
+                            );
+                        }
                     }
                     AggPlan::Scaled { units: true, .. } => {
                         // One per unit; a NULL key is no distinct value.
                         let one = when(unit_col.clone().is_null(), lit(0.0)).otherwise(lit(1.0))?;
                         aggs.push(max(mul(one.clone(), w.clone())).alias(format!("{HIDDEN}t{j}")));
                         aggs.push(max(one.clone()).alias(format!("{HIDDEN}r{j}")));
-                        aggs.push(
-                            max(mul(mul(one.clone(), w.clone()), mul(one, w.clone())))
-                                .alias(format!("{HIDDEN}q{j}")),
-                        );
+                        if null_units {
+                            aggs.push(
+                                max(mul(mul(one.clone(), w.clone()), mul(one, w.clone())))
+                                    .alias(format!("{HIDDEN}q{j}")),
+                            );
+                        }
                     }
                     AggPlan::Ratio { num, den } => {
                         let (nw, dw) = (mul(num.clone(), w.clone()), mul(den.clone(), w.clone()));
                         aggs.push(sum(nw.clone()).alias(format!("{HIDDEN}n{j}")));
                         aggs.push(sum(dw.clone()).alias(format!("{HIDDEN}d{j}")));
-                        aggs.push(sum(mul(nw.clone(), nw.clone())).alias(format!("{HIDDEN}nn{j}")));
-                        aggs.push(sum(mul(dw.clone(), dw.clone())).alias(format!("{HIDDEN}dd{j}")));
-                        aggs.push(sum(mul(nw, dw)).alias(format!("{HIDDEN}nd{j}")));
+                        if null_units {
+                            aggs.push(
+                                sum(mul(nw.clone(), nw.clone())).alias(format!("{HIDDEN}nn{j}")),
+                            );
+                            aggs.push(
+                                sum(mul(dw.clone(), dw.clone())).alias(format!("{HIDDEN}dd{j}")),
+                            );
+                            aggs.push(sum(mul(nw, dw)).alias(format!("{HIDDEN}nd{j}")));
+                        }
                     }
                     AggPlan::Same { stage1, .. } => {
                         aggs.push(stage1.clone().alias(format!("{HIDDEN}p{j}")));
                     }
                 }
             }
-            for (a, b) in &pairs {
+            for (a, b) in pairs.iter().filter(|_| null_units) {
                 let (ya, yb) = match (&plans[*a].1, &plans[*b].1) {
                     (
                         AggPlan::Scaled {
@@ -1683,15 +1698,10 @@ fn two_stage(
             let stage1 =
                 LogicalPlan::Aggregate(Aggregate::try_new(Arc::new(input.clone()), groups, aggs)?);
             let s1 = stage1.schema().clone();
-            let u_col = column_at(&s1, n_groups);
-            let null = if design.null_units {
-                u_col.is_null()
-            } else {
-                lit(false)
-            };
+            let null = null_units.then(|| column_at(&s1, n_groups).is_null());
             (stage1, null)
         }
-        None => (input.clone(), lit(false)),
+        None => (input.clone(), None),
     };
     // The calibration's totals over the whole sample (one row: N̂ and Σ(1 − π)X²), and
     // each unit's weighted rows X joined to stage 1.
@@ -1705,25 +1715,33 @@ fn two_stage(
                     "a unit design's sample without its unit".into(),
                 ));
             };
+            let mut aggs0 = vec![
+                sum(ws.clone()).alias(format!("{HIDDEN}xw")),
+                max(ws.clone()).alias(format!("{HIDDEN}w0")),
+            ];
+            if null_units {
+                aggs0.push(sum(mul(ws.clone(), ws)).alias(format!("{HIDDEN}xw2")));
+            }
             let stage0 = LogicalPlan::Aggregate(Aggregate::try_new(
                 Arc::new(sample.plan.clone()),
                 vec![column_at(&ss, su).alias(format!("{HIDDEN}u0"))],
-                vec![
-                    sum(ws.clone()).alias(format!("{HIDDEN}xw")),
-                    max(ws.clone()).alias(format!("{HIDDEN}w0")),
-                    sum(mul(ws.clone(), ws)).alias(format!("{HIDDEN}xw2")),
-                ],
+                aggs0,
             )?);
             let s0 = stage0.schema().clone();
             let c0 =
                 |name: &str| column_at(&s0, index_by_name(&s0, name).expect("a stage-0 column"));
             let q0 = one_minus_inverse(c0(&format!("{HIDDEN}w0")));
-            let null0 = if design.null_units {
-                c0(&format!("{HIDDEN}u0")).is_null()
-            } else {
-                lit(false)
-            };
             let xw = c0(&format!("{HIDDEN}xw"));
+            let squared = mul(xw.clone(), xw.clone());
+            let squared = if null_units {
+                when(
+                    c0(&format!("{HIDDEN}u0")).is_null(),
+                    c0(&format!("{HIDDEN}xw2")),
+                )
+                .otherwise(squared)?
+            } else {
+                squared
+            };
             // The totals over every unit ride along each unit's row (a window over all
             // of them), so the sample is aggregated once for both.
             let over_all = |e: Expr, name: String| -> Expr {
@@ -1736,14 +1754,7 @@ fn two_stage(
             let stage0 = datafusion::logical_expr::LogicalPlanBuilder::from(stage0)
                 .window(vec![
                     over_all(xw.clone(), format!("{HIDDEN}nhat")),
-                    over_all(
-                        mul(
-                            q0,
-                            when(null0, c0(&format!("{HIDDEN}xw2")))
-                                .otherwise(mul(xw.clone(), xw))?,
-                        ),
-                        format!("{HIDDEN}c"),
-                    ),
+                    over_all(mul(q0, squared), format!("{HIDDEN}c")),
                 ])?
                 .build()?;
             let s0 = stage0.schema().clone();
@@ -1792,24 +1803,24 @@ fn two_stage(
         None => group_expr.to_vec(),
     };
     let mut aggs2 = Vec::new();
-    // Σ (1 − π) x² over units, where a NULL unit's rows are units of their own (their
-    // squares summed row by row in stage 1).
-    let var_of = |t: Expr, sq: Expr| {
-        sum(mul(
-            q.clone(),
-            when(unit_null.clone(), sq)
-                .otherwise(mul(t.clone(), t))
-                .expect("a CASE"),
-        ))
+    // A unit's value, or for a NULL unit (whose rows are units of their own) the sum
+    // over its rows that stage 1 computed for it (the column `per_row`).
+    let by_unit = |per_row: &str, per_unit: Expr| -> DfResult<Expr> {
+        Ok(match &unit_null {
+            Some(null) => {
+                when(null.clone(), c1(format!("{HIDDEN}{per_row}"))).otherwise(per_unit)?
+            }
+            None => per_unit,
+        })
+    };
+    // Σ (1 − π) x² over units.
+    let var_of = |t: Expr, per_row: &str| -> DfResult<Expr> {
+        Ok(sum(mul(q.clone(), by_unit(per_row, mul(t.clone(), t))?)))
     };
     for (j, (_, p)) in plans.iter().enumerate() {
         match (p, unit) {
             (AggPlan::Scaled { units, .. }, Some(_)) => {
-                let (t, r, sq) = (
-                    c1(format!("{HIDDEN}t{j}")),
-                    c1(format!("{HIDDEN}r{j}")),
-                    c1(format!("{HIDDEN}q{j}")),
-                );
+                let (t, r) = (c1(format!("{HIDDEN}t{j}")), c1(format!("{HIDDEN}r{j}")));
                 if calibration.is_some() && !units {
                     // Σ (1 − π) Y_u X_u: the unit's total with its weighted rows.
                     let x = datafusion::functions::core::expr_fn::coalesce(vec![
@@ -1819,18 +1830,19 @@ fn two_stage(
                     aggs2.push(
                         sum(mul(
                             q.clone(),
-                            when(unit_null.clone(), c1(format!("{HIDDEN}yx{j}")))
-                                .otherwise(mul(t.clone(), x))?,
+                            by_unit(&format!("yx{j}"), mul(t.clone(), x))?,
                         ))
                         .alias(format!("{HIDDEN}B{j}")),
                     );
                 }
                 aggs2.push(sum(t.clone()).alias(format!("{HIDDEN}E{j}")));
                 aggs2.push(sum(r.clone()).alias(format!("{HIDDEN}R{j}")));
-                aggs2.push(var_of(t.clone(), sq).alias(format!("{HIDDEN}V{j}")));
+                aggs2.push(var_of(t.clone(), &format!("q{j}"))?.alias(format!("{HIDDEN}V{j}")));
                 aggs2.push(
-                    sum(when(unit_null.clone(), r)
-                        .otherwise(when(t.not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?)?)
+                    sum(by_unit(
+                        &format!("r{j}"),
+                        when(t.not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?,
+                    )?)
                     .alias(format!("{HIDDEN}U{j}")),
                 );
             }
@@ -1854,25 +1866,22 @@ fn two_stage(
             }
             (AggPlan::Ratio { .. }, Some(_)) => {
                 let (n, d) = (c1(format!("{HIDDEN}n{j}")), c1(format!("{HIDDEN}d{j}")));
-                let (nn, dd, nd) = (
-                    c1(format!("{HIDDEN}nn{j}")),
-                    c1(format!("{HIDDEN}dd{j}")),
-                    c1(format!("{HIDDEN}nd{j}")),
-                );
                 aggs2.push(sum(n.clone()).alias(format!("{HIDDEN}N{j}")));
                 aggs2.push(sum(d.clone()).alias(format!("{HIDDEN}D{j}")));
-                aggs2.push(var_of(n.clone(), nn).alias(format!("{HIDDEN}A{j}")));
+                aggs2.push(var_of(n.clone(), &format!("nn{j}"))?.alias(format!("{HIDDEN}A{j}")));
                 aggs2.push(
                     sum(mul(
                         q.clone(),
-                        when(unit_null.clone(), nd).otherwise(mul(n.clone(), d.clone()))?,
+                        by_unit(&format!("nd{j}"), mul(n.clone(), d.clone()))?,
                     ))
                     .alias(format!("{HIDDEN}B{j}")),
                 );
-                aggs2.push(var_of(d.clone(), dd.clone()).alias(format!("{HIDDEN}C{j}")));
+                aggs2.push(var_of(d.clone(), &format!("dd{j}"))?.alias(format!("{HIDDEN}C{j}")));
                 aggs2.push(
-                    sum(when(unit_null.clone(), dd)
-                        .otherwise(when(d.not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?)?)
+                    sum(by_unit(
+                        &format!("dd{j}"),
+                        when(d.not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?,
+                    )?)
                     .alias(format!("{HIDDEN}U{j}")),
                 );
             }
@@ -1904,11 +1913,7 @@ fn two_stage(
         let cov = match unit {
             Some(_) => {
                 let (ta, tb) = (c1(format!("{HIDDEN}t{a}")), c1(format!("{HIDDEN}t{b}")));
-                sum(mul(
-                    q.clone(),
-                    when(unit_null.clone(), c1(format!("{HIDDEN}x{a}_{b}")))
-                        .otherwise(mul(ta, tb))?,
-                ))
+                sum(mul(q.clone(), by_unit(&format!("x{a}_{b}"), mul(ta, tb))?))
             }
             None => {
                 let (AggPlan::Scaled { y: ya, .. }, AggPlan::Scaled { y: yb, .. }) =
