@@ -641,10 +641,15 @@ fn prints_a_plan(sql: &str) -> bool {
 }
 
 /// The folder of the `datafusion-sqllogictest` crate this build uses, by `cargo metadata`.
+/// Offline and for this host only: without `--filter-platform`, cargo needs the manifest
+/// of every package of every platform (`android_system_properties`, say), which a build
+/// for this one never downloaded.
 fn sqllogictest_crate_dir() -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let host = host_triple()?;
     let output = std::process::Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .map_err(|e| format!("cargo metadata: {e}"))?;
@@ -667,6 +672,20 @@ fn sqllogictest_crate_dir() -> Result<PathBuf, String> {
         .parent()
         .map(Path::to_path_buf)
         .ok_or_else(|| format!("{manifest}: no folder"))
+}
+
+/// The host's target triple, as `rustc -vV` prints it (the tests run on the host).
+fn host_triple() -> Result<String, String> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let output = std::process::Command::new(rustc)
+        .arg("-vV")
+        .output()
+        .map_err(|e| format!("rustc -vV: {e}"))?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(|h| h.trim().to_string())
+        .ok_or_else(|| "rustc -vV printed no host".to_string())
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<(), String> {
