@@ -1,6 +1,8 @@
 //! The vendored `parquet` (vendor/README.md): zstd contexts made when used and kept per
 //! thread. Files of many zstd row groups read as their snappy copies do, on several
 //! threads, and a corrupt zstd page fails its query without spoiling the next read.
+//! Decimals stored as FIXED_LEN_BYTE_ARRAY (as pyarrow writes every decimal), decoded by
+//! a loop per width, read as the values written, for every width of 1 to 16 bytes.
 
 use std::sync::Arc;
 
@@ -111,5 +113,145 @@ async fn zstd_files_of_many_row_groups_read_as_their_snappy_copies_do() {
     );
     for _ in 0..3 {
         assert_eq!(answer(&ctx, "z").await.unwrap(), want);
+    }
+}
+
+/// `v` as a big-endian two's complement value of `width` bytes.
+fn be_bytes(v: i128, width: usize) -> Vec<u8> {
+    v.to_be_bytes()[16 - width..].to_vec()
+}
+
+/// The values of a FIXED_LEN_BYTE_ARRAY decimal column of `width` bytes and `precision`
+/// digits: zero, ±1, the extremes of the precision, values that cross byte boundaries,
+/// and NULLs (`None`).
+fn decimal_values(width: usize, precision: u32) -> Vec<Option<i128>> {
+    let extreme = 10i128.pow(precision) - 1;
+    let mut values = vec![
+        Some(0),
+        Some(1),
+        Some(-1),
+        Some(extreme),
+        Some(-extreme),
+        None,
+    ];
+    let mut v: i128 = 7;
+    for i in 0..400i128 {
+        // A walk over the whole range, both signs, some values small and some large.
+        v = v
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407)
+            % extreme;
+        let value = if i % 3 == 0 { v % 100_000 } else { v };
+        values.push(if i % 11 == 5 {
+            None
+        } else if i % 2 == 0 {
+            Some(value)
+        } else {
+            Some(-value)
+        });
+    }
+    assert!(
+        values
+            .iter()
+            .flatten()
+            .all(|v| v.abs() <= extreme && width <= 16)
+    );
+    values
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_len_byte_array_decimals_read_as_written_at_every_width() {
+    use datafusion::arrow::array::{Array, Decimal128Array};
+    use datafusion::arrow::compute::cast;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use datafusion::parquet::data_type::{ByteArray, FixedLenByteArray, FixedLenByteArrayType};
+    use datafusion::parquet::file::writer::SerializedFileWriter;
+    use datafusion::parquet::schema::parser::parse_message_type;
+
+    let dir = TempDir::new().unwrap();
+    let ctx = SessionContext::new();
+    for width in 1..=16usize {
+        // The most digits `width` bytes hold.
+        let precision = ((8 * width - 1) as f64 * 2f64.log10()).floor() as u32;
+        let values = decimal_values(width, precision);
+        for dictionary in [true, false] {
+            let path = dir.path().join(format!("d{width}-{dictionary}.parquet"));
+            let schema = Arc::new(
+                parse_message_type(&format!(
+                    "message m {{ OPTIONAL FIXED_LEN_BYTE_ARRAY ({width}) d (DECIMAL({precision}, 2)); }}"
+                ))
+                .unwrap(),
+            );
+            let props = WriterProperties::builder()
+                .set_dictionary_enabled(dictionary)
+                .set_data_page_row_count_limit(64)
+                .build();
+            let file = std::fs::File::create(&path).unwrap();
+            let mut writer = SerializedFileWriter::new(file, schema, Arc::new(props)).unwrap();
+            let mut group = writer.next_row_group().unwrap();
+            let mut column = group.next_column().unwrap().expect("one column");
+            let present: Vec<FixedLenByteArray> = values
+                .iter()
+                .flatten()
+                .map(|v| FixedLenByteArray::from(ByteArray::from(be_bytes(*v, width))))
+                .collect();
+            let levels: Vec<i16> = values.iter().map(|v| i16::from(v.is_some())).collect();
+            column
+                .typed::<FixedLenByteArrayType>()
+                .write_batch(&present, Some(&levels), None)
+                .unwrap();
+            column.close().unwrap();
+            group.close().unwrap();
+            writer.close().unwrap();
+
+            // The reader Sluice's scans use, in small batches (a batch boundary inside a
+            // page, and pages inside a batch).
+            let reader =
+                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
+                    .unwrap()
+                    .with_batch_size(100)
+                    .build()
+                    .unwrap();
+            let mut got: Vec<Option<i128>> = Vec::new();
+            for batch in reader {
+                let column = cast(batch.unwrap().column(0), &DataType::Decimal128(38, 2)).unwrap();
+                let column = column.as_any().downcast_ref::<Decimal128Array>().unwrap();
+                got.extend((0..column.len()).map(|i| column.is_valid(i).then(|| column.value(i))));
+            }
+            assert_eq!(got, values, "width {width}, dictionary {dictionary}");
+
+            // And through a query: what DataFusion counts and finds largest among them.
+            let table = format!("d{width}_{dictionary}");
+            ctx.register_parquet(
+                &table,
+                path.to_str().unwrap(),
+                ParquetReadOptions::default(),
+            )
+            .await
+            .unwrap();
+            let batches = ctx
+                .sql(&format!(
+                    "SELECT count(d) AS n, CAST(max(d) AS VARCHAR) AS hi FROM {table}"
+                ))
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            let printed = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string();
+            let count = values.iter().flatten().count();
+            let nines = "9".repeat(precision as usize - 2);
+            let hi = if nines.is_empty() {
+                "0.99".to_string()
+            } else {
+                format!("{nines}.99")
+            };
+            assert!(
+                printed.contains(&format!("| {count} ")) && printed.contains(&format!("| {hi} ")),
+                "width {width}, dictionary {dictionary}: {printed}"
+            );
+        }
     }
 }

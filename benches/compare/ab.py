@@ -1,12 +1,14 @@
-"""A/B of Sluice settings on a suite, interleaved: for each round and query, variant A and
-variant B in turn (the order alternating), each one `sluice bench QUERY -n RUNS --warmup 1`
-process; per query the median over the rounds of each variant's best run.
+"""A/B of Sluice settings or builds on a suite, interleaved: for each round and query,
+variant A and variant B in turn (the order alternating), each one `sluice bench QUERY -n
+RUNS --warmup 1` process; per query the median over the rounds of each variant's best run.
 
     python ab.py PROJECT_DIR --sluice BIN --b 'VAR=value [VAR=value…]' [--a '…']
-        [--suite tpch] [--sf 1] [--rounds 3] [--runs 3] [--queries q01,q06]
+        [--sluice-b OTHER_BIN] [--suite tpch] [--sf 1] [--rounds 3] [--runs 3]
+        [--queries q01,q06]
 
-A and B are environment assignments (`DATAFUSION_*`, `SLUICE_SKIP_RULES`); A defaults to
-none (today's defaults). Prints per query A, B and B/A, then the totals and their ratio.
+A and B are environment assignments (`DATAFUSION_*`, `SLUICE_SKIP_RULES`); each defaults
+to none (today's defaults). With `--sluice-b`, B runs that binary (a build against the one
+before it). Prints per query A, B and B/A, then the totals and their ratio.
 """
 
 import argparse
@@ -27,7 +29,8 @@ def main():
     ap.add_argument("project")
     ap.add_argument("--sluice", required=True)
     ap.add_argument("--a", default="")
-    ap.add_argument("--b", required=True)
+    ap.add_argument("--b", default="")
+    ap.add_argument("--sluice-b", help="the binary variant B runs (default: --sluice)")
     ap.add_argument("--suite", choices=suites.SUITES, default="tpch")
     ap.add_argument("--sf", type=float, default=1.0)
     ap.add_argument("--rounds", type=int, default=3)
@@ -43,7 +46,8 @@ def main():
         for assignment in variants[variant].split():
             key, _, value = assignment.partition("=")
             env[key] = value
-        cmd = [args.sluice, "-C", args.project, "bench", name, "--env", "production",
+        binary = args.sluice_b if variant == "B" and args.sluice_b else args.sluice
+        cmd = [binary, "-C", args.project, "bench", name, "--env", "production",
                "-n", str(args.runs), "--warmup", "1", "--json"]
         if args.suite == "tpch":
             for k, v in tpch_sql.params_for(name, args.sf).items():
@@ -67,7 +71,8 @@ def main():
         values = [x for x in values if x is not None]
         return statistics.median(values) if values else None
 
-    print(f"A: {args.a or '(defaults)'}; B: {args.b}; {args.rounds} rounds, best of {args.runs}")
+    b = " ".join(x for x in [args.b, args.sluice_b and f"binary {args.sluice_b}"] if x)
+    print(f"A: {args.a or '(defaults)'}; B: {b or '(defaults)'}; {args.rounds} rounds, best of {args.runs}")
     print("| query | A (s) | B (s) | B/A |")
     print("| --- | --- | --- | --- |")
     total_a = total_b = 0.0

@@ -29,8 +29,10 @@ use crate::schema::types::ColumnDescPtr;
 use arrow_array::{
     ArrayRef, Decimal32Array, Decimal64Array, Decimal128Array, Decimal256Array,
     FixedSizeBinaryArray, Float16Array, IntervalDayTimeArray, IntervalYearMonthArray,
+    PrimitiveArray,
 };
-use arrow_buffer::{Buffer, IntervalDayTime, i256};
+use arrow_array::types::{Decimal32Type, Decimal64Type, Decimal128Type};
+use arrow_buffer::{Buffer, IntervalDayTime, ScalarBuffer, i256};
 use arrow_data::ArrayDataBuilder;
 use arrow_schema::{DataType as ArrowType, IntervalUnit};
 use bytes::Bytes;
@@ -205,20 +207,35 @@ impl ArrayReader for FixedLenByteArrayReader {
         // conversion lambdas are all infallible. This improves performance by avoiding a branch in
         // the inner loop (see docs for `PrimitiveArray::from_unary`).
         let array: ArrayRef = match &self.data_type {
+            // Sluice: big-endian values of a width known per column, decoded by a loop
+            // made for that width (`decimals`), not byte by byte through a slice of
+            // unknown length (`sign_extend_be`): pyarrow writes every decimal as
+            // FIXED_LEN_BYTE_ARRAY, and that loop was 44% of TPC-H q06 on its files.
             ArrowType::Decimal32(p, s) => {
-                let f = |b: &[u8]| i32::from_be_bytes(sign_extend_be(b));
-                Arc::new(Decimal32Array::from_unary(&binary, f).with_precision_and_scale(*p, *s)?)
-                    as ArrayRef
+                let values = decimals::<Decimal32Type>(&binary, self.byte_length).unwrap_or_else(
+                    || {
+                        let f = |b: &[u8]| i32::from_be_bytes(sign_extend_be(b));
+                        Decimal32Array::from_unary(&binary, f)
+                    },
+                );
+                Arc::new(values.with_precision_and_scale(*p, *s)?) as ArrayRef
             }
             ArrowType::Decimal64(p, s) => {
-                let f = |b: &[u8]| i64::from_be_bytes(sign_extend_be(b));
-                Arc::new(Decimal64Array::from_unary(&binary, f).with_precision_and_scale(*p, *s)?)
-                    as ArrayRef
+                let values = decimals::<Decimal64Type>(&binary, self.byte_length).unwrap_or_else(
+                    || {
+                        let f = |b: &[u8]| i64::from_be_bytes(sign_extend_be(b));
+                        Decimal64Array::from_unary(&binary, f)
+                    },
+                );
+                Arc::new(values.with_precision_and_scale(*p, *s)?) as ArrayRef
             }
             ArrowType::Decimal128(p, s) => {
-                let f = |b: &[u8]| i128::from_be_bytes(sign_extend_be(b));
-                Arc::new(Decimal128Array::from_unary(&binary, f).with_precision_and_scale(*p, *s)?)
-                    as ArrayRef
+                let values = decimals::<Decimal128Type>(&binary, self.byte_length)
+                    .unwrap_or_else(|| {
+                        let f = |b: &[u8]| i128::from_be_bytes(sign_extend_be(b));
+                        Decimal128Array::from_unary(&binary, f)
+                    });
+                Arc::new(values.with_precision_and_scale(*p, *s)?) as ArrayRef
             }
             ArrowType::Decimal256(p, s) => {
                 let f = |b: &[u8]| i256::from_be_bytes(sign_extend_be(b));
@@ -582,6 +599,76 @@ enum Decoder {
     Dict { decoder: DictIndexDecoder },
     Delta { decoder: DeltaByteArrayDecoder },
     ByteStreamSplit { buf: Bytes, offset: usize },
+}
+
+/// Sluice: a native integer that a big-endian, two's complement value of at most its
+/// own width is read into.
+trait BeInteger: Sized {
+    const WIDTH: usize;
+    /// The value of `b` (exactly `N` bytes, `N <= WIDTH`), sign-extended.
+    fn from_be<const N: usize>(b: &[u8; N]) -> Self;
+}
+
+macro_rules! be_integer {
+    ($t:ty, $unsigned:ty) => {
+        impl BeInteger for $t {
+            const WIDTH: usize = std::mem::size_of::<$t>();
+            #[inline(always)]
+            fn from_be<const N: usize>(b: &[u8; N]) -> Self {
+                // The N bytes at the top of the integer, then an arithmetic shift down:
+                // the sign bit of the first byte fills the bytes above them.
+                let mut top = [0u8; std::mem::size_of::<$t>()];
+                top[..N].copy_from_slice(b);
+                let shift = 8 * Self::WIDTH.saturating_sub(N) as u32;
+                (<$unsigned>::from_be_bytes(top) as $t).checked_shr(shift).unwrap_or(0)
+            }
+        }
+    };
+}
+be_integer!(i32, u32);
+be_integer!(i64, u64);
+be_integer!(i128, u128);
+
+/// Sluice: `binary`'s values (each `width` bytes, big-endian) as `T`'s native integers,
+/// with its nulls; `None` when `width` is 0 or wider than `T` (the caller's slow path).
+fn decimals<T>(binary: &FixedSizeBinaryArray, width: usize) -> Option<PrimitiveArray<T>>
+where
+    T: arrow_array::types::DecimalType,
+    T::Native: BeInteger,
+{
+    fn convert<N: BeInteger, const W: usize>(data: &[u8]) -> Vec<N> {
+        data.chunks_exact(W)
+            .map(|c| N::from_be::<W>(c.try_into().expect("chunks of W bytes")))
+            .collect()
+    }
+    if width == 0 || width > <T::Native as BeInteger>::WIDTH {
+        return None;
+    }
+    use arrow_array::Array;
+    let data = &binary.value_data()[..binary.len() * width];
+    let values: Vec<T::Native> = match width {
+        1 => convert::<_, 1>(data),
+        2 => convert::<_, 2>(data),
+        3 => convert::<_, 3>(data),
+        4 => convert::<_, 4>(data),
+        5 => convert::<_, 5>(data),
+        6 => convert::<_, 6>(data),
+        7 => convert::<_, 7>(data),
+        8 => convert::<_, 8>(data),
+        9 => convert::<_, 9>(data),
+        10 => convert::<_, 10>(data),
+        11 => convert::<_, 11>(data),
+        12 => convert::<_, 12>(data),
+        13 => convert::<_, 13>(data),
+        14 => convert::<_, 14>(data),
+        15 => convert::<_, 15>(data),
+        16 => convert::<_, 16>(data),
+        _ => return None,
+    };
+    Some(PrimitiveArray::new(
+        ScalarBuffer::from(values),
+        binary.logical_nulls(),
+    ))
 }
 
 #[cfg(test)]
