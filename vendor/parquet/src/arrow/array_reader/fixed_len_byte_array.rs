@@ -27,9 +27,8 @@ use crate::column::reader::decoder::ColumnValueDecoder;
 use crate::errors::{ParquetError, Result};
 use crate::schema::types::ColumnDescPtr;
 use arrow_array::{
-    ArrayRef, Decimal32Array, Decimal64Array, Decimal128Array, Decimal256Array,
-    FixedSizeBinaryArray, Float16Array, IntervalDayTimeArray, IntervalYearMonthArray,
-    PrimitiveArray,
+    ArrayRef, Decimal256Array, FixedSizeBinaryArray, Float16Array, IntervalDayTimeArray,
+    IntervalYearMonthArray, PrimitiveArray,
 };
 use arrow_array::types::{Decimal32Type, Decimal64Type, Decimal128Type};
 use arrow_buffer::{Buffer, IntervalDayTime, ScalarBuffer, i256};
@@ -211,32 +210,18 @@ impl ArrayReader for FixedLenByteArrayReader {
             // made for that width (`decimals`), not byte by byte through a slice of
             // unknown length (`sign_extend_be`): pyarrow writes every decimal as
             // FIXED_LEN_BYTE_ARRAY, and that loop was 44% of TPC-H q06 on its files.
-            ArrowType::Decimal32(p, s) => {
-                let values = decimals::<Decimal32Type>(&binary, self.byte_length).unwrap_or_else(
-                    || {
-                        let f = |b: &[u8]| i32::from_be_bytes(sign_extend_be(b));
-                        Decimal32Array::from_unary(&binary, f)
-                    },
-                );
-                Arc::new(values.with_precision_and_scale(*p, *s)?) as ArrayRef
-            }
-            ArrowType::Decimal64(p, s) => {
-                let values = decimals::<Decimal64Type>(&binary, self.byte_length).unwrap_or_else(
-                    || {
-                        let f = |b: &[u8]| i64::from_be_bytes(sign_extend_be(b));
-                        Decimal64Array::from_unary(&binary, f)
-                    },
-                );
-                Arc::new(values.with_precision_and_scale(*p, *s)?) as ArrayRef
-            }
-            ArrowType::Decimal128(p, s) => {
-                let values = decimals::<Decimal128Type>(&binary, self.byte_length)
-                    .unwrap_or_else(|| {
-                        let f = |b: &[u8]| i128::from_be_bytes(sign_extend_be(b));
-                        Decimal128Array::from_unary(&binary, f)
-                    });
-                Arc::new(values.with_precision_and_scale(*p, *s)?) as ArrayRef
-            }
+            ArrowType::Decimal32(p, s) => Arc::new(
+                decimals::<Decimal32Type>(&binary, self.byte_length)
+                    .with_precision_and_scale(*p, *s)?,
+            ) as ArrayRef,
+            ArrowType::Decimal64(p, s) => Arc::new(
+                decimals::<Decimal64Type>(&binary, self.byte_length)
+                    .with_precision_and_scale(*p, *s)?,
+            ) as ArrayRef,
+            ArrowType::Decimal128(p, s) => Arc::new(
+                decimals::<Decimal128Type>(&binary, self.byte_length)
+                    .with_precision_and_scale(*p, *s)?,
+            ) as ArrayRef,
             ArrowType::Decimal256(p, s) => {
                 let f = |b: &[u8]| i256::from_be_bytes(sign_extend_be(b));
                 Arc::new(Decimal256Array::from_unary(&binary, f).with_precision_and_scale(*p, *s)?)
@@ -607,6 +592,8 @@ trait BeInteger: Sized {
     const WIDTH: usize;
     /// The value of `b` (exactly `N` bytes, `N <= WIDTH`), sign-extended.
     fn from_be<const N: usize>(b: &[u8; N]) -> Self;
+    /// The value of `b` of any length, byte by byte (upstream's `sign_extend_be`).
+    fn from_be_slice(b: &[u8]) -> Self;
 }
 
 macro_rules! be_integer {
@@ -622,6 +609,9 @@ macro_rules! be_integer {
                 let shift = 8 * Self::WIDTH.saturating_sub(N) as u32;
                 (<$unsigned>::from_be_bytes(top) as $t).checked_shr(shift).unwrap_or(0)
             }
+            fn from_be_slice(b: &[u8]) -> Self {
+                <$t>::from_be_bytes(sign_extend_be(b))
+            }
         }
     };
 }
@@ -630,21 +620,21 @@ be_integer!(i64, u64);
 be_integer!(i128, u128);
 
 /// Sluice: `binary`'s values (each `width` bytes, big-endian) as `T`'s native integers,
-/// with its nulls; `None` when `width` is 0 or wider than `T` (the caller's slow path).
-fn decimals<T>(binary: &FixedSizeBinaryArray, width: usize) -> Option<PrimitiveArray<T>>
+/// with its nulls; byte by byte, as upstream does, when `width` is 0 or wider than `T`.
+fn decimals<T>(binary: &FixedSizeBinaryArray, width: usize) -> PrimitiveArray<T>
 where
     T: arrow_array::types::DecimalType,
     T::Native: BeInteger,
 {
+    use arrow_array::Array;
     fn convert<N: BeInteger, const W: usize>(data: &[u8]) -> Vec<N> {
         data.chunks_exact(W)
             .map(|c| N::from_be::<W>(c.try_into().expect("chunks of W bytes")))
             .collect()
     }
-    if width == 0 || width > <T::Native as BeInteger>::WIDTH {
-        return None;
+    if width > <T::Native as BeInteger>::WIDTH {
+        return PrimitiveArray::from_unary(binary, T::Native::from_be_slice);
     }
-    use arrow_array::Array;
     let data = &binary.value_data()[..binary.len() * width];
     let values: Vec<T::Native> = match width {
         1 => convert::<_, 1>(data),
@@ -663,12 +653,9 @@ where
         14 => convert::<_, 14>(data),
         15 => convert::<_, 15>(data),
         16 => convert::<_, 16>(data),
-        _ => return None,
+        _ => return PrimitiveArray::from_unary(binary, T::Native::from_be_slice),
     };
-    Some(PrimitiveArray::new(
-        ScalarBuffer::from(values),
-        binary.logical_nulls(),
-    ))
+    PrimitiveArray::new(ScalarBuffer::from(values), binary.logical_nulls())
 }
 
 #[cfg(test)]
