@@ -488,3 +488,90 @@ fn estimate_errors_and_outputs_through_the_binary() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("different"));
 }
+
+/// A `system` sample's calibration computed from its footers (each unit's rows looked up
+/// by unit number, the totals constants of the plan) answers as the plan a Ballista
+/// cluster gets, which reads the sample a second time and writes its bounds as plain
+/// SQL (`SLUICE_ESTIMATE_PORTABLE`); and it reads the sample only once.
+#[test]
+fn system_calibration_from_the_footers_answers_as_a_second_read() {
+    let p = TestProject::example(0.2);
+    let run = |args: &[&str], portable: bool| -> (Vec<serde_json::Value>, String) {
+        let mut cmd = p.sluice();
+        cmd.args(args).args(["--estimate", "-f", "json", "-v"]);
+        if portable {
+            cmd.env("SLUICE_ESTIMATE_PORTABLE", "1");
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (rows.as_array().unwrap().clone(), err)
+    };
+    let scanned = |summary: &str| -> String {
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with("calls:"))
+            .unwrap_or_else(|| panic!("a line for calls in {summary}"));
+        line.split(" · ").nth(1).unwrap().to_string()
+    };
+    for args in [
+        &["run", "top_reps", "--param", "limit=100"][..],
+        &["run", "daily_outcomes"][..],
+        &[
+            "query",
+            "SELECT outcome, count(*) AS n, sum(amount) AS s, avg(duration_s) AS d FROM calls GROUP BY 1 ORDER BY 1",
+        ][..],
+    ] {
+        // Rows in one order (an ORDER BY may tie, and two reps share a name): by their
+        // text, then their numbers to 4 digits (both plans agree far closer).
+        let by_group = |mut rows: Vec<serde_json::Value>| {
+            let key = |r: &serde_json::Value| -> String {
+                let o = r.as_object().unwrap();
+                let text = o.values().filter(|v| !v.is_number()).map(|v| v.to_string());
+                let numbers = o
+                    .values()
+                    .filter_map(|v| v.as_f64())
+                    .map(|x| format!("{x:.3e}"));
+                text.chain(numbers).collect::<Vec<_>>().join("|")
+            };
+            rows.sort_by_key(key);
+            rows
+        };
+        let (local, local_err) = run(args, false);
+        let (portable, portable_err) = run(args, true);
+        let (local, portable) = (by_group(local), by_group(portable));
+        assert!(local.len() > 1, "{args:?}: {local:?}");
+        assert_eq!(local.len(), portable.len(), "{args:?}");
+        for (a, b) in local.iter().zip(&portable) {
+            let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
+            assert_eq!(
+                a.keys().collect::<Vec<_>>(),
+                b.keys().collect::<Vec<_>>(),
+                "{args:?}"
+            );
+            for (k, x) in a {
+                let y = &b[k];
+                match (x.as_f64(), y.as_f64()) {
+                    (Some(x), Some(y)) => assert!(
+                        (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+                        "{args:?} `{k}`: {x} here, {y} as a cluster plans it"
+                    ),
+                    _ => assert_eq!(x, y, "{args:?} `{k}`"),
+                }
+            }
+        }
+        // Read once here; the second read shows in the rows a cluster's plan scans.
+        let (once, twice) = (scanned(&local_err), scanned(&portable_err));
+        let rows = |s: &str| -> u64 {
+            s.split(" of ")
+                .next()
+                .unwrap()
+                .trim_start_matches("scanned ")
+                .replace(',', "")
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(rows(&twice), 2 * rows(&once), "{once} / {twice}");
+    }
+}

@@ -75,6 +75,10 @@ pub struct SourceScan {
     pub key_column: Option<String>,
     /// The keys a `key` sample keeps whole (heavy keys), when it has any.
     pub heavy_keys: Option<Arc<key::HeavyKeys>>,
+    /// The rows of each unit a `system` sample read with its unit column keeps, by the
+    /// unit's number (its value in that column): known from the footers, so estimates
+    /// calibrate on them without reading the sample a second time.
+    pub unit_rows: Option<Arc<[u64]>>,
 }
 
 impl SourceScan {
@@ -168,6 +172,7 @@ pub async fn register_source(
         built: listing.built_sample.clone(),
         key_column: None,
         heavy_keys: None,
+        unit_rows: None,
     };
 
     let policy = match sampling {
@@ -346,11 +351,14 @@ async fn register_system_units(
     let plan = access::plan(policy, &layouts).expect("system is an access-plan policy");
     let mut entries = Vec::new();
     let mut unit_plans = Vec::new();
+    let mut unit_rows = Vec::new();
     let mut next_unit = 0u64;
     for (fi, kept) in plan.units.iter().enumerate() {
         for u in kept {
             entries.push((&listing.files[fi], Some(next_unit)));
-            unit_plans.push(Arc::new(u.access_plan(&layouts[fi].row_groups)));
+            let unit_plan = u.access_plan(&layouts[fi].row_groups);
+            unit_rows.push(access::selected_rows(&unit_plan, &layouts[fi].row_groups));
+            unit_plans.push(Arc::new(unit_plan));
             next_unit += 1;
         }
     }
@@ -389,6 +397,7 @@ async fn register_system_units(
         built: listing.built_sample.clone(),
         key_column: None,
         heavy_keys: None,
+        unit_rows: Some(unit_rows.into()),
     })
 }
 

@@ -211,6 +211,7 @@ pub(crate) fn register_source(
         built: listing.built_sample.clone(),
         key_column: None,
         heavy_keys: None,
+        unit_rows: None,
     };
     match &sampling {
         SourceSampling::Full => {

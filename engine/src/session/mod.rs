@@ -1206,18 +1206,23 @@ impl EnvSession {
         let fail = |e: DataFusionError| self.run_error(pipe, &e);
         let (ctx, df, scans, reads) = plan(true).await?;
         self.require_sample(&scans)?;
-        let (ctx, df, scans, report) =
-            match estimate::rewrite(df.logical_plan(), &scans, self.is_remote()).map_err(fail)? {
-                estimate::Rewritten::Plan(plan, report) => {
-                    let df = DataFrame::new(ctx.state(), plan);
-                    (ctx, df, scans, report)
-                }
-                estimate::Rewritten::NotEstimable(report) if estimate::reads_units(&scans) => {
-                    let (ctx, df, scans, _) = plan(false).await?;
-                    (ctx, df, scans, report)
-                }
-                estimate::Rewritten::NotEstimable(report) => (ctx, df, scans, report),
-            };
+        let (ctx, df, scans, report) = match estimate::rewrite(
+            df.logical_plan(),
+            &scans,
+            self.is_remote() || estimate::portable_forced(),
+        )
+        .map_err(fail)?
+        {
+            estimate::Rewritten::Plan(plan, report) => {
+                let df = DataFrame::new(ctx.state(), plan);
+                (ctx, df, scans, report)
+            }
+            estimate::Rewritten::NotEstimable(report) if estimate::reads_units(&scans) => {
+                let (ctx, df, scans, _) = plan(false).await?;
+                (ctx, df, scans, report)
+            }
+            estimate::Rewritten::NotEstimable(report) => (ctx, df, scans, report),
+        };
         if let Some(slot) = slot {
             return self
                 .execute_prepared(

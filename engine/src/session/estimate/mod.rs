@@ -50,6 +50,7 @@ use crate::scan::key::{HeavyKeys, KeyWeight};
 use crate::store::snapshot::UNIT_COLUMN;
 
 mod interval;
+mod unit_rows;
 
 use interval::Side;
 
@@ -149,6 +150,9 @@ struct Design {
     /// The rows of the source in the data estimated (a store's own, or those a sample
     /// build came from): the total counts and sums are calibrated to.
     total_rows: Option<f64>,
+    /// The rows of each unit the sample keeps, by unit number, when the footers told
+    /// (`system`): the calibration is then computed from them, not from a second read.
+    unit_rows: Option<Arc<[u64]>>,
     describe: String,
 }
 
@@ -220,6 +224,7 @@ fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
             keys: Some((b.seed, b.key.clone())),
             null_units: true,
             total_rows,
+            unit_rows: None,
             describe: format!(
                 "{}: a {} key sample of {} on `{}` (seed {})",
                 scan.source,
@@ -236,6 +241,7 @@ fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
             keys: None,
             null_units: false,
             total_rows,
+            unit_rows: scan.unit_rows.clone(),
             describe: build_note(format!(
                 "{}: system {}, units (row groups or page ranges) kept with probability {}",
                 scan.source,
@@ -250,6 +256,7 @@ fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
             keys: None,
             null_units: false,
             total_rows,
+            unit_rows: None,
             describe: build_note(format!(
                 "{}: bernoulli {}, each row kept with probability {}",
                 scan.source,
@@ -299,6 +306,7 @@ fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
                 keys: Some((*seed, key.clone())),
                 null_units: true,
                 total_rows,
+                unit_rows: None,
                 describe: build_note(format!(
                     "{}: key {} on `{key}` (seed {seed}), each key kept with probability {}{describe_heavy}",
                     scan.source,
@@ -348,6 +356,13 @@ fn designs(scans: &[SourceScan]) -> Result<HashMap<String, Design>, String> {
 }
 
 /// The outcome of rewriting a plan for estimates.
+/// `SLUICE_ESTIMATE_PORTABLE` (any value) plans estimates as for a Ballista cluster in
+/// an embedded run too: bounds as plain SQL, the calibration from a second read of the
+/// sample. Both plans must answer alike; this compares them without a cluster.
+pub(crate) fn portable_forced() -> bool {
+    std::env::var_os("SLUICE_ESTIMATE_PORTABLE").is_some()
+}
+
 pub(crate) enum Rewritten {
     /// The plan to run instead, with the report of its columns.
     Plan(LogicalPlan, EstimateReport),
@@ -382,10 +397,17 @@ pub(crate) fn rewrite(
             note: Some(why),
         })
     };
-    let designs = match designs(scans) {
+    let mut designs = match designs(scans) {
         Ok(d) => d,
         Err(why) => return Ok(not(String::new(), why)),
     };
+    if portable {
+        // A cluster knows only DataFusion's functions: it reads the sample again for
+        // the calibration rather than look its units up (`unit_rows`).
+        for d in designs.values_mut() {
+            d.unit_rows = None;
+        }
+    }
     let mut described: Vec<&String> = designs.values().map(|d| &d.describe).collect();
     described.sort();
     let design_text = described
@@ -1579,6 +1601,10 @@ fn two_stage(
         })
     };
     let w = weight_in(&schema, weight_key)?;
+    let constant_w = match &design.weight {
+        Weight::Constant(cw) => Some(*cw),
+        Weight::ByKey { .. } => None,
+    };
     // Calibration to the source's known rows, when the whole sample is at hand.
     let calibration = match (sample, design.total_rows) {
         (Some(s), Some(n)) if n > 0.0 => Some((s, n)),
@@ -1617,13 +1643,22 @@ fn two_stage(
             let unit_col = column_at(&schema, u);
             let mut groups = group_expr.to_vec();
             groups.push(unit_col.clone().alias(format!("{HIDDEN}u")));
-            let mut aggs = vec![max(w.clone()).alias(format!("{HIDDEN}w"))];
+            // A unit's weight, unless every unit weighs the same.
+            let mut aggs = match constant_w {
+                Some(_) => vec![],
+                None => vec![max(w.clone()).alias(format!("{HIDDEN}w"))],
+            };
             for (j, (_, p)) in plans.iter().enumerate() {
                 match p {
                     AggPlan::Scaled {
                         y, units: false, ..
                     } => {
-                        aggs.push(sum(mul(y.clone(), w.clone())).alias(format!("{HIDDEN}t{j}")));
+                        // Weighted, unless every row weighs the same (then t = w·r).
+                        if constant_w.is_none() {
+                            aggs.push(
+                                sum(mul(y.clone(), w.clone())).alias(format!("{HIDDEN}t{j}")),
+                            );
+                        }
                         aggs.push(sum(y.clone()).alias(format!("{HIDDEN}r{j}")));
                         if null_units {
                             aggs.push(
@@ -1641,7 +1676,11 @@ fn two_stage(
                     AggPlan::Scaled { units: true, .. } => {
                         // One per unit; a NULL key is no distinct value.
                         let one = when(unit_col.clone().is_null(), lit(0.0)).otherwise(lit(1.0))?;
-                        aggs.push(max(mul(one.clone(), w.clone())).alias(format!("{HIDDEN}t{j}")));
+                        if constant_w.is_none() {
+                            aggs.push(
+                                max(mul(one.clone(), w.clone())).alias(format!("{HIDDEN}t{j}")),
+                            );
+                        }
                         aggs.push(max(one.clone()).alias(format!("{HIDDEN}r{j}")));
                         if null_units {
                             aggs.push(
@@ -1704,9 +1743,19 @@ fn two_stage(
         None => (input.clone(), None),
     };
     // The calibration's totals over the whole sample (one row: N̂ and Σ(1 − π)X²), and
-    // each unit's weighted rows X joined to stage 1.
+    // each unit's weighted rows X joined to stage 1; or, when the footers gave each
+    // unit's rows and every row weighs the same (`footers`), X looked up by unit number
+    // (`unit_rows`) and the totals as constants (`known_totals`).
+    let footers = match (calibration, unit, &design.unit_rows, &design.weight) {
+        (Some(_), Some(_), Some(rows), Weight::Constant(cw)) => {
+            Some(unit_rows::UnitRows::new(rows.clone(), *cw))
+        }
+        _ => None,
+    };
+    let known_totals = footers.as_ref().map(|f| (f.estimated_rows(), f.squares()));
     let (stage1, totals) = match (calibration, unit) {
         (None, _) => (stage1, None),
+        (Some(_), Some(_)) if footers.is_some() => (stage1, None),
         (Some((sample, _)), Some(_)) => {
             let ss = sample.plan.schema().clone();
             let ws = weight_in(&ss, sample.weight_key)?;
@@ -1791,9 +1840,19 @@ fn two_stage(
         let i = index_by_name(&s1, &name).expect("a stage-1 column");
         column_at(&s1, i)
     };
+    // A unit's weighted total of aggregate `j` (Σ y·w over its rows).
+    let t_of = |j: usize| -> Expr {
+        match constant_w {
+            Some(cw) => mul(c1(format!("{HIDDEN}r{j}")), lit(cw)),
+            None => c1(format!("{HIDDEN}t{j}")),
+        }
+    };
     // (1 − π): of each unit, from its weight; of each row when rows are the units.
     let q = match unit {
-        Some(_) => one_minus_inverse(c1(format!("{HIDDEN}w"))),
+        Some(_) => match constant_w {
+            Some(cw) => lit(1.0 - 1.0 / cw),
+            None => one_minus_inverse(c1(format!("{HIDDEN}w"))),
+        },
         None => one_minus_inverse(w.clone()),
     };
 
@@ -1820,13 +1879,16 @@ fn two_stage(
     for (j, (_, p)) in plans.iter().enumerate() {
         match (p, unit) {
             (AggPlan::Scaled { units, .. }, Some(_)) => {
-                let (t, r) = (c1(format!("{HIDDEN}t{j}")), c1(format!("{HIDDEN}r{j}")));
+                let (t, r) = (t_of(j), c1(format!("{HIDDEN}r{j}")));
                 if calibration.is_some() && !units {
                     // Σ (1 − π) Y_u X_u: the unit's total with its weighted rows.
-                    let x = datafusion::functions::core::expr_fn::coalesce(vec![
-                        c1(format!("{HIDDEN}xw")),
-                        lit(0.0),
-                    ]);
+                    let x = match &footers {
+                        Some(f) => f.call(column_at(&s1, n_groups)),
+                        None => datafusion::functions::core::expr_fn::coalesce(vec![
+                            c1(format!("{HIDDEN}xw")),
+                            lit(0.0),
+                        ]),
+                    };
                     aggs2.push(
                         sum(mul(
                             q.clone(),
@@ -1912,7 +1974,7 @@ fn two_stage(
     for (a, b) in &pairs {
         let cov = match unit {
             Some(_) => {
-                let (ta, tb) = (c1(format!("{HIDDEN}t{a}")), c1(format!("{HIDDEN}t{b}")));
+                let (ta, tb) = (t_of(*a), t_of(*b));
                 sum(mul(q.clone(), by_unit(&format!("x{a}_{b}"), mul(ta, tb))?))
             }
             None => {
@@ -1930,7 +1992,7 @@ fn two_stage(
         aggs2.push(cov.alias(cov_name(*a, *b)));
     }
     // Under a unit design the totals ride on stage 1's rows: one value per group.
-    if calibration.is_some() && unit.is_some() {
+    if calibration.is_some() && unit.is_some() && known_totals.is_none() {
         aggs2.push(max(c1(format!("{HIDDEN}nhat"))).alias(format!("{HIDDEN}nhat")));
         aggs2.push(max(c1(format!("{HIDDEN}c"))).alias(format!("{HIDDEN}c")));
     }
@@ -1965,8 +2027,11 @@ fn two_stage(
                 // residuals Y_u − R·X_u: (N/N̂)² (Σ(1−π)Y² − 2R Σ(1−π)YX + R² Σ(1−π)X²).
                 let (est, se) = match (calibration, *units) {
                     (Some((_, n)), false) => {
-                        let nhat = c2(format!("{HIDDEN}nhat"));
-                        let (b, c) = (c2(format!("{HIDDEN}B{j}")), c2(format!("{HIDDEN}c")));
+                        let (nhat, c) = match known_totals {
+                            Some((nhat, c)) => (lit(nhat), lit(c)),
+                            None => (c2(format!("{HIDDEN}nhat")), c2(format!("{HIDDEN}c"))),
+                        };
+                        let b = c2(format!("{HIDDEN}B{j}"));
                         let ok = nhat.clone().gt(lit(0.0));
                         let ratio = binary(e.clone(), Operator::Divide, nhat.clone());
                         let f = binary(lit(n), Operator::Divide, nhat);
@@ -1978,11 +2043,16 @@ fn two_stage(
                                 mul(mul(ratio.clone(), ratio.clone()), c),
                             ),
                         );
-                        (
-                            when(ok.clone(), mul(lit(n), ratio)).otherwise(e.clone())?,
-                            when(ok, sqrt(greatest(vec![var, lit(0.0)])))
-                                .otherwise(ht_se.clone())?,
-                        )
+                        let se = sqrt(greatest(vec![var, lit(0.0)]));
+                        match known_totals {
+                            // Constants: no CASE for the planner to fold.
+                            Some((nhat, _)) if nhat > 0.0 => (mul(lit(n), ratio), se),
+                            Some(_) => (e.clone(), ht_se.clone()),
+                            None => (
+                                when(ok.clone(), mul(lit(n), ratio)).otherwise(e.clone())?,
+                                when(ok, se).otherwise(ht_se.clone())?,
+                            ),
+                        }
                     }
                     _ => (e.clone(), ht_se.clone()),
                 };
