@@ -28,11 +28,22 @@ use datafusion::logical_expr::{
 pub(super) struct UnitRows {
     rows: Arc<[u64]>,
     weight: f64,
+    /// A hash of the units, so that comparing and hashing the function (which planners
+    /// do often) need not walk every unit.
+    fingerprint: u64,
 }
 
 impl UnitRows {
     pub(super) fn new(rows: Arc<[u64]>, weight: f64) -> Self {
-        UnitRows { rows, weight }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        rows.hash(&mut h);
+        weight.to_bits().hash(&mut h);
+        let fingerprint = h.finish();
+        UnitRows {
+            rows,
+            weight,
+            fingerprint,
+        }
     }
 
     /// N̂, the rows of the full data the sample stands for: Σ X over its units.
@@ -56,34 +67,26 @@ impl UnitRows {
     /// unit column, a number as text); NULL for NULL or for a number that is no unit
     /// of this sample.
     pub(super) fn call(&self, unit: Expr) -> Expr {
-        Arc::new(ScalarUDF::new_from_impl(WeightedRows {
-            units: self.clone(),
-            fingerprint: fingerprint(&self.rows, self.weight),
-            signature: Signature::any(1, Volatility::Immutable),
-        }))
-        .call(vec![unit])
+        Arc::new(ScalarUDF::new_from_impl(self.function())).call(vec![unit])
     }
-}
 
-/// A hash of the units, so that comparing and hashing the function (which planners do
-/// often) need not walk every unit.
-fn fingerprint(rows: &[u64], weight: f64) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    rows.hash(&mut h);
-    weight.to_bits().hash(&mut h);
-    h.finish()
+    fn function(&self) -> WeightedRows {
+        WeightedRows {
+            units: self.clone(),
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
 }
 
 #[derive(Debug)]
 struct WeightedRows {
     units: UnitRows,
-    fingerprint: u64,
     signature: Signature,
 }
 
 impl PartialEq for WeightedRows {
     fn eq(&self, other: &Self) -> bool {
-        self.fingerprint == other.fingerprint
+        self.units.fingerprint == other.units.fingerprint
             && self.units.weight.to_bits() == other.units.weight.to_bits()
             && (Arc::ptr_eq(&self.units.rows, &other.units.rows)
                 || self.units.rows == other.units.rows)
@@ -94,7 +97,7 @@ impl Eq for WeightedRows {}
 
 impl Hash for WeightedRows {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.fingerprint.hash(state);
+        self.units.fingerprint.hash(state);
     }
 }
 
@@ -141,11 +144,7 @@ mod tests {
     use datafusion::config::ConfigOptions;
 
     fn run(units: &UnitRows, input: Arc<dyn Array>) -> Vec<Option<f64>> {
-        let udf = WeightedRows {
-            units: units.clone(),
-            fingerprint: fingerprint(&units.rows, units.weight),
-            signature: Signature::any(1, Volatility::Immutable),
-        };
+        let udf = units.function();
         let n = input.len();
         let out = udf
             .invoke_with_args(ScalarFunctionArgs {
