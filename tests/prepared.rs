@@ -20,7 +20,7 @@ const PROJECT: &str =
 
 /// Pipes whose plans hold per-run state: a global min/max (the aggregate's dynamic
 /// filter), a TopK (its threshold), a join (its build side and bounds), a parameter.
-const PIPES: [(&str, &str); 7] = [
+const PIPES: [(&str, &str); 10] = [
     (
         "counted",
         "[[node]]\nname = \"out\"\nsql = \"SELECT count(*) AS n, sum(v) AS total FROM facts\"\n",
@@ -48,6 +48,22 @@ const PIPES: [(&str, &str); 7] = [
     (
         "stats",
         "[[node]]\nname = \"out\"\nsql = \"SELECT count(*) AS runs FROM sluice.pipe_stats\"\n",
+    ),
+    // Nodes read more than once, computed ahead of the output on each run: `per_k`
+    // (read by `tops` twice and by the output), `tops` (read twice by the output).
+    (
+        "shared",
+        "[[node]]\nname = \"per_k\"\nsql = \"SELECT k, sum(v) AS s, count(*) AS n FROM facts GROUP BY k\"\n\n[[node]]\nname = \"tops\"\nsql = \"SELECT k, s FROM per_k WHERE s >= (SELECT avg(s) FROM per_k)\"\n\n[[node]]\nname = \"out\"\nsql = \"SELECT t.k, t.s, p.n, (SELECT count(*) FROM tops) AS how_many FROM tops t JOIN per_k p ON t.k = p.k ORDER BY t.s DESC, t.k LIMIT 10\"\n",
+    ),
+    // A `WITH` query read twice, computed ahead.
+    (
+        "with_twice",
+        "[[node]]\nname = \"out\"\nsql = \"WITH d AS (SELECT k % 7 AS b, count(DISTINCT v) AS n FROM facts GROUP BY k % 7) SELECT x.b, x.n, y.n AS m FROM d x JOIN d y ON x.b = (y.b + 1) % 7 ORDER BY x.b\"\n",
+    ),
+    // A node computed ahead that reads the clock.
+    (
+        "shared_clock",
+        "[[node]]\nname = \"recent\"\nsql = \"SELECT k, count(*) AS n FROM facts WHERE now() > TIMESTAMP '2000-01-01' GROUP BY k\"\n\n[[node]]\nname = \"out\"\nsql = \"SELECT count(*) AS groups, (SELECT sum(n) FROM recent) AS total FROM recent\"\n",
     ),
 ];
 
@@ -147,6 +163,63 @@ fn prepared_plans_answer_as_new_plans_run_after_run() {
             "{pipe}: runs 2 and 3 reuse the plan"
         );
     }
+}
+
+#[test]
+fn plans_that_compute_nodes_ahead_are_kept_and_compute_them_on_every_run() {
+    let p = project();
+    let (fresh, kept) = sessions(&p, SampleOverride::default());
+    for pipe in ["shared", "with_twice"] {
+        let expected = run(&fresh, pipe, &[]);
+        assert!(expected.report.rows_out > 0, "{pipe}");
+        // Each shared node is computed once: the facts are scanned once.
+        assert_eq!(expected.report.rows_scanned(), 5_000, "{pipe}");
+        let before = kept.prepared_runs();
+        for _ in 0..3 {
+            let got = run(&kept, pipe, &[]);
+            same_rows(pipe, &expected, &got);
+            assert_eq!(
+                got.report.rows_scanned(),
+                5_000,
+                "{pipe}: each run computes its nodes once, and reports it: {:?}",
+                got.report
+            );
+        }
+        assert_eq!(
+            kept.prepared_runs() - before,
+            2,
+            "{pipe}: runs 2 and 3 reuse the plan"
+        );
+    }
+    // The kept plan holds no rows of its nodes: with another file, the next run
+    // (once the listings are refreshed) computes them from the new files.
+    write_facts(
+        &p.path().join("data/production"),
+        "part-2.parquet",
+        5_000,
+        1_000,
+    );
+    assert!(block_on(kept.refresh_listings()).expect("refresh"));
+    let fresh = p.session("production", SampleOverride::default());
+    for pipe in ["shared", "with_twice"] {
+        let expected = run(&fresh, pipe, &[]);
+        for _ in 0..2 {
+            let got = run(&kept, pipe, &[]);
+            same_rows(pipe, &expected, &got);
+            assert_eq!(got.report.rows_scanned(), 6_000, "{pipe}");
+        }
+    }
+    // A node of the clock is not kept, nor is the plan that reads it.
+    let before = kept.prepared_runs();
+    for _ in 0..2 {
+        let out = run(&kept, "shared_clock", &[]);
+        assert_eq!(rows_of(&out.batches), [["50", "6000"]]);
+    }
+    assert_eq!(
+        kept.prepared_runs(),
+        before,
+        "now() is evaluated when planned"
+    );
 }
 
 #[test]

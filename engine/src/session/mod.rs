@@ -332,6 +332,11 @@ impl EnvSession {
         self.prepared.as_ref().map(|p| p.hits_counter())
     }
 
+    /// Whether this session keeps the plans of its runs (`plan_slot`).
+    fn keeps_plans(&self) -> bool {
+        self.prepared.is_some() && !self.is_remote()
+    }
+
     /// Where a run's plan is kept, under the listings' current generation, when this
     /// session keeps plans and runs here; `key` is made only then.
     fn plan_slot(&self, key: impl FnOnce() -> prepared::PlanKey) -> Option<prepared::Slot<'_>> {
@@ -938,6 +943,7 @@ impl EnvSession {
                     df.clone(),
                     &pool,
                     budget.saturating_sub(held),
+                    self.keeps_plans(),
                 )
                 .await
                 .map_err(|e| self.node_error(pipe, &node.name, &e))?;
@@ -988,6 +994,7 @@ impl EnvSession {
             skip,
             &pool,
             budget,
+            self.keeps_plans(),
         )
         .await?;
         if shared.is_empty() {
@@ -1080,19 +1087,20 @@ impl EnvSession {
                 .await;
         }
         let slot = self.plan_slot(|| prepared::PlanKey::pipe(pipe, &values, options.limit));
-        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept) {
-            return self.run_prepared(&planned, Some(pipe), started).await;
+        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept)
+            && let Some(out) = self.run_prepared(&planned, Some(pipe), started).await?
+        {
+            return Ok(out);
         }
         let planned = self.plan_pipe(pipe, &values, PlanMode::Run).await?;
-        if let Some(slot) = slot
-            && planned.shared.is_empty()
-        {
+        if let Some(slot) = slot {
             return self
                 .execute_prepared(
                     slot,
                     &planned.reads,
                     planned.ctx,
                     planned.output,
+                    planned.shared,
                     planned.scans,
                     None,
                     Some(pipe),
@@ -1141,19 +1149,21 @@ impl EnvSession {
                 .await;
         }
         let slot = self.plan_slot(|| prepared::PlanKey::query(sql, options.limit));
-        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept) {
-            return self.run_prepared(&planned, None, started).await;
+        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept)
+            && let Some(out) = self.run_prepared(&planned, None, started).await?
+        {
+            return Ok(out);
         }
         let (ctx, df, scans, reads) = plan_query(false).await?;
         let (df, shared) = self
             .share_repeated(&ctx, &df, &BTreeSet::new(), &[])
             .await
             .map_err(|e| self.query_error(&e))?;
-        if let Some(slot) = slot
-            && shared.is_empty()
-        {
+        if let Some(slot) = slot {
             return self
-                .execute_prepared(slot, &reads, ctx, df, scans, None, None, options, started)
+                .execute_prepared(
+                    slot, &reads, ctx, df, shared, scans, None, None, options, started,
+                )
                 .await;
         }
         self.execute(
@@ -1200,8 +1210,10 @@ impl EnvSession {
         Planned:
             Future<Output = Result<(SessionContext, DataFrame, Vec<SourceScan>, BTreeSet<String>)>>,
     {
-        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept) {
-            return self.run_prepared(&planned, pipe, started).await;
+        if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept)
+            && let Some(out) = self.run_prepared(&planned, pipe, started).await?
+        {
+            return Ok(out);
         }
         let fail = |e: DataFusionError| self.run_error(pipe, &e);
         let (ctx, df, scans, reads) = plan(true).await?;
@@ -1230,6 +1242,7 @@ impl EnvSession {
                     &reads,
                     ctx,
                     df,
+                    Vec::new(),
                     scans,
                     Some(report),
                     pipe,
@@ -1288,7 +1301,9 @@ impl EnvSession {
     /// Plans `df` for a session that keeps plans (`prepare_plans`) and runs it; keeps
     /// the plan in `slot` when it may run again (`session::prepared`): not when it
     /// reads Sluice's run tables (of `reads`, the tables it reads), which change with
-    /// every run. `estimate`: the report of an estimated run, kept with its plan.
+    /// every run. `shared`: what was computed ahead of `df` (its plans are kept with
+    /// it, its rows are not); `estimate`: the report of an estimated run, kept with its
+    /// plan.
     #[allow(clippy::too_many_arguments)]
     async fn execute_prepared(
         &self,
@@ -1296,6 +1311,7 @@ impl EnvSession {
         reads: &BTreeSet<String>,
         ctx: SessionContext,
         df: DataFrame,
+        mut shared: Vec<crate::session::shared_nodes::SharedNode>,
         scans: Vec<SourceScan>,
         estimate: Option<estimate::EstimateReport>,
         pipe: Option<&Pipe>,
@@ -1306,38 +1322,110 @@ impl EnvSession {
         let df = limited(df, options).map_err(fail)?;
         // Functions such as `now()` are evaluated while planning: such a plan is of
         // its time and not kept.
-        let timeless = !prepared::evaluated_when_planned(df.logical_plan());
+        let timeless = !prepared::evaluated_when_planned(df.logical_plan())
+            && shared.iter().all(|s| s.timeless && s.kept.is_some());
+        let ahead = shared
+            .iter_mut()
+            .filter_map(|s| {
+                Some(prepared::Ahead {
+                    name: s.name.clone(),
+                    reads: s.reads,
+                    plan: s.kept.take()?,
+                    schema: s.schema.clone(),
+                    exact: s.exact.clone(),
+                })
+            })
+            .collect();
         let (state, logical) = df.into_parts();
-        let planned = prepared::Prepared::plan(ctx, state, &logical, scans, estimate)
+        let planned = prepared::Prepared::plan(ctx, state, &logical, ahead, scans, estimate)
             .await
             .map_err(fail)?;
-        let planned = Arc::new(planned);
-        if !reads_run_tables(reads) && timeless && planned.keepable() {
-            slot.keep(planned.clone());
+        if !reads_run_tables(reads)
+            && timeless
+            && planned.keepable()
+            && let Some(kept) = planned.without_rows().map_err(fail)?
+        {
+            slot.keep(Arc::new(kept));
         }
-        self.run_prepared(&planned, pipe, started).await
-    }
-
-    /// Runs a fresh copy of a prepared plan.
-    async fn run_prepared(
-        &self,
-        planned: &prepared::Prepared,
-        pipe: Option<&Pipe>,
-        started: Instant,
-    ) -> Result<RunOutput> {
-        let plan = planned.runnable().map_err(|e| self.run_error(pipe, &e))?;
+        // This run reads the rows computed while planning (held by `shared` until
+        // it is over).
+        let plan = planned.runnable(&[]).map_err(fail)?;
         let mut out = self
             .execute_plan(
                 &planned.ctx,
                 plan,
                 planned.scans.clone(),
-                &[],
+                &shared_plans(&shared),
                 pipe,
                 started,
             )
             .await?;
         out.estimate = planned.estimate.clone();
         Ok(out)
+    }
+
+    /// Runs a fresh copy of a prepared plan: first what it computes ahead, then its
+    /// output. `None` when what it computes ahead outgrows what is left of the run's
+    /// budget for it now (other runs hold the rest: planned anew, the run reads such a
+    /// node as a view), or its rows are not what the plan was made for
+    /// (`prepared::ExactStats`): the caller plans the run anew.
+    async fn run_prepared(
+        &self,
+        planned: &prepared::Prepared,
+        pipe: Option<&Pipe>,
+        started: Instant,
+    ) -> Result<Option<RunOutput>> {
+        let fail = |e: DataFusionError| self.run_error(pipe, &e);
+        let pool = self.runtime.memory_pool.clone();
+        let budget = crate::session::shared_nodes::budget(self.env.settings.memory_limit);
+        let mut fills: Vec<prepared::Fill> = Vec::new();
+        let mut held: Vec<datafusion::execution::memory_pool::MemoryReservation> = Vec::new();
+        let mut ahead_plans = Vec::new();
+        for ahead in &planned.ahead {
+            let plan = ahead.plan.runnable(&fills).map_err(fail)?;
+            let used: usize = held.iter().map(|r| r.size()).sum();
+            let Some(rows) = crate::session::shared_nodes::hold_rows(
+                &planned.ctx,
+                &ahead.name,
+                plan.clone(),
+                &ahead.schema,
+                &pool,
+                budget.saturating_sub(used),
+            )
+            .await
+            .map_err(fail)?
+            else {
+                return Ok(None);
+            };
+            // Rows that do not agree with what the plan was made for (a node whose
+            // rows vary from run to run without a volatile function, e.g. a `LIMIT`
+            // without an order over values with NULLs): planned anew for them.
+            if prepared::ExactStats::of(&rows.partitions) != ahead.exact {
+                tracing::debug!(node = %ahead.name, "rows computed ahead differ from the kept plan's: planned anew");
+                return Ok(None);
+            }
+            tracing::debug!(node = %ahead.name, reads = ahead.reads, rows = rows.rows, "computed ahead for a kept plan");
+            fills.push(prepared::Fill {
+                schema: ahead.schema.clone(),
+                partitions: rows.partitions,
+            });
+            held.push(rows.reservation);
+            ahead_plans.push(plan);
+        }
+        let plan = planned.runnable(&fills).map_err(fail)?;
+        let mut out = self
+            .execute_plan(
+                &planned.ctx,
+                plan,
+                planned.scans.clone(),
+                &ahead_plans,
+                pipe,
+                started,
+            )
+            .await?;
+        drop(held);
+        out.estimate = planned.estimate.clone();
+        Ok(Some(out))
     }
 
     /// Runs a physical plan to completion and reports what it read.

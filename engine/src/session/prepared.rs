@@ -12,8 +12,15 @@
 //!   listings, which changes with any source's files (the kept plans are then dropped).
 //!   A plan that reads what the key cannot see is never kept: Sluice's run statistics
 //!   and error tables (they change with every run), key-sampled sources (their per-run
-//!   counters), nodes or `WITH` queries computed ahead (rows held in memory), scans of
-//!   anything but Parquet files and memory.
+//!   counters), scans of anything but Parquet files and memory.
+//! - **It holds no rows.** Nodes and `WITH` queries read more than once are computed
+//!   ahead of the output (`session::shared_nodes`) and scanned from memory. A kept plan
+//!   keeps their plans (`Ahead`) and scans emptied of rows; each run computes them
+//!   again, in order, and its copy of the plans scans that run's rows (`Fill`). Their
+//!   plans have nothing volatile or evaluated when planned, and the key fixes the
+//!   sources' files, so a run computes the rows the plans were made for; what the
+//!   optimizer may have answered from their statistics (`ExactStats`) is checked, and a
+//!   run whose rows disagree (or outgrow the budget now) is planned anew.
 //! - **It is kept before its dynamic filters exist.** A hash join's build-side bounds, a
 //!   TopK's threshold and a global `min`/`max`'s running bounds are filters an execution
 //!   fills in and the scans below read; a plan kept after they were wired would prune
@@ -33,11 +40,13 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::view::ViewTable;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::datasource::physical_plan::{FileScanConfig, FileScanConfigBuilder, ParquetSource};
-use datafusion::datasource::source::DataSourceExec;
+use datafusion::datasource::source::{DataSource, DataSourceExec};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::execution::SessionState;
@@ -107,52 +116,91 @@ impl PlanKey {
 /// A plan kept for later runs, and what runs it.
 pub(crate) struct Prepared {
     pub ctx: SessionContext,
-    /// The session's state with every optimizer rule: the rest of the physical rules
-    /// run with it on each copy.
-    state: SessionState,
-    /// The physical plan optimized up to its dynamic filters (never executed).
-    plan: Arc<dyn ExecutionPlan>,
-    /// The rules that run on each copy (see the module doc).
-    rest: Rules,
+    /// The output's plan.
+    main: KeptPlan,
+    /// What each run computes ahead of the output, in order (a later one may read an
+    /// earlier one's rows).
+    pub ahead: Vec<Ahead>,
     pub scans: Vec<SourceScan>,
     /// Of a run with estimates: how its output columns relate to production's answer.
     pub estimate: Option<crate::session::estimate::EstimateReport>,
 }
 
-impl Prepared {
-    /// Plans `logical` (with `state`, the run's own, and the sources its context
-    /// registered) up to its dynamic filters; `estimate`, an estimated run's report.
-    pub(crate) async fn plan(
-        ctx: SessionContext,
-        state: SessionState,
-        logical: &LogicalPlan,
-        scans: Vec<SourceScan>,
-        estimate: Option<crate::session::estimate::EstimateReport>,
-    ) -> DfResult<Prepared> {
+/// A physical plan optimized up to its dynamic filters (never executed), and the rules
+/// that run on each copy of it (see the module doc).
+pub(crate) struct KeptPlan {
+    /// The session's state with every optimizer rule: the rest of the physical rules
+    /// run with it on each copy.
+    state: SessionState,
+    plan: Arc<dyn ExecutionPlan>,
+    rest: Rules,
+}
+
+/// A pipe node or common table expression read more than once, which each run of a
+/// kept plan computes ahead of the output (`session::shared_nodes`): the plans that
+/// read it scan its rows from memory.
+pub(crate) struct Ahead {
+    pub name: String,
+    /// How many times the rest of the plan reads it.
+    pub reads: usize,
+    pub plan: KeptPlan,
+    /// The schema of the table its rows are scanned from: the memory scans of those
+    /// rows hold this very `Arc`, which is how a run finds where its rows go.
+    pub schema: SchemaRef,
+    /// What the plans were told of its rows when they were made.
+    pub exact: ExactStats,
+}
+
+/// What a scan of rows in memory tells the optimizer as exact of them
+/// (`compute_record_batch_statistics`): their count and each column's nulls. Rules may
+/// answer from these alone (`count(*)` from the row count, `count(c)` from the nulls,
+/// a limit dropped when the rows are fewer), so a kept plan runs only on rows that
+/// agree with them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ExactStats {
+    rows: usize,
+    nulls: Vec<usize>,
+}
+
+impl ExactStats {
+    pub(crate) fn of(partitions: &[Vec<RecordBatch>]) -> ExactStats {
+        let mut stats = ExactStats {
+            rows: 0,
+            nulls: Vec::new(),
+        };
+        for batch in partitions.iter().flatten() {
+            stats.rows += batch.num_rows();
+            stats.nulls.resize(batch.num_columns(), 0);
+            for (n, column) in stats.nulls.iter_mut().zip(batch.columns()) {
+                *n += column.logical_nulls().map_or(0, |nulls| nulls.null_count());
+            }
+        }
+        stats
+    }
+}
+
+/// One run's rows of an `Ahead` (its schema), in the partitions its scans read.
+pub(crate) struct Fill {
+    pub schema: SchemaRef,
+    pub partitions: Vec<Vec<RecordBatch>>,
+}
+
+impl KeptPlan {
+    /// Plans `logical` with `state` (the run's own) up to its dynamic filters.
+    pub(crate) async fn plan(state: SessionState, logical: &LogicalPlan) -> DfResult<KeptPlan> {
         let (first, rest) = split_rules(state.physical_optimizers());
         let planning = SessionStateBuilder::new_from_existing(state.clone())
             .with_physical_optimizer_rules(first)
             .build();
         let plan = planning.create_physical_plan(logical).await?;
-        Ok(Prepared {
-            ctx,
-            state,
-            plan,
-            rest,
-            scans,
-            estimate,
-        })
+        Ok(KeptPlan { state, plan, rest })
     }
 
-    /// Whether this plan may be kept and run again (see the module doc).
-    pub(crate) fn keepable(&self) -> bool {
-        self.scans.iter().all(|s| s.key_counters.is_none()) && runs_again(&self.plan)
-    }
-
-    /// A copy of the plan to execute once: fresh operator state, then the rest of the
+    /// A copy of the plan to execute once: fresh operator state, the memory scans of
+    /// what was computed ahead reading `fills` (this run's rows), then the rest of the
     /// physical optimizer.
-    pub(crate) fn runnable(&self) -> DfResult<Arc<dyn ExecutionPlan>> {
-        let mut plan = fresh_copy(&self.plan)?;
+    pub(crate) fn runnable(&self, fills: &[Fill]) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let mut plan = fresh_copy(&self.plan, fills)?;
         for rule in &self.rest {
             let before = plan.schema();
             plan = rule
@@ -167,6 +215,144 @@ impl Prepared {
         }
         Ok(plan)
     }
+
+    /// This plan with the memory scans of `schemas`' tables emptied (the rows a run
+    /// computed ahead: a kept plan must not hold them), and how many scans that was.
+    fn without_rows(&self, schemas: &[SchemaRef]) -> DfResult<(KeptPlan, Vec<usize>)> {
+        let mut emptied = vec![0; schemas.len()];
+        let plan = self
+            .plan
+            .clone()
+            .transform_up(|node| {
+                let Some(config) = memory_scan(&node) else {
+                    return Ok(Transformed::no(node));
+                };
+                let Some(i) = schemas
+                    .iter()
+                    .position(|s| Arc::ptr_eq(s, &config.original_schema()))
+                else {
+                    return Ok(Transformed::no(node));
+                };
+                let empty = vec![Vec::new(); config.partitions().len()];
+                let Some(scan) = refilled(&node, config, &empty)? else {
+                    return Err(DataFusionError::Internal(format!(
+                        "a scan of rows computed ahead cannot be emptied: {}",
+                        node.name()
+                    )));
+                };
+                emptied[i] += 1;
+                Ok(Transformed::yes(scan))
+            })?
+            .data;
+        Ok((
+            KeptPlan {
+                state: self.state.clone(),
+                plan,
+                rest: self.rest.clone(),
+            },
+            emptied,
+        ))
+    }
+}
+
+impl Prepared {
+    /// Plans `logical` (with `state`, the run's own, and the sources its context
+    /// registered) up to its dynamic filters; `ahead`, what it reads that was computed
+    /// ahead of it; `estimate`, an estimated run's report.
+    pub(crate) async fn plan(
+        ctx: SessionContext,
+        state: SessionState,
+        logical: &LogicalPlan,
+        ahead: Vec<Ahead>,
+        scans: Vec<SourceScan>,
+        estimate: Option<crate::session::estimate::EstimateReport>,
+    ) -> DfResult<Prepared> {
+        Ok(Prepared {
+            ctx,
+            main: KeptPlan::plan(state, logical).await?,
+            ahead,
+            scans,
+            estimate,
+        })
+    }
+
+    /// Whether this plan may be kept and run again (see the module doc).
+    pub(crate) fn keepable(&self) -> bool {
+        self.scans.iter().all(|s| s.key_counters.is_none())
+            && runs_again(&self.main.plan)
+            && self.ahead.iter().all(|a| runs_again(&a.plan.plan))
+    }
+
+    /// A copy of the output's plan to execute once, reading `fills` (this run's rows
+    /// of `ahead`, see `KeptPlan::runnable`).
+    pub(crate) fn runnable(&self, fills: &[Fill]) -> DfResult<Arc<dyn ExecutionPlan>> {
+        self.main.runnable(fills)
+    }
+
+    /// The plan to keep: this one without the rows computed ahead of it, which each
+    /// run computes again (its plans were made for those very rows: nothing volatile
+    /// or planning-time in them, and the same sources' files, so a run computes the
+    /// same rows again). `None` when a computed table is read by none of the scans
+    /// found (a rule rewrote them): then it is not kept.
+    pub(crate) fn without_rows(&self) -> DfResult<Option<Prepared>> {
+        let schemas: Vec<SchemaRef> = self.ahead.iter().map(|a| a.schema.clone()).collect();
+        let (main, mut emptied) = self.main.without_rows(&schemas)?;
+        let mut ahead = Vec::with_capacity(self.ahead.len());
+        for a in &self.ahead {
+            let (plan, found) = a.plan.without_rows(&schemas)?;
+            emptied.iter_mut().zip(found).for_each(|(e, f)| *e += f);
+            ahead.push(Ahead {
+                name: a.name.clone(),
+                reads: a.reads,
+                plan,
+                schema: a.schema.clone(),
+                exact: a.exact.clone(),
+            });
+        }
+        if emptied.contains(&0) {
+            return Ok(None);
+        }
+        Ok(Some(Prepared {
+            ctx: self.ctx.clone(),
+            main,
+            ahead,
+            scans: self.scans.clone(),
+            estimate: self.estimate.clone(),
+        }))
+    }
+}
+
+/// The memory scan `node` is, if it is one.
+fn memory_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&MemorySourceConfig> {
+    node.downcast_ref::<DataSourceExec>()?
+        .data_source()
+        .downcast_ref::<MemorySourceConfig>()
+}
+
+/// The memory scan `node` (of `config`) reading `partitions` instead, with its
+/// projection and limit; `None` when it cannot be rebuilt as it was (a scan that
+/// claims an order: a table of rows computed ahead claims none).
+fn refilled(
+    node: &Arc<dyn ExecutionPlan>,
+    config: &MemorySourceConfig,
+    partitions: &[Vec<RecordBatch>],
+) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
+    if !config.sort_information().is_empty() || partitions.len() != config.partitions().len() {
+        return Ok(None);
+    }
+    let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
+        return Ok(None);
+    };
+    let source = MemorySourceConfig::try_new(
+        partitions,
+        config.original_schema(),
+        config.projection().clone(),
+    )?
+    .with_limit(config.fetch())
+    .with_show_sizes(config.show_sizes());
+    Ok(Some(Arc::new(
+        exec.clone().with_data_source(Arc::new(source)),
+    )))
 }
 
 /// The check DataFusion's planner makes after each rule whose `schema_check` is on: the
@@ -238,7 +424,7 @@ fn runs_again(plan: &Arc<dyn ExecutionPlan>) -> bool {
                     .is_some(),
                 None => exec
                     .data_source()
-                    .downcast_ref::<datafusion::datasource::memory::MemorySourceConfig>()
+                    .downcast_ref::<MemorySourceConfig>()
                     .is_some(),
             }
         } else {
@@ -255,10 +441,24 @@ fn runs_again(plan: &Arc<dyn ExecutionPlan>) -> bool {
     ok
 }
 
-/// A copy of `plan` with no state shared with it or with an earlier copy.
-fn fresh_copy(plan: &Arc<dyn ExecutionPlan>) -> DfResult<Arc<dyn ExecutionPlan>> {
+/// A copy of `plan` with no state shared with it or with an earlier copy, its scans of
+/// rows computed ahead reading `fills`.
+fn fresh_copy(plan: &Arc<dyn ExecutionPlan>, fills: &[Fill]) -> DfResult<Arc<dyn ExecutionPlan>> {
     plan.clone()
         .transform_up(|node| {
+            if let Some(config) = memory_scan(&node)
+                && let Some(fill) = fills
+                    .iter()
+                    .find(|f| Arc::ptr_eq(&f.schema, &config.original_schema()))
+            {
+                let Some(scan) = refilled(&node, config, &fill.partitions)? else {
+                    return Err(DataFusionError::Internal(format!(
+                        "a scan of rows computed ahead cannot read this run's: {}",
+                        node.name()
+                    )));
+                };
+                return Ok(Transformed::yes(scan));
+            }
             if let Some(exec) = node.downcast_ref::<DataSourceExec>()
                 && let Some(config) = exec.data_source().downcast_ref::<FileScanConfig>()
                 && let Some(parquet) = config.file_source().downcast_ref::<ParquetSource>()
@@ -382,5 +582,129 @@ impl PreparedPlans {
     /// The count of runs that reused a kept plan, shared (e.g. for a server's metrics).
     pub(crate) fn hits_counter(&self) -> Arc<AtomicU64> {
         self.hits.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field};
+    use datafusion::catalog::MemTable;
+    use datafusion::physical_plan::collect;
+
+    fn batch(schema: &SchemaRef, values: impl IntoIterator<Item = i64>) -> RecordBatch {
+        let column = Arc::new(Int64Array::from_iter_values(values));
+        RecordBatch::try_new(schema.clone(), vec![column]).unwrap()
+    }
+
+    /// The rows a plan's memory scans of `schema`'s table hold.
+    fn rows_held(plan: &Arc<dyn ExecutionPlan>, schema: &SchemaRef) -> (usize, usize) {
+        let (mut scans, mut rows) = (0, 0);
+        plan.apply(|node| {
+            if let Some(config) = memory_scan(node)
+                && Arc::ptr_eq(&config.original_schema(), schema)
+            {
+                scans += 1;
+                rows += config
+                    .partitions()
+                    .iter()
+                    .flatten()
+                    .map(|b| b.num_rows())
+                    .sum::<usize>();
+            }
+            Ok(TreeNodeRecursion::Continue)
+        })
+        .unwrap();
+        (scans, rows)
+    }
+
+    #[tokio::test]
+    async fn a_kept_plan_holds_no_rows_computed_ahead_and_reads_each_runs() {
+        let ctx = SessionContext::new();
+        let schema: SchemaRef =
+            Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let partitions = vec![vec![batch(&schema, 1..=4)], vec![batch(&schema, 5..=6)]];
+        let table = MemTable::try_new(schema.clone(), partitions).unwrap();
+        ctx.register_table("shared", Arc::new(table)).unwrap();
+        // Read twice, with a TopK above one read (a dynamic filter over the scan).
+        let df = ctx
+            .sql("SELECT a.v, (SELECT count(*) FROM shared) AS n FROM shared a ORDER BY a.v DESC LIMIT 2")
+            .await
+            .unwrap();
+        let (state, logical) = df.into_parts();
+        let planned = Prepared {
+            ctx: ctx.clone(),
+            main: KeptPlan::plan(state.clone(), &logical).await.unwrap(),
+            ahead: vec![Ahead {
+                name: "shared".into(),
+                reads: 2,
+                plan: KeptPlan::plan(
+                    state,
+                    &LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                        produce_one_row: false,
+                        schema: Arc::new(datafusion::common::DFSchema::empty()),
+                    }),
+                )
+                .await
+                .unwrap(),
+                schema: schema.clone(),
+                exact: ExactStats::of(&[vec![batch(&schema, 1..=6)]]),
+            }],
+            scans: Vec::new(),
+            estimate: None,
+        };
+        let pretty = |batches: &[RecordBatch]| {
+            datafusion::arrow::util::pretty::pretty_format_batches(batches)
+                .unwrap()
+                .to_string()
+        };
+        let first = collect(planned.runnable(&[]).unwrap(), ctx.task_ctx())
+            .await
+            .unwrap();
+        assert!(pretty(&first).contains("| 6 | 6 |"), "{}", pretty(&first));
+        assert_eq!(rows_held(&planned.main.plan, &schema).1, 6);
+
+        let kept = planned
+            .without_rows()
+            .unwrap()
+            .expect("its scans are found");
+        let (scans, rows) = rows_held(&kept.main.plan, &schema);
+        assert!(scans >= 1, "the table is scanned");
+        assert_eq!(rows, 0, "the kept plan holds none of its rows");
+        // Another run's rows (in as many partitions, as many rows and nulls: the
+        // count is the plan's, from the statistics): read where the table was.
+        let fill = Fill {
+            schema: schema.clone(),
+            partitions: vec![
+                vec![batch(&schema, [10, 30, 40])],
+                vec![batch(&schema, [20, 60, 50])],
+            ],
+        };
+        assert_eq!(ExactStats::of(&fill.partitions), kept.ahead[0].exact);
+        assert_ne!(
+            ExactStats::of(&[vec![batch(&schema, [1, 2])]]),
+            kept.ahead[0].exact,
+            "fewer rows: not what the plan was made for"
+        );
+        for _ in 0..2 {
+            let got = collect(
+                kept.runnable(std::slice::from_ref(&fill)).unwrap(),
+                ctx.task_ctx(),
+            )
+            .await
+            .unwrap();
+            let text = pretty(&got);
+            assert!(
+                text.contains("| 60 | 6 |") && text.contains("| 50 | 6 |"),
+                "{text}"
+            );
+        }
+        // A fill of another shape than the scans': an error, not a wrong answer.
+        let wrong = Fill {
+            schema: schema.clone(),
+            partitions: vec![vec![batch(&schema, [1])]],
+        };
+        assert!(kept.runnable(std::slice::from_ref(&wrong)).is_err());
     }
 }

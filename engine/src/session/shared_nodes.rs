@@ -34,6 +34,8 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 
+use crate::session::prepared::{ExactStats, KeptPlan, evaluated_when_planned};
+
 /// The most a run keeps of shared nodes without a `memory_limit`.
 const UNLIMITED_BUDGET: usize = 1 << 30;
 
@@ -67,6 +69,16 @@ pub struct SharedNode {
     pub plan: Arc<dyn ExecutionPlan>,
     pub rows: usize,
     pub bytes: usize,
+    /// The schema of the table of its rows (see `prepared::Ahead::schema`).
+    pub(crate) schema: SchemaRef,
+    /// What a scan of its rows tells the optimizer (see `prepared::ExactStats`).
+    pub(crate) exact: ExactStats,
+    /// For a session that keeps plans: the plan that computed it, as it is kept
+    /// (`prepared::KeptPlan`), to compute it again on the next run.
+    pub(crate) kept: Option<KeptPlan>,
+    /// Whether its plan calls no function evaluated while planning (`now()`, see
+    /// `prepared::evaluated_when_planned`), so that it may be kept.
+    pub(crate) timeless: bool,
     /// Holds the rows' memory in the environment's pool until the run is over.
     _reservation: MemoryReservation,
 }
@@ -89,7 +101,8 @@ pub fn budget(memory_limit: Option<u64>) -> usize {
 
 /// Runs `df` (the node `name`) to completion and registers its rows in `ctx` under
 /// `name`, in place of the view. Returns `None`, with nothing registered, when its
-/// rows outgrow `budget` or the pool: the caller keeps reading it as a view.
+/// rows outgrow `budget` or the pool: the caller keeps reading it as a view. With
+/// `keep`, it is planned to be kept (`SharedNode::kept`).
 pub async fn compute(
     ctx: &SessionContext,
     name: &str,
@@ -97,8 +110,10 @@ pub async fn compute(
     df: DataFrame,
     pool: &Arc<dyn MemoryPool>,
     budget: usize,
+    keep: bool,
 ) -> Result<Option<SharedNode>> {
-    let Some((table, shared)) = compute_rows(ctx, name, reads, df, None, pool, budget).await?
+    let Some((table, shared)) =
+        compute_rows(ctx, name, reads, df, None, pool, budget, keep).await?
     else {
         return Ok(None);
     };
@@ -108,21 +123,27 @@ pub async fn compute(
     Ok(Some(shared))
 }
 
-/// Runs `df` to completion into a table of its rows (with `schema`, else its physical
-/// plan's), or `None` when they outgrow `budget` or the pool (or do not fit `schema`).
-async fn compute_rows(
+/// Rows computed ahead of a run, held in the environment's pool.
+pub(crate) struct HeldRows {
+    /// In as many partitions as the session has cores, so that readers scan them in
+    /// parallel.
+    pub partitions: Vec<Vec<RecordBatch>>,
+    pub rows: usize,
+    pub reservation: MemoryReservation,
+}
+
+/// Runs `plan` (of the node `name`) to completion and holds its rows under `schema`,
+/// or `None` when they outgrow `budget` or the pool (or do not fit `schema`).
+pub(crate) async fn hold_rows(
     ctx: &SessionContext,
     name: &str,
-    reads: usize,
-    df: DataFrame,
-    schema: Option<SchemaRef>,
+    plan: Arc<dyn ExecutionPlan>,
+    schema: &SchemaRef,
     pool: &Arc<dyn MemoryPool>,
     budget: usize,
-) -> Result<Option<(MemTable, SharedNode)>> {
-    let plan = df.create_physical_plan().await?;
-    let schema: SchemaRef = schema.unwrap_or_else(|| plan.schema());
+) -> Result<Option<HeldRows>> {
     let reservation = MemoryConsumer::new(format!("shared node {name}")).register(pool);
-    let mut stream = execute_stream(plan.clone(), ctx.task_ctx())?;
+    let mut stream = execute_stream(plan, ctx.task_ctx())?;
     let mut batches: Vec<RecordBatch> = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch?;
@@ -143,18 +164,51 @@ async fn compute_rows(
         batches.push(batch);
     }
     let rows = batches.iter().map(|b| b.num_rows()).sum();
-    // One partition per core, so the readers' scans run in parallel.
     let partitions = ctx.copied_config().target_partitions().max(1);
     let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
     for (i, batch) in batches.into_iter().enumerate() {
         split[i % partitions].push(batch);
     }
-    let table = MemTable::try_new(schema, split)?;
+    Ok(Some(HeldRows {
+        partitions: split,
+        rows,
+        reservation,
+    }))
+}
+
+/// Runs `df` to completion into a table of its rows (with `schema`, else its physical
+/// plan's), or `None` when they outgrow `budget` or the pool (or do not fit `schema`).
+#[allow(clippy::too_many_arguments)]
+async fn compute_rows(
+    ctx: &SessionContext,
+    name: &str,
+    reads: usize,
+    df: DataFrame,
+    schema: Option<SchemaRef>,
+    pool: &Arc<dyn MemoryPool>,
+    budget: usize,
+    keep: bool,
+) -> Result<Option<(MemTable, SharedNode)>> {
+    let timeless = !evaluated_when_planned(df.logical_plan());
+    let (plan, kept) = if keep {
+        let (state, logical) = df.into_parts();
+        let kept = KeptPlan::plan(state, &logical).await?;
+        (kept.runnable(&[])?, Some(kept))
+    } else {
+        (df.create_physical_plan().await?, None)
+    };
+    // A schema of its own: the scans of this table are known by it.
+    let schema: SchemaRef = Arc::new(schema.unwrap_or_else(|| plan.schema()).as_ref().clone());
+    let Some(held) = hold_rows(ctx, name, plan.clone(), &schema, pool, budget).await? else {
+        return Ok(None);
+    };
+    let exact = ExactStats::of(&held.partitions);
+    let table = MemTable::try_new(schema.clone(), held.partitions)?;
     tracing::debug!(
         node = name,
         reads,
-        rows,
-        bytes = reservation.size(),
+        rows = held.rows,
+        bytes = held.reservation.size(),
         "shared node computed once"
     );
     Ok(Some((
@@ -163,9 +217,13 @@ async fn compute_rows(
             name: name.to_string(),
             reads,
             plan,
-            rows,
-            bytes: reservation.size(),
-            _reservation: reservation,
+            rows: held.rows,
+            bytes: held.reservation.size(),
+            schema,
+            exact,
+            kept,
+            timeless,
+            _reservation: held.reservation,
         },
     )))
 }
@@ -181,6 +239,7 @@ pub async fn share_repeated(
     skip: &BTreeSet<String>,
     pool: &Arc<dyn MemoryPool>,
     budget: usize,
+    keep: bool,
 ) -> Result<(LogicalPlan, Vec<SharedNode>)> {
     let mut shared: Vec<SharedNode> = Vec::new();
     let mut too_large: Vec<LogicalPlan> = Vec::new();
@@ -200,6 +259,7 @@ pub async fn share_repeated(
             Some(schema),
             pool,
             budget.saturating_sub(held),
+            keep,
         )
         .await?;
         let Some((table, node)) = computed else {
@@ -446,13 +506,13 @@ mod tests {
         let query = "SELECT sum(n) AS total, (SELECT max(n) FROM agg) AS top FROM agg";
         let as_view = ctx.sql(query).await.unwrap().collect().await.unwrap();
 
-        let too_small = compute(&ctx, "agg", 2, node.clone(), &pool, 16)
+        let too_small = compute(&ctx, "agg", 2, node.clone(), &pool, 16, false)
             .await
             .unwrap();
         assert!(too_small.is_none(), "over budget: left a view");
         assert_eq!(pool.reserved(), 0, "what it held is given back");
 
-        let shared = compute(&ctx, "agg", 2, node, &pool, 1 << 20)
+        let shared = compute(&ctx, "agg", 2, node, &pool, 1 << 20, false)
             .await
             .unwrap()
             .expect("within budget");
@@ -493,6 +553,7 @@ mod tests {
             &BTreeSet::new(),
             &pool,
             budget,
+            false,
         )
         .await
         .unwrap();
@@ -579,6 +640,7 @@ mod tests {
             &BTreeSet::new(),
             &pool,
             1 << 20,
+            false,
         )
         .await
         .unwrap();
