@@ -575,3 +575,29 @@ fn system_calibration_from_the_footers_answers_as_a_second_read() {
         assert_eq!(rows(&twice), 2 * rows(&once), "{once} / {twice}");
     }
 }
+
+/// A `system` sample's estimates read each unit of the files on its own; the columns
+/// are read as a plain run reads them (strings as views, whatever type the files
+/// record), so the estimate's group columns have the plain run's types.
+#[test]
+fn an_estimated_run_reads_the_columns_as_a_plain_run_does() {
+    let p = TestProject::example(0.2);
+    let session = p.session("staging", SampleOverride::default());
+    let sql = "SELECT outcome, count(*) AS n FROM calls GROUP BY outcome ORDER BY outcome";
+    let plain = block_on(session.query(sql, &RunOptions::default())).expect("plain run");
+    let options = RunOptions {
+        estimate: true,
+        ..RunOptions::default()
+    };
+    let estimated = block_on(session.query(sql, &options)).expect("estimated run");
+    let outcome = |out: &sluice_engine::RunOutput| {
+        out.schema
+            .field_with_name("outcome")
+            .expect("an outcome column")
+            .data_type()
+            .clone()
+    };
+    assert_eq!(outcome(&estimated), outcome(&plain));
+    assert_eq!(outcome(&plain), DataType::Utf8View);
+    assert_eq!(estimated.report.rows_out, plain.report.rows_out);
+}

@@ -347,6 +347,10 @@ async fn register_system_units(
         source_name: def.name.clone(),
         message,
     };
+    let scan_options = ScanOptions::of(ctx);
+    // The column types DataFusion reads the files as, as a plain scan reads them.
+    let read_as = read_types(listing, &scan_options.parquet);
+    let listing = read_as.as_ref().unwrap_or(listing);
     let layouts = file_layouts(listing);
     let plan = access::plan(policy, &layouts).expect("system is an access-plan policy");
     let mut entries = Vec::new();
@@ -366,7 +370,6 @@ async fn register_system_units(
     share_footers(ctx, entries.iter().map(|(f, _)| *f).zip(&seen));
     let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
     let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
-    let scan_options = ScanOptions::of(ctx);
     let mut with_unit = listing.clone();
     with_unit
         .partitions

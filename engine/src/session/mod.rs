@@ -1343,7 +1343,7 @@ impl EnvSession {
         if !reads_run_tables(reads)
             && timeless
             && planned.keepable()
-            && let Some(kept) = planned.without_rows().map_err(fail)?
+            && let Some(kept) = planned.without_rows()
         {
             slot.keep(Arc::new(kept));
         }

@@ -293,8 +293,15 @@ impl Prepared {
     /// run computes again (its plans were made for those very rows: nothing volatile
     /// or planning-time in them, and the same sources' files, so a run computes the
     /// same rows again). `None` when a computed table is read by none of the scans
-    /// found (a rule rewrote them): then it is not kept.
-    pub(crate) fn without_rows(&self) -> DfResult<Option<Prepared>> {
+    /// found (a rule rewrote them), or a scan cannot be emptied: then it is not kept.
+    pub(crate) fn without_rows(&self) -> Option<Prepared> {
+        self.try_without_rows()
+            .inspect_err(|e| tracing::debug!("a plan is not kept: {e}"))
+            .ok()
+            .flatten()
+    }
+
+    fn try_without_rows(&self) -> DfResult<Option<Prepared>> {
         let schemas: Vec<SchemaRef> = self.ahead.iter().map(|a| a.schema.clone()).collect();
         let (main, mut emptied) = self.main.without_rows(&schemas)?;
         let mut ahead = Vec::with_capacity(self.ahead.len());
