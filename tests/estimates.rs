@@ -490,24 +490,28 @@ fn estimate_errors_and_outputs_through_the_binary() {
 }
 
 /// A `system` sample's calibration computed from its footers (each unit's rows looked up
-/// by unit number, the totals constants of the plan) answers as the plan a Ballista
-/// cluster gets, which reads the sample a second time and writes its bounds as plain
-/// SQL (`SLUICE_ESTIMATE_PORTABLE`); and it reads the sample only once.
+/// by unit number, the totals constants of the plan), and a `bernoulli` sample's (from
+/// the count of rows its access plans select), answer as the plan a Ballista cluster
+/// gets, which reads the sample a second time and writes its bounds as plain SQL
+/// (`SLUICE_ESTIMATE_PORTABLE`); and they read the sample only once.
 #[test]
-fn system_calibration_from_the_footers_answers_as_a_second_read() {
+fn calibration_from_the_footers_answers_as_a_second_read() {
     let p = TestProject::example(0.2);
-    let run = |args: &[&str], portable: bool| -> (Vec<serde_json::Value>, String) {
-        let mut cmd = p.sluice();
-        cmd.args(args).args(["--estimate", "-f", "json", "-v"]);
-        if portable {
-            cmd.env("SLUICE_ESTIMATE_PORTABLE", "1");
-        }
-        let out = cmd.output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
-        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        (rows.as_array().unwrap().clone(), err)
-    };
+    let run =
+        |args: &[&str], sample: &[&str], portable: bool| -> (Vec<serde_json::Value>, String) {
+            let mut cmd = p.sluice();
+            cmd.args(args)
+                .args(sample)
+                .args(["--estimate", "-f", "json", "-v"]);
+            if portable {
+                cmd.env("SLUICE_ESTIMATE_PORTABLE", "1");
+            }
+            let out = cmd.output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr).into_owned();
+            assert_eq!(out.status.code(), Some(0), "{args:?} {sample:?}: {err}");
+            let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            (rows.as_array().unwrap().clone(), err)
+        };
     let scanned = |summary: &str| -> String {
         let line = summary
             .lines()
@@ -515,14 +519,23 @@ fn system_calibration_from_the_footers_answers_as_a_second_read() {
             .unwrap_or_else(|| panic!("a line for calls in {summary}"));
         line.split(" · ").nth(1).unwrap().to_string()
     };
-    for args in [
+    // Staging's `system` sample (the units' rows from the footers), and a `bernoulli`
+    // one (the sampled rows' count from its access plans).
+    let samplings = [
+        &[][..],
+        &["--sample-method", "bernoulli", "--sample", "0.1"][..],
+    ];
+    for (args, sample) in [
         &["run", "top_reps", "--param", "limit=100"][..],
         &["run", "daily_outcomes"][..],
         &[
             "query",
             "SELECT outcome, count(*) AS n, sum(amount) AS s, avg(duration_s) AS d FROM calls GROUP BY 1 ORDER BY 1",
         ][..],
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|args| samplings.iter().map(move |sample| (args, *sample)))
+    {
         // Rows in one order (an ORDER BY may tie, and two reps share a name): by their
         // text, then their numbers to 4 digits (both plans agree far closer).
         let by_group = |mut rows: Vec<serde_json::Value>| {
@@ -538,11 +551,11 @@ fn system_calibration_from_the_footers_answers_as_a_second_read() {
             rows.sort_by_key(key);
             rows
         };
-        let (local, local_err) = run(args, false);
-        let (portable, portable_err) = run(args, true);
+        let (local, local_err) = run(args, sample, false);
+        let (portable, portable_err) = run(args, sample, true);
         let (local, portable) = (by_group(local), by_group(portable));
-        assert!(local.len() > 1, "{args:?}: {local:?}");
-        assert_eq!(local.len(), portable.len(), "{args:?}");
+        assert!(local.len() > 1, "{args:?} {sample:?}: {local:?}");
+        assert_eq!(local.len(), portable.len(), "{args:?} {sample:?}");
         for (a, b) in local.iter().zip(&portable) {
             let (a, b) = (a.as_object().unwrap(), b.as_object().unwrap());
             assert_eq!(
@@ -555,9 +568,9 @@ fn system_calibration_from_the_footers_answers_as_a_second_read() {
                 match (x.as_f64(), y.as_f64()) {
                     (Some(x), Some(y)) => assert!(
                         (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
-                        "{args:?} `{k}`: {x} here, {y} as a cluster plans it"
+                        "{args:?} {sample:?} `{k}`: {x} here, {y} as a cluster plans it"
                     ),
-                    _ => assert_eq!(x, y, "{args:?} `{k}`"),
+                    _ => assert_eq!(x, y, "{args:?} {sample:?} `{k}`"),
                 }
             }
         }

@@ -1,12 +1,14 @@
 """What `--estimate` costs a user: whole `sluice run` processes, plain against estimated.
 
-    python benches/compare/estimate_wall.py SLUICE PROJECT [ROUNDS] [RUNS] PIPE...
+    python benches/compare/estimate_wall.py SLUICE PROJECT [ROUNDS] [RUNS] PIPE... [-- ARGS...]
 
 Each round runs, for each pipe in turn, RUNS timed `sluice -C PROJECT run PIPE` (after 2
 unmeasured) and then as many with `--estimate`, each a new process as a user's command
 is (start, project load, listing, planning, the run, printing as CSV to /dev/null), in
 the project's default environment (staging, sampled). Prints per pipe and variant each
-round's median wall time, the median of those, and the ratio estimated / plain.
+round's median wall time, the median of those, and the ratio estimated / plain. ARGS
+after `--` are given to every run, plain and estimated (e.g. `-- --sample-method key
+--sample 0.1` for another sample than the environment's).
 `sluice bench --estimate` measures the run alone, in one warm process (BENCHMARKS.md).
 """
 
@@ -31,6 +33,10 @@ def main():
         sys.exit(__doc__)
     binary, project = sys.argv[1], sys.argv[2]
     args = sys.argv[3:]
+    extra = []
+    if "--" in args:
+        extra = args[args.index("--") + 1 :]
+        args = args[: args.index("--")]
     rounds = int(args.pop(0)) if args and args[0].isdigit() else 3
     runs = int(args.pop(0)) if args and args[0].isdigit() else 10
     pipes = args
@@ -38,7 +44,7 @@ def main():
     for _ in range(rounds):
         for pipe in pipes:
             for flags in ([], ["--estimate"]):
-                cmd = [binary, "-C", project, "run", pipe, *flags, "--format", "csv"]
+                cmd = [binary, "-C", project, "run", pipe, *flags, *extra, "--format", "csv"]
                 medians.setdefault((pipe, bool(flags)), []).append(wall(cmd, runs))
     print("| pipe | plain (ms) | `--estimate` (ms) | ratio | rounds' medians, plain / estimated |")
     print("| --- | ---: | ---: | ---: | --- |")

@@ -153,6 +153,9 @@ struct Design {
     /// The rows of each unit the sample keeps, by unit number, when the footers told
     /// (`system`): the calibration is then computed from them, not from a second read.
     unit_rows: Option<Arc<[u64]>>,
+    /// The rows the sample keeps, when the footers told (a `bernoulli` sample's access
+    /// plans select each row): with rows as the units, the calibration's totals.
+    sample_rows: Option<u64>,
     describe: String,
 }
 
@@ -225,6 +228,7 @@ fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
             null_units: true,
             total_rows,
             unit_rows: None,
+            sample_rows: None,
             describe: format!(
                 "{}: a {} key sample of {} on `{}` (seed {})",
                 scan.source,
@@ -242,6 +246,7 @@ fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
             null_units: false,
             total_rows,
             unit_rows: scan.unit_rows.clone(),
+            sample_rows: None,
             describe: build_note(format!(
                 "{}: system {}, units (row groups or page ranges) kept with probability {}",
                 scan.source,
@@ -257,6 +262,7 @@ fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
             null_units: false,
             total_rows,
             unit_rows: None,
+            sample_rows: scan.rows_selected,
             describe: build_note(format!(
                 "{}: bernoulli {}, each row kept with probability {}",
                 scan.source,
@@ -307,6 +313,7 @@ fn design_of(scan: &SourceScan) -> Option<Result<Design, String>> {
                 null_units: true,
                 total_rows,
                 unit_rows: None,
+                sample_rows: None,
                 describe: build_note(format!(
                     "{}: key {} on `{key}` (seed {seed}), each key kept with probability {}{describe_heavy}",
                     scan.source,
@@ -403,9 +410,11 @@ pub(crate) fn rewrite(
     };
     if portable {
         // A cluster knows only DataFusion's functions: it reads the sample again for
-        // the calibration rather than look its units up (`unit_rows`).
+        // the calibration rather than look its units up (`unit_rows`). (It is told no
+        // row counts either: the plans are compared whole, second read and all.)
         for d in designs.values_mut() {
             d.unit_rows = None;
+            d.sample_rows = None;
         }
     }
     let mut described: Vec<&String> = designs.values().map(|d| &d.describe).collect();
@@ -1752,10 +1761,24 @@ fn two_stage(
         }
         _ => None,
     };
-    let known_totals = footers.as_ref().map(|f| (f.estimated_rows(), f.squares()));
+    // Rows as units (`bernoulli`), each weighing w, n of them in the sample as the
+    // footers count them: N̂ = n·w and Σ(1 − π)X² = n·(1 − 1/w)·w², as a second read
+    // would sum them.
+    let row_totals = match (calibration, unit, design.sample_rows, &design.weight) {
+        (Some(_), None, Some(n), Weight::Constant(cw)) => {
+            let n = n as f64;
+            Some((n * cw, n * (1.0 - 1.0 / cw) * cw * cw))
+        }
+        _ => None,
+    };
+    let known_totals = footers
+        .as_ref()
+        .map(|f| (f.estimated_rows(), f.squares()))
+        .or(row_totals);
     let (stage1, totals) = match (calibration, unit) {
         (None, _) => (stage1, None),
         (Some(_), Some(_)) if footers.is_some() => (stage1, None),
+        (Some(_), None) if row_totals.is_some() => (stage1, None),
         (Some((sample, _)), Some(_)) => {
             let ss = sample.plan.schema().clone();
             let ws = weight_in(&ss, sample.weight_key)?;
