@@ -363,11 +363,20 @@ fn designs(scans: &[SourceScan]) -> Result<HashMap<String, Design>, String> {
 }
 
 /// The outcome of rewriting a plan for estimates.
-/// `SLUICE_ESTIMATE_PORTABLE` (any value) plans estimates as for a Ballista cluster in
-/// an embedded run too: bounds as plain SQL, the calibration from a second read of the
-/// sample. Both plans must answer alike; this compares them without a cluster.
+/// `SLUICE_ESTIMATE_PORTABLE=1` plans estimates as for a Ballista cluster in an embedded
+/// run too: bounds as plain SQL, the calibration from a second read of the sample. Both
+/// plans must answer alike; this compares them without a cluster. Empty, `0`, `false`,
+/// `no` or `off` leave it off.
 pub(crate) fn portable_forced() -> bool {
-    std::env::var_os("SLUICE_ESTIMATE_PORTABLE").is_some()
+    std::env::var("SLUICE_ESTIMATE_PORTABLE").is_ok_and(|v| switched_on(&v))
+}
+
+/// Whether an on/off variable's value turns it on.
+fn switched_on(value: &str) -> bool {
+    !matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "false" | "no" | "off"
+    )
 }
 
 pub(crate) enum Rewritten {
@@ -2229,4 +2238,17 @@ fn visible_only(plan: LogicalPlan) -> DfResult<LogicalPlan> {
         exprs,
         Arc::new(plan),
     )?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_on_off_variable_is_off_when_empty_or_negative() {
+        for off in ["", " ", "0", "false", "No", "OFF"] {
+            assert!(!super::switched_on(off), "{off:?}");
+        }
+        for on in ["1", "true", "yes", "on"] {
+            assert!(super::switched_on(on), "{on:?}");
+        }
+    }
 }
