@@ -250,8 +250,8 @@ fn tpch_returns_the_same_rows_with_and_without_sluices_rules() {
         }
     });
     assert!(differences.is_empty(), "{}", differences.join("\n"));
-    // Every query but those computing a WITH query once (q15's revenue view).
-    assert!(reused >= 2 * 20, "{reused} runs reused a plan");
+    // Every query, q15 too (it computes its revenue view ahead of the output).
+    assert!(reused >= 2 * 22, "{reused} runs reused a plan");
 }
 
 #[test]
@@ -269,7 +269,7 @@ fn web_analytics_returns_the_same_rows_with_and_without_sluices_rules() {
     assert!(found.rows > 100, "{found:?}");
     let (differences, reused) = compare_prepared(dir.path(), "production", |_| Vec::new());
     assert!(differences.is_empty(), "{}", differences.join("\n"));
-    assert!(reused >= 2 * 10, "{reused} runs reused a plan");
+    assert!(reused >= 2 * 15, "{reused} runs reused a plan");
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn tpcds_returns_the_same_rows_with_and_without_sluices_rules() {
     assert!(found.rows > 1000, "{found:?}");
     let (differences, reused) = compare_prepared(dir.path(), "production", |_| Vec::new());
     assert!(differences.is_empty(), "{}", differences.join("\n"));
-    assert!(reused >= 2 * 50, "{reused} runs reused a plan");
+    assert!(reused >= 2 * 103, "{reused} runs reused a plan");
 }
 
 /// Parquet as pyarrow writes it by default (snappy, statistics per row group, no page
