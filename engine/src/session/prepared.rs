@@ -337,18 +337,32 @@ fn memory_scan(node: &Arc<dyn ExecutionPlan>) -> Option<&MemorySourceConfig> {
 }
 
 /// The memory scan `node` (of `config`) reading `partitions` instead, with its
-/// projection and limit; `None` when it cannot be rebuilt as it was (a scan that
-/// claims an order: a table of rows computed ahead claims none).
+/// projection, limit and number of partitions (the rows dealt round into as many as it
+/// had, if they came in another number); `None` when it cannot be rebuilt as it was (a
+/// scan that claims an order: a table of rows computed ahead claims none, and a kept
+/// plan has none that does, see `KeptPlan::without_rows`).
 fn refilled(
     node: &Arc<dyn ExecutionPlan>,
     config: &MemorySourceConfig,
     partitions: &[Vec<RecordBatch>],
 ) -> DfResult<Option<Arc<dyn ExecutionPlan>>> {
-    if !config.sort_information().is_empty() || partitions.len() != config.partitions().len() {
+    if !config.sort_information().is_empty() {
         return Ok(None);
     }
     let Some(exec) = node.downcast_ref::<DataSourceExec>() else {
         return Ok(None);
+    };
+    let wanted = config.partitions().len().max(1);
+    let dealt;
+    let partitions = if partitions.len() == wanted {
+        partitions
+    } else {
+        let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); wanted];
+        for (i, batch) in partitions.iter().flatten().enumerate() {
+            split[i % wanted].push(batch.clone());
+        }
+        dealt = split;
+        &dealt[..]
     };
     let source = MemorySourceConfig::try_new(
         partitions,
@@ -704,11 +718,19 @@ mod tests {
                 "{text}"
             );
         }
-        // A fill of another shape than the scans': an error, not a wrong answer.
-        let wrong = Fill {
+        // The same rows in another number of partitions: dealt into the scans' own.
+        let one = Fill {
             schema: schema.clone(),
-            partitions: vec![vec![batch(&schema, [1])]],
+            partitions: vec![vec![
+                batch(&schema, [10, 30, 40]),
+                batch(&schema, [20, 60, 50]),
+            ]],
         };
-        assert!(kept.runnable(std::slice::from_ref(&wrong)).is_err());
+        let plan = kept.runnable(std::slice::from_ref(&one)).unwrap();
+        let text = pretty(&collect(plan, ctx.task_ctx()).await.unwrap());
+        assert!(
+            text.contains("| 60 | 6 |") && text.contains("| 50 | 6 |"),
+            "{text}"
+        );
     }
 }
