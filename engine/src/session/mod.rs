@@ -1088,7 +1088,9 @@ impl EnvSession {
         }
         let slot = self.plan_slot(|| prepared::PlanKey::pipe(pipe, &values, options.limit));
         if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept)
-            && let Some(out) = self.run_prepared(&planned, Some(pipe), started).await?
+            && let Some(out) = self
+                .run_prepared(&planned, slot.as_ref(), Some(pipe), started)
+                .await?
         {
             return Ok(out);
         }
@@ -1150,7 +1152,9 @@ impl EnvSession {
         }
         let slot = self.plan_slot(|| prepared::PlanKey::query(sql, options.limit));
         if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept)
-            && let Some(out) = self.run_prepared(&planned, None, started).await?
+            && let Some(out) = self
+                .run_prepared(&planned, slot.as_ref(), None, started)
+                .await?
         {
             return Ok(out);
         }
@@ -1211,7 +1215,9 @@ impl EnvSession {
             Future<Output = Result<(SessionContext, DataFrame, Vec<SourceScan>, BTreeSet<String>)>>,
     {
         if let Some(planned) = slot.as_ref().and_then(prepared::Slot::kept)
-            && let Some(out) = self.run_prepared(&planned, pipe, started).await?
+            && let Some(out) = self
+                .run_prepared(&planned, slot.as_ref(), pipe, started)
+                .await?
         {
             return Ok(out);
         }
@@ -1368,10 +1374,12 @@ impl EnvSession {
     /// output. `None` when what it computes ahead outgrows what is left of the run's
     /// budget for it now (other runs hold the rest: planned anew, the run reads such a
     /// node as a view), or its rows are not what the plan was made for
-    /// (`prepared::ExactStats`): the caller plans the run anew.
+    /// (`prepared::ExactStats`: no plan is kept in `slot` again): the caller plans the
+    /// run anew.
     async fn run_prepared(
         &self,
         planned: &prepared::Prepared,
+        slot: Option<&prepared::Slot<'_>>,
         pipe: Option<&Pipe>,
         started: Instant,
     ) -> Result<Option<RunOutput>> {
@@ -1401,7 +1409,10 @@ impl EnvSession {
             // rows vary from run to run without a volatile function, e.g. a `LIMIT`
             // without an order over values with NULLs): planned anew for them.
             if prepared::ExactStats::of(&rows.partitions) != ahead.exact {
-                tracing::debug!(node = %ahead.name, "rows computed ahead differ from the kept plan's: planned anew");
+                tracing::debug!(node = %ahead.name, "rows computed ahead differ from the kept plan's: planned anew, and not kept");
+                if let Some(slot) = slot {
+                    slot.never_keep();
+                }
                 return Ok(None);
             }
             tracing::debug!(node = %ahead.name, reads = ahead.reads, rows = rows.rows, "computed ahead for a kept plan");

@@ -19,8 +19,9 @@
 //!   again, in order, and its copy of the plans scans that run's rows (`Fill`). Their
 //!   plans have nothing volatile or evaluated when planned, and the key fixes the
 //!   sources' files, so a run computes the rows the plans were made for; what the
-//!   optimizer may have answered from their statistics (`ExactStats`) is checked, and a
-//!   run whose rows disagree (or outgrow the budget now) is planned anew.
+//!   optimizer may have answered from their statistics (`ExactStats`) is checked: a
+//!   run whose rows disagree is planned anew and its key never kept again (until the
+//!   store changes), one whose rows outgrow the budget now is planned anew.
 //! - **It is kept before its dynamic filters exist.** A hash join's build-side bounds, a
 //!   TopK's threshold and a global `min`/`max`'s running bounds are filters an execution
 //!   fills in and the scans below read; a plan kept after they were wired would prune
@@ -525,13 +526,18 @@ pub(crate) struct PreparedPlans {
 struct Kept {
     generation: u64,
     plans: LruCache<PlanKey, Arc<Prepared>>,
+    /// Keys whose plans are not kept again: their rows computed ahead came out unlike
+    /// the ones the plan was made for (see `Slot::never_keep`). As many as `plans`
+    /// holds, the least recently marked out first.
+    unkept: LruCache<PlanKey, ()>,
 }
 
 impl Kept {
-    /// Drops every plan of another generation than `generation`.
+    /// Drops every plan (and mark) of another generation than `generation`.
     fn at(&mut self, generation: u64) -> &mut Self {
         if self.generation != generation {
             self.plans.clear();
+            self.unkept.clear();
             self.generation = generation;
         }
         self
@@ -544,6 +550,7 @@ impl Default for PreparedPlans {
             inner: Mutex::new(Kept {
                 generation: 0,
                 plans: LruCache::new(NonZeroUsize::new(KEPT).expect("not zero")),
+                unkept: LruCache::new(NonZeroUsize::new(KEPT).expect("not zero")),
             }),
             hits: Arc::new(AtomicU64::new(0)),
         }
@@ -564,9 +571,20 @@ impl Slot<'_> {
         self.plans.get(&self.key, self.generation)
     }
 
-    /// Keeps `plan` here.
+    /// Keeps `plan` here (unless `never_keep` was said of it).
     pub(crate) fn keep(self, plan: Arc<Prepared>) {
         self.plans.put(self.key, self.generation, plan);
+    }
+
+    /// Drops the plan kept here and keeps none here again (until the store changes):
+    /// its rows computed ahead differ from run to run (a node whose answer is not
+    /// fixed by its sources, such as a `LIMIT` without an order), so each run would
+    /// compute them for the kept plan and again for a new one.
+    pub(crate) fn never_keep(&self) {
+        let mut kept = self.plans.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let kept = kept.at(self.generation);
+        kept.plans.pop(&self.key);
+        kept.unkept.put(self.key.clone(), ());
     }
 }
 
@@ -597,7 +615,11 @@ impl PreparedPlans {
         if generation < kept.generation {
             return;
         }
-        kept.at(generation).plans.put(key, plan);
+        let kept = kept.at(generation);
+        if kept.unkept.contains(&key) {
+            return;
+        }
+        kept.plans.put(key, plan);
     }
 
     /// The count of runs that reused a kept plan, shared (e.g. for a server's metrics).
@@ -731,6 +753,47 @@ mod tests {
         assert!(
             text.contains("| 60 | 6 |") && text.contains("| 50 | 6 |"),
             "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_whose_rows_vary_is_not_kept_again_until_the_store_changes() {
+        let ctx = SessionContext::new();
+        let df = ctx.sql("SELECT 1 AS one").await.unwrap();
+        let (state, logical) = df.into_parts();
+        let planned = || async {
+            Arc::new(
+                Prepared::plan(
+                    ctx.clone(),
+                    state.clone(),
+                    &logical,
+                    Vec::new(),
+                    Vec::new(),
+                    None,
+                )
+                .await
+                .unwrap(),
+            )
+        };
+        let plans = PreparedPlans::default();
+        let key = PlanKey::query("SELECT 1 AS one", None);
+        plans.slot(key.clone(), 1).keep(planned().await);
+        assert!(plans.slot(key.clone(), 1).kept().is_some());
+        plans.slot(key.clone(), 1).never_keep();
+        assert!(plans.slot(key.clone(), 1).kept().is_none(), "dropped");
+        plans.slot(key.clone(), 1).keep(planned().await);
+        assert!(
+            plans.slot(key.clone(), 1).kept().is_none(),
+            "not kept again"
+        );
+        // Another key is kept as before; a new store state forgets the mark.
+        let other = PlanKey::query("SELECT 2", None);
+        plans.slot(other.clone(), 1).keep(planned().await);
+        assert!(plans.slot(other, 1).kept().is_some());
+        plans.slot(key.clone(), 2).keep(planned().await);
+        assert!(
+            plans.slot(key, 2).kept().is_some(),
+            "kept under the new state"
         );
     }
 }
