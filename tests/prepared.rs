@@ -113,6 +113,18 @@ fn project() -> TestProject {
     p
 }
 
+/// A third file of 1,000 facts (5,000 to 6,000), which `session` sees once its listings
+/// are refreshed (as the server refreshes them on every change).
+fn add_facts_file(p: &TestProject, session: &EnvSession) {
+    write_facts(
+        &p.path().join("data/production"),
+        "part-2.parquet",
+        5_000,
+        1_000,
+    );
+    assert!(block_on(session.refresh_listings()).expect("refresh"));
+}
+
 /// A session of production that keeps its plans.
 fn prepared(p: &TestProject, sample: SampleOverride) -> EnvSession {
     p.session("production", sample).prepare_plans()
@@ -193,13 +205,7 @@ fn plans_that_compute_nodes_ahead_are_kept_and_compute_them_on_every_run() {
     }
     // The kept plan holds no rows of its nodes: with another file, the next run
     // (once the listings are refreshed) computes them from the new files.
-    write_facts(
-        &p.path().join("data/production"),
-        "part-2.parquet",
-        5_000,
-        1_000,
-    );
-    assert!(block_on(kept.refresh_listings()).expect("refresh"));
+    add_facts_file(&p, &kept);
     let fresh = p.session("production", SampleOverride::default());
     for pipe in ["shared", "with_twice"] {
         let expected = run(&fresh, pipe, &[]);
@@ -266,13 +272,7 @@ fn a_changed_store_drops_the_prepared_plans() {
     assert_eq!(kept.prepared_runs(), 1);
     // A new file: the session sees it once its listings are refreshed (as the server
     // does on every change), and the plan of the old files is not run again.
-    write_facts(
-        &p.path().join("data/production"),
-        "part-2.parquet",
-        5_000,
-        1_000,
-    );
-    assert!(block_on(kept.refresh_listings()).expect("refresh"));
+    add_facts_file(&p, &kept);
     let out = run(&kept, "counted", &[]);
     assert_eq!(n(&out), "6000");
     assert_eq!(kept.prepared_runs(), 1);

@@ -1333,12 +1333,13 @@ impl EnvSession {
         let ahead = shared
             .iter_mut()
             .filter_map(|s| {
+                let (plan, exact) = s.kept.take()?;
                 Some(prepared::Ahead {
                     name: s.name.clone(),
                     reads: s.reads,
-                    plan: s.kept.take()?,
+                    plan,
                     schema: s.schema.clone(),
-                    exact: s.exact.clone(),
+                    exact,
                 })
             })
             .collect();

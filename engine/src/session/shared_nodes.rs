@@ -71,11 +71,10 @@ pub struct SharedNode {
     pub bytes: usize,
     /// The schema of the table of its rows (see `prepared::Ahead::schema`).
     pub(crate) schema: SchemaRef,
-    /// What a scan of its rows tells the optimizer (see `prepared::ExactStats`).
-    pub(crate) exact: ExactStats,
     /// For a session that keeps plans: the plan that computed it, as it is kept
-    /// (`prepared::KeptPlan`), to compute it again on the next run.
-    pub(crate) kept: Option<KeptPlan>,
+    /// (`prepared::KeptPlan`), to compute it again on the next run, and what a scan of
+    /// its rows told the optimizer (`prepared::ExactStats`).
+    pub(crate) kept: Option<(KeptPlan, ExactStats)>,
     /// Whether its plan calls no function evaluated while planning (`now()`, see
     /// `prepared::evaluated_when_planned`), so that it may be kept.
     pub(crate) timeless: bool,
@@ -202,7 +201,7 @@ async fn compute_rows(
     let Some(held) = hold_rows(ctx, name, plan.clone(), &schema, pool, budget).await? else {
         return Ok(None);
     };
-    let exact = ExactStats::of(&held.partitions);
+    let kept = kept.map(|plan| (plan, ExactStats::of(&held.partitions)));
     let table = MemTable::try_new(schema.clone(), held.partitions)?;
     tracing::debug!(
         node = name,
@@ -220,7 +219,6 @@ async fn compute_rows(
             rows: held.rows,
             bytes: held.reservation.size(),
             schema,
-            exact,
             kept,
             timeless,
             _reservation: held.reservation,

@@ -362,7 +362,6 @@ fn designs(scans: &[SourceScan]) -> Result<HashMap<String, Design>, String> {
     Ok(out)
 }
 
-/// The outcome of rewriting a plan for estimates.
 /// `SLUICE_ESTIMATE_PORTABLE=1` plans estimates as for a Ballista cluster in an embedded
 /// run too: bounds as plain SQL, the calibration from a second read of the sample. Both
 /// plans must answer alike; this compares them without a cluster. Empty, `0`, `false`,
@@ -379,6 +378,7 @@ fn switched_on(value: &str) -> bool {
     )
 }
 
+/// The outcome of rewriting a plan for estimates.
 pub(crate) enum Rewritten {
     /// The plan to run instead, with the report of its columns.
     Plan(LogicalPlan, EstimateReport),
@@ -1770,19 +1770,17 @@ fn two_stage(
         }
         _ => None,
     };
-    // Rows as units (`bernoulli`), each weighing w, n of them in the sample as the
-    // footers count them: N̂ = n·w and Σ(1 − π)X² = n·(1 − 1/w)·w², as a second read
-    // would sum them.
+    // Rows as units (`bernoulli`), each weighing w, n of them in the sample as its
+    // access plans count them: units of one row each, as a second read would sum them.
     let row_totals = match (calibration, unit, design.sample_rows, &design.weight) {
         (Some(_), None, Some(n), Weight::Constant(cw)) => {
-            let n = n as f64;
-            Some((n * cw, n * (1.0 - 1.0 / cw) * cw * cw))
+            Some(unit_rows::calibration_totals(n as f64, n as f64, *cw))
         }
         _ => None,
     };
     let known_totals = footers
         .as_ref()
-        .map(|f| (f.estimated_rows(), f.squares()))
+        .map(unit_rows::UnitRows::totals)
         .or(row_totals);
     let (stage1, totals) = match (calibration, unit) {
         (None, _) => (stage1, None),

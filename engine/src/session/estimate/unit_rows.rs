@@ -22,6 +22,16 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
+/// The calibration's totals over a sample's units, every row weighing `weight` (1/π)
+/// and the units holding `rows` rows in all, `squared_rows` the sum of their rows'
+/// squares: N̂ = Σ X = w·Σr, the rows of the full data the sample stands for, and
+/// Σ (1 − π) X² = (1 − 1/w)·w²·Σr², with X = w·r a unit's weighted rows. Rows as units
+/// (`bernoulli`) are units of one row each: Σr = Σr² = n.
+pub(super) fn calibration_totals(rows: f64, squared_rows: f64, weight: f64) -> (f64, f64) {
+    let q = 1.0 - 1.0 / weight;
+    (weight * rows, q * weight * weight * squared_rows)
+}
+
 /// A `system` sample's units: the rows each one reads (by unit number) and the weight
 /// of every row (1/π).
 #[derive(Debug, Clone)]
@@ -46,21 +56,11 @@ impl UnitRows {
         }
     }
 
-    /// N̂, the rows of the full data the sample stands for: Σ X over its units.
-    pub(super) fn estimated_rows(&self) -> f64 {
-        self.rows.iter().map(|r| *r as f64 * self.weight).sum()
-    }
-
-    /// Σ (1 − π) X² over the units (π = 1/weight).
-    pub(super) fn squares(&self) -> f64 {
-        let q = 1.0 - 1.0 / self.weight;
-        self.rows
-            .iter()
-            .map(|r| {
-                let x = *r as f64 * self.weight;
-                q * x * x
-            })
-            .sum()
+    /// The calibration's totals over these units (see `calibration_totals`).
+    pub(super) fn totals(&self) -> (f64, f64) {
+        let rows = self.rows.iter().map(|r| *r as f64).sum();
+        let squared = self.rows.iter().map(|r| (*r as f64) * (*r as f64)).sum();
+        calibration_totals(rows, squared, self.weight)
     }
 
     /// `sluice_unit_weighted_rows(unit)`: X of the unit numbered `unit` (the sample's
@@ -168,11 +168,9 @@ mod tests {
     #[test]
     fn looks_up_each_unit_and_gives_null_for_what_is_no_unit() {
         let units = UnitRows::new(Arc::from(vec![1000u64, 0, 250]), 10.0);
-        assert_eq!(units.estimated_rows(), 12_500.0);
-        assert_eq!(
-            units.squares(),
-            0.9 * (10_000.0f64.powi(2) + 2_500.0f64.powi(2))
-        );
+        let (estimated_rows, squares) = units.totals();
+        assert_eq!(estimated_rows, 12_500.0);
+        assert_eq!(squares, 0.9 * (10_000.0f64.powi(2) + 2_500.0f64.powi(2)));
         let text = StringArray::from(vec![Some("2"), None, Some("0"), Some("3"), Some("x")]);
         assert_eq!(
             run(&units, Arc::new(text)),
