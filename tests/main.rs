@@ -18,6 +18,7 @@ mod fuzz;
 mod guards;
 mod layers;
 mod newcomer;
+mod opens;
 mod params;
 mod prepared;
 mod quality;

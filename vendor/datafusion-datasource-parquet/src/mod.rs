@@ -31,6 +31,7 @@ pub mod file_format;
 pub mod metadata;
 mod metrics;
 mod nested_schema_pruning;
+mod open_cache;
 mod opener;
 mod page_filter;
 mod projection_read_plan;

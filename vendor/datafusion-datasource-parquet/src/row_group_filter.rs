@@ -265,6 +265,28 @@ impl RowGroupAccessPlanFilter {
         predicate: &PruningPredicate,
         metrics: &ParquetFileMetrics,
     ) {
+        self.prune_by_statistics_with(
+            arrow_schema,
+            parquet_schema,
+            groups,
+            predicate,
+            || inverted_pruning_predicate(predicate, arrow_schema).map(Arc::new),
+            metrics,
+        )
+    }
+
+    /// `prune_by_statistics` with the fully-matched check's inverted predicate given by
+    /// `inverted` (Sluice's change: the opener takes it from its cache, see
+    /// `open_cache.rs`), called only when a row group remains.
+    pub(crate) fn prune_by_statistics_with(
+        &mut self,
+        arrow_schema: &Schema,
+        parquet_schema: &SchemaDescriptor,
+        groups: &[RowGroupMetaData],
+        predicate: &PruningPredicate,
+        inverted: impl FnOnce() -> Option<Arc<PruningPredicate>>,
+        metrics: &ParquetFileMetrics,
+    ) {
         // scoped timer updates on drop
         let _timer_guard = metrics.statistics_eval_time.timer();
 
@@ -307,7 +329,7 @@ impl RowGroupAccessPlanFilter {
                     arrow_schema,
                     parquet_schema,
                     groups,
-                    predicate,
+                    inverted,
                     metrics,
                 );
             }
@@ -333,50 +355,14 @@ impl RowGroupAccessPlanFilter {
         arrow_schema: &Schema,
         parquet_schema: &SchemaDescriptor,
         groups: &[RowGroupMetaData],
-        predicate: &PruningPredicate,
+        inverted: impl FnOnce() -> Option<Arc<PruningPredicate>>,
         metrics: &ParquetFileMetrics,
     ) {
         if candidate_row_group_indices.is_empty() {
             return;
         }
 
-        let mut inverted_expr: Arc<dyn PhysicalExpr> =
-            Arc::new(NotExpr::new(Arc::clone(predicate.orig_expr())));
-
-        // Rows where the predicate evaluates to NULL do not pass the filter.
-        // Include NULL checks in the inverted expression so a row group is only
-        // considered fully matched when every referenced column is known non-null.
-        // This is conservative for null-accepting predicates, but fully matched
-        // row groups must not have false positives.
-        let mut columns = collect_columns(predicate.orig_expr())
-            .into_iter()
-            .filter(|column| arrow_schema.field(column.index()).is_nullable())
-            .collect::<Vec<_>>();
-        columns.sort_by(|a, b| {
-            a.index()
-                .cmp(&b.index())
-                .then_with(|| a.name().cmp(b.name()))
-        });
-
-        for column in columns {
-            inverted_expr = Arc::new(BinaryExpr::new(
-                inverted_expr,
-                Operator::Or,
-                Arc::new(IsNullExpr::new(Arc::new(column))),
-            ));
-        }
-
-        // Simplify the inverted expression (e.g., NOT(c1 = 0) -> c1 != 0)
-        // before building the pruning predicate
-        let simplifier = PhysicalExprSimplifier::new(arrow_schema);
-        let Ok(inverted_expr) = simplifier.simplify(inverted_expr) else {
-            return;
-        };
-
-        let Ok(inverted_predicate) = PruningPredicateBuilder::new()
-            .with_file_schema(Arc::clone(predicate.schema()))
-            .try_build(inverted_expr)
-        else {
+        let Some(inverted_predicate) = inverted() else {
             return;
         };
 
@@ -527,6 +513,50 @@ impl PruningStatistics for RowGroupPruningStatistics<'_> {
     ) -> Option<BooleanArray> {
         None
     }
+}
+
+/// The predicate whose pruning of a row group proves every row of it matches `predicate`:
+/// its negation, or'ed with `IS NULL` of each nullable column it reads (a row where the
+/// predicate is NULL does not match). `None` when it cannot be built.
+pub(crate) fn inverted_pruning_predicate(
+    predicate: &PruningPredicate,
+    arrow_schema: &Schema,
+) -> Option<PruningPredicate> {
+    let mut inverted_expr: Arc<dyn PhysicalExpr> =
+        Arc::new(NotExpr::new(Arc::clone(predicate.orig_expr())));
+
+    // Rows where the predicate evaluates to NULL do not pass the filter.
+    // Include NULL checks in the inverted expression so a row group is only
+    // considered fully matched when every referenced column is known non-null.
+    // This is conservative for null-accepting predicates, but fully matched
+    // row groups must not have false positives.
+    let mut columns = collect_columns(predicate.orig_expr())
+        .into_iter()
+        .filter(|column| arrow_schema.field(column.index()).is_nullable())
+        .collect::<Vec<_>>();
+    columns.sort_by(|a, b| {
+        a.index()
+            .cmp(&b.index())
+            .then_with(|| a.name().cmp(b.name()))
+    });
+
+    for column in columns {
+        inverted_expr = Arc::new(BinaryExpr::new(
+            inverted_expr,
+            Operator::Or,
+            Arc::new(IsNullExpr::new(Arc::new(column))),
+        ));
+    }
+
+    // Simplify the inverted expression (e.g., NOT(c1 = 0) -> c1 != 0)
+    // before building the pruning predicate
+    let simplifier = PhysicalExprSimplifier::new(arrow_schema);
+    let inverted_expr = simplifier.simplify(inverted_expr).ok()?;
+
+    PruningPredicateBuilder::new()
+        .with_file_schema(Arc::clone(predicate.schema()))
+        .try_build(inverted_expr)
+        .ok()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use crate::DefaultParquetFileReaderFactory;
 use crate::ParquetFileReaderFactory;
+use crate::open_cache::OpenCache;
 use crate::opener::ParquetMorselizer;
 use crate::opener::build_pruning_predicates;
 use crate::opener::build_virtual_columns_state;
@@ -314,6 +315,9 @@ pub struct ParquetSource {
     /// Sort order driving `PreparedAccessPlan::reorder_by_statistics`
     /// in the opener.
     sort_order_for_reorder: Option<LexOrdering>,
+    /// What opening files derives from their schema and the predicate, shared by the
+    /// source's clones (Sluice's change: `open_cache.rs`).
+    open_cache: Arc<OpenCache>,
 }
 
 impl ParquetSource {
@@ -340,6 +344,7 @@ impl ParquetSource {
             encryption_factory: None,
             reverse_row_groups: false,
             sort_order_for_reorder: None,
+            open_cache: Arc::default(),
         }
     }
 
@@ -671,6 +676,7 @@ impl FileSource for ParquetSource {
             reverse_row_groups: self.reverse_row_groups,
             sort_order_for_reorder: self.sort_order_for_reorder.clone(),
             virtual_state,
+            open_cache: Arc::clone(&self.open_cache),
         }))
     }
 

@@ -25,12 +25,13 @@ use self::early_stop::EarlyStoppingStream;
 use self::encryption::EncryptionContext;
 use crate::access_plan::PreparedAccessPlan;
 use crate::decoder_projection::DecoderProjection;
+use crate::open_cache::{self, OpenCache, PruningUse, SchemaKey};
 use crate::page_filter::PagePruningAccessPlanFilter;
 use crate::push_decoder::{
     DecoderBuilderConfig, PushDecoderStreamState, RgPlanEntry, RowGroupPruner,
 };
 use crate::row_filter::RowFilterGenerator;
-use crate::row_group_filter::RowGroupAccessPlanFilter;
+use crate::row_group_filter::{RowGroupAccessPlanFilter, inverted_pruning_predicate};
 use crate::{
     BloomFilterStatistics, Int96Coercer, ParquetAccessPlan, ParquetFileMetrics,
     ParquetFileReaderFactory, ParquetRowSelection, ParquetVirtualColumn,
@@ -51,6 +52,7 @@ use std::sync::Arc;
 use arrow::datatypes::{FieldRef, Schema, SchemaRef, TimeUnit};
 #[cfg(feature = "parquet_encryption")]
 use datafusion_common::encryption::FileDecryptionProperties;
+use datafusion_common::pruning::PrunableStatistics;
 use datafusion_common::stats::Precision;
 use datafusion_common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion_common::{
@@ -80,7 +82,9 @@ use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::arrow::parquet_column;
 use parquet::basic::Type;
 use parquet::bloom_filter::Sbbf;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader, RowGroupMetaData};
+use parquet::file::metadata::{
+    PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader, RowGroupMetaData,
+};
 
 /// Morselizer-level state for virtual columns, precomputed once per scan
 /// partition so each file skips the validator walks, `null_replacements`
@@ -301,6 +305,8 @@ pub(super) struct ParquetMorselizer {
     /// Per-scan virtual-column state (validation already performed). `None`
     /// when no virtual columns are requested — the common path.
     pub(crate) virtual_state: Option<Arc<VirtualColumnsState>>,
+    /// Schemas and pruning predicates of files opened before (Sluice's change).
+    pub(crate) open_cache: Arc<OpenCache>,
 }
 
 impl fmt::Debug for ParquetMorselizer {
@@ -429,6 +435,10 @@ struct PreparedParquetOpen {
     file_metrics: ParquetFileMetrics,
     baseline_metrics: BaselineMetrics,
     file_pruner: Option<FilePruner>,
+    /// Whether the file's statistics are checked against a predicate that holds no
+    /// dynamic filter (in place of a `FilePruner`, with the cached pruning predicate).
+    prune_file_statically: bool,
+    open_cache: Arc<OpenCache>,
     metadata_size_hint: Option<usize>,
     metrics: ExecutionPlanMetricsSet,
     parquet_file_reader_factory: Arc<dyn ParquetFileReaderFactory>,
@@ -471,6 +481,11 @@ struct MetadataLoadedParquetOpen {
     prepared: PreparedParquetOpen,
     reader_metadata: ArrowReaderMetadata,
     options: ArrowReaderOptions,
+    /// Where to keep the file's coerced schema for the next file (none when it came
+    /// from there, or cannot be kept).
+    schema_key: Option<SchemaKey>,
+    /// Whether the reader's schema already has the scan's coercions (from the cache).
+    schema_is_coerced: bool,
 }
 
 /// State of [`ParquetOpenState`]
@@ -812,14 +827,25 @@ impl ParquetMorselizer {
         // filter that can prune via partition-value folding) and returns `None`
         // otherwise. For a static predicate the pruner's tracker reports no
         // changes, so it runs once and adds no ongoing cost.
-        let file_pruner = predicate.as_ref().and_then(|p| {
-            FilePruner::try_new(
-                Arc::clone(p),
-                &logical_file_schema,
-                &partitioned_file,
-                predicate_creation_errors.clone(),
-            )
-        });
+        // Sluice's change: a predicate without a dynamic filter is checked once, as
+        // `FilePruner` would (same statistics, same builder options), with the pruning
+        // predicate built for the previous file when it is the same (`open_cache.rs`).
+        let static_predicate = predicate.as_ref().is_some_and(open_cache::cacheable);
+        let prune_file_statically = static_predicate
+            && partitioned_file.statistics.is_some()
+            && partitioned_file.has_statistics();
+        let file_pruner =
+            predicate
+                .as_ref()
+                .filter(|_| !static_predicate)
+                .and_then(|p| {
+                    FilePruner::try_new(
+                        Arc::clone(p),
+                        &logical_file_schema,
+                        &partitioned_file,
+                        predicate_creation_errors.clone(),
+                    )
+                });
 
         Ok(PreparedParquetOpen {
             partition_index: self.partition_index,
@@ -830,6 +856,8 @@ impl ParquetMorselizer {
             file_metrics,
             baseline_metrics,
             file_pruner,
+            prune_file_statically,
+            open_cache: Arc::clone(&self.open_cache),
             metadata_size_hint,
             metrics: self.metrics.clone(),
             parquet_file_reader_factory: Arc::clone(&self.parquet_file_reader_factory),
@@ -892,11 +920,65 @@ impl PreparedParquetOpen {
                 .add_pruned(1);
             return Ok(None);
         }
+        if self.prune_file_statically && self.statistics_rule_out_file() {
+            self.file_metrics
+                .files_ranges_pruned_statistics
+                .add_pruned(1);
+            return Ok(None);
+        }
 
         self.file_metrics
             .files_ranges_pruned_statistics
             .add_matched(1);
         Ok(Some(self))
+    }
+
+    /// Whether the file's statistics prove no row matches the (static) predicate: what
+    /// `FilePruner::should_prune` answers on its first call, with the pruning predicate
+    /// taken from the cache (Sluice's change).
+    fn statistics_rule_out_file(&self) -> bool {
+        let (Some(predicate), Some(statistics)) = (
+            self.predicate.as_ref(),
+            self.partitioned_file.statistics.as_ref(),
+        ) else {
+            return false;
+        };
+        let Some(pruning) = self.open_cache.pruning_predicate(
+            PruningUse::File,
+            predicate,
+            &self.logical_file_schema,
+            &self.predicate_creation_errors,
+        ) else {
+            return false;
+        };
+        let statistics = PrunableStatistics::new(
+            vec![Arc::clone(statistics)],
+            Arc::clone(&self.logical_file_schema),
+        );
+        match pruning.prune(&statistics) {
+            Ok(values) => values.iter().all(|keep| !keep),
+            Err(e) => {
+                debug!("Ignoring error evaluating pruning predicate for file: {e}");
+                self.predicate_creation_errors.add(1);
+                false
+            }
+        }
+    }
+
+    /// What the file's Arrow schema is derived from, when it may be cached (not for
+    /// encrypted files, whose metadata depends on their keys).
+    fn file_schema_key(&self, metadata: &ParquetMetaData) -> Option<SchemaKey> {
+        #[cfg(feature = "parquet_encryption")]
+        if self.file_decryption_properties.is_some() {
+            return None;
+        }
+        Some(SchemaKey::new(
+            metadata,
+            self.partitioned_file.arrow_schema.as_ref(),
+            &self.logical_file_schema,
+            self.coerce_int96.as_ref(),
+            self.coerce_int96_tz.as_ref(),
+        ))
     }
 
     /// Load parquet metadata after file-level pruning is complete.
@@ -923,9 +1005,16 @@ impl PreparedParquetOpen {
         // the returned metadata may actually include page indexes as some
         // readers may return page indexes even when not requested -- for
         // example when they are cached)
-        let reader_metadata =
-            ArrowReaderMetadata::load_async(&mut self.async_file_reader, options.clone())
-                .await?;
+        let metadata = self.async_file_reader.get_metadata(Some(&options)).await?;
+        // Sluice's change: a file whose schema, key-value metadata and settings are a
+        // previous file's is given that file's coerced Arrow schema, rather than
+        // decoding the schema the writer embedded and converting it twice.
+        let schema_key = self.file_schema_key(&metadata);
+        let cached_schema = schema_key.as_ref().and_then(|k| self.open_cache.schema(k));
+        if let Some(schema) = &cached_schema {
+            options = options.with_schema(Arc::clone(schema));
+        }
+        let reader_metadata = ArrowReaderMetadata::try_new(metadata, options.clone())?;
         metadata_timer.stop();
         drop(metadata_timer);
 
@@ -933,6 +1022,8 @@ impl PreparedParquetOpen {
             prepared: self,
             reader_metadata,
             options,
+            schema_key: schema_key.filter(|_| cached_schema.is_none()),
+            schema_is_coerced: cached_schema.is_some(),
         })
     }
 }
@@ -945,6 +1036,8 @@ impl MetadataLoadedParquetOpen {
             mut prepared,
             mut reader_metadata,
             mut options,
+            schema_key,
+            schema_is_coerced,
         } = self;
 
         // Note about schemas: we are actually dealing with **3 different schemas** here:
@@ -962,7 +1055,9 @@ impl MetadataLoadedParquetOpen {
         // desired schema (for example if we want to instruct the parquet
         // reader to read strings using Utf8View instead). Update if necessary
         let mut metadata_dirty = false;
-        if let Some(merged) = apply_file_schema_type_coercions(
+        if schema_is_coerced {
+            // The cache gave the reader the schema the steps below would make.
+        } else if let Some(merged) = apply_file_schema_type_coercions(
             &prepared.logical_file_schema,
             &physical_file_schema,
         ) {
@@ -972,6 +1067,7 @@ impl MetadataLoadedParquetOpen {
         }
 
         if let Some(ref coerce) = prepared.coerce_int96
+            && !schema_is_coerced
             && let Some(merged) = Int96Coercer::new(
                 reader_metadata.parquet_schema(),
                 &physical_file_schema,
@@ -983,6 +1079,12 @@ impl MetadataLoadedParquetOpen {
             physical_file_schema = Arc::new(merged);
             options = options.with_schema(Arc::clone(&physical_file_schema));
             metadata_dirty = true;
+        }
+
+        if let Some(key) = schema_key {
+            prepared
+                .open_cache
+                .keep_schema(key, Arc::clone(&physical_file_schema));
         }
 
         // Arrow-rs appends virtual columns to the supplied schema internally,
@@ -1051,18 +1153,25 @@ impl MetadataLoadedParquetOpen {
         }
         prepared.physical_file_schema = Arc::clone(&physical_file_schema);
 
-        // Build predicates for this specific file
-        let pruning_predicate = build_pruning_predicates(
-            prepared.predicate.as_ref(),
-            &physical_file_schema,
-            &prepared.predicate_creation_errors,
-            prepared.max_in_list_size,
-        );
+        // Build predicates for this specific file (Sluice's change: or take those
+        // built for a previous file with the same predicate and schema)
+        let pruning_predicate = prepared.predicate.as_ref().and_then(|predicate| {
+            prepared.open_cache.pruning_predicate(
+                PruningUse::RowGroups {
+                    max_in_list_size: prepared.max_in_list_size,
+                },
+                predicate,
+                &physical_file_schema,
+                &prepared.predicate_creation_errors,
+            )
+        });
 
         // Only build page pruning predicate if page index is enabled
         let page_pruning_predicate = if prepared.enable_page_index {
             prepared.predicate.as_ref().and_then(|predicate| {
-                let p = build_page_pruning_predicate(predicate, &physical_file_schema);
+                let p = prepared
+                    .open_cache
+                    .page_pruning(predicate, &physical_file_schema);
                 (p.filter_number() > 0).then_some(p)
             })
         } else {
@@ -1074,6 +1183,8 @@ impl MetadataLoadedParquetOpen {
                 prepared,
                 reader_metadata,
                 options,
+                schema_key: None,
+                schema_is_coerced: true,
             },
             pruning_predicate,
             page_pruning_predicate,
@@ -1103,13 +1214,24 @@ impl FiltersPreparedParquetOpen {
         }
 
         // If there is a predicate that can be evaluated against the metadata
-        if let Some(predicate) = self.pruning_predicate.as_ref().map(|p| p.as_ref()) {
+        if let Some(predicate) = self.pruning_predicate.as_ref() {
             if prepared.enable_row_group_stats_pruning {
-                row_groups.prune_by_statistics(
-                    &prepared.physical_file_schema,
+                let schema = &prepared.physical_file_schema;
+                let inverted = || {
+                    let make = || inverted_pruning_predicate(predicate, schema);
+                    match prepared.predicate.as_ref() {
+                        Some(p) if open_cache::cacheable(p) => {
+                            prepared.open_cache.inverted(predicate, schema, make)
+                        }
+                        _ => make().map(Arc::new),
+                    }
+                };
+                row_groups.prune_by_statistics_with(
+                    schema,
                     loaded.reader_metadata.parquet_schema(),
                     rg_metadata,
                     predicate,
+                    inverted,
                     &prepared.file_metrics,
                 );
             } else {
@@ -1347,6 +1469,7 @@ impl RowGroupsPrunedParquetOpen {
             prepared,
             reader_metadata,
             options: _,
+            ..
         } = loaded;
 
         let file_metadata = Arc::clone(reader_metadata.metadata());
@@ -1686,6 +1809,8 @@ fn create_initial_plan(
 /// Build a page pruning predicate from an optional predicate expression.
 /// If the predicate is None or the predicate cannot be converted to a page pruning
 /// predicate, return None.
+// Sluice's change: the opener builds it through `open_cache.rs`; its tests still call it.
+#[cfg(test)]
 pub(crate) fn build_page_pruning_predicate(
     predicate: &Arc<dyn PhysicalExpr>,
     file_schema: &SchemaRef,
@@ -1985,6 +2110,8 @@ mod test {
                     prepared,
                     reader_metadata,
                     options,
+                    schema_key: None,
+                    schema_is_coerced: false,
                 },
                 pruning_predicate: None,
                 page_pruning_predicate,
@@ -2199,6 +2326,7 @@ mod test {
                 reverse_row_groups: self.reverse_row_groups,
                 sort_order_for_reorder: None,
                 virtual_state,
+                open_cache: Arc::default(),
             })
         }
     }
