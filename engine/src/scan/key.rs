@@ -165,6 +165,32 @@ impl KeySample {
     }
 }
 
+/// A key sample's predicate (`KeySample::predicate`) as two that keep the same rows
+/// between them: the rows with a key, decided by the key alone (so a scan of them reads
+/// that one column, where the predicate made it read every column for the sake of the
+/// rows without one), and the rows whose key is NULL, decided by their other columns.
+/// Both count into counters of their own, so a run's report is the first read's.
+/// `None` when `predicate` is not a key sample's call.
+pub fn split_by_null_key(predicate: &Expr) -> Option<(Expr, Expr)> {
+    let Expr::ScalarFunction(call) = predicate else {
+        return None;
+    };
+    let sample = call.func.inner().downcast_ref::<KeySample>()?;
+    let [key, seed, fraction, ..] = call.args.as_slice() else {
+        return None;
+    };
+    let fresh = |args: Vec<Expr>| {
+        let udf = KeySample::new(Arc::default(), sample.heavy.clone());
+        Arc::new(ScalarUDF::new_from_impl(udf)).call(args)
+    };
+    let keyed =
+        key.clone()
+            .is_not_null()
+            .and(fresh(vec![key.clone(), seed.clone(), fraction.clone()]));
+    let unkeyed = key.clone().is_null().and(fresh(call.args.clone()));
+    Some((keyed, unkeyed))
+}
+
 impl PartialEq for KeySample {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.counters, &other.counters)
@@ -461,5 +487,72 @@ mod tests {
         // The same rows decide alike, another seed otherwise.
         assert_eq!(m, keep_mask(&keys, &[ids.clone()], 3, 0.1).unwrap());
         assert_ne!(m, keep_mask(&keys, &[ids], 4, 0.1).unwrap());
+    }
+
+    /// The two halves of `split_by_null_key` keep, between them, the rows the key
+    /// sample's own predicate keeps: keys hashed in, heavy keys kept whole, NULL keys
+    /// drawn row by row.
+    #[tokio::test]
+    async fn split_by_null_key_keeps_the_same_rows() {
+        use datafusion::catalog::MemTable;
+        use datafusion::logical_expr::{LogicalPlanBuilder, col};
+        use datafusion::prelude::SessionContext;
+
+        let n = 5_000i64;
+        // Keys 0..500 (key 7 heavy), every 9th row without a key; `v` tells rows apart.
+        let k: ArrayRef =
+            Arc::new(Int64Array::from_iter((0..n).map(|i| {
+                (i % 9 != 0).then_some(if i % 4 == 0 { 7 } else { i % 500 })
+            })));
+        let v: ArrayRef = Arc::new(Int64Array::from_iter_values(0..n));
+        let batch =
+            datafusion::arrow::record_batch::RecordBatch::try_from_iter([("k", k), ("v", v)])
+                .unwrap();
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(batch.schema(), vec![vec![batch]]).unwrap();
+        ctx.register_table("t", Arc::new(table)).unwrap();
+        let scan = ctx.table("t").await.unwrap().into_unoptimized_plan();
+        let heavy = Arc::new(HeavyKeys::from_strings(&["7".to_string()]));
+        let predicate =
+            KeySample::predicate(col("k"), vec![col("v")], 11, 0.2, Arc::default(), heavy);
+        let (keyed, unkeyed) = split_by_null_key(&predicate).expect("a key sample's call");
+        let rows = |plan| async {
+            let df = datafusion::dataframe::DataFrame::new(ctx.state(), plan);
+            let batches = df
+                .sort(vec![col("v").sort(true, false)])
+                .unwrap()
+                .collect()
+                .await;
+            let batches = batches.unwrap();
+            let mut out = Vec::new();
+            for b in &batches {
+                let k = b.column(0).as_primitive::<Int64Type>();
+                let v = b.column(1).as_primitive::<Int64Type>();
+                out.extend(
+                    (0..b.num_rows()).map(|i| (k.is_valid(i).then(|| k.value(i)), v.value(i))),
+                );
+            }
+            out
+        };
+        let filter = |p: Expr| {
+            LogicalPlanBuilder::from(scan.clone())
+                .filter(p)
+                .unwrap()
+                .build()
+                .unwrap()
+        };
+        let whole = rows(filter(predicate.clone())).await;
+        let halves = LogicalPlanBuilder::from(filter(keyed))
+            .union(filter(unkeyed))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(rows(halves).await, whole);
+        // Not a vacuous comparison: some rows of each kind are kept, and not all.
+        assert!(whole.iter().any(|(k, _)| k.is_none()));
+        assert!(whole.iter().any(|(k, _)| *k == Some(7)));
+        assert!(whole.iter().any(|(k, _)| k.is_some_and(|k| k != 7)));
+        assert!(whole.len() < n as usize / 2, "{}", whole.len());
+        assert!(split_by_null_key(&col("k").is_null()).is_none());
     }
 }

@@ -40,8 +40,8 @@ use datafusion::functions::math::expr_fn::{ceil, floor, round, sqrt};
 use datafusion::functions_aggregate::expr_fn::{bool_and, bool_or, max, min, sum};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, BinaryExpr, Expr, JoinType, LogicalPlan, Operator, Projection, SubqueryAlias, cast,
-    lit, when,
+    Aggregate, BinaryExpr, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Operator, Projection,
+    SubqueryAlias, cast, lit, when,
 };
 
 use crate::project::sampling::{SamplePolicy, SourceSampling};
@@ -553,6 +553,25 @@ struct Sample {
     weight_key: Option<usize>,
 }
 
+/// The sample a `key` design's calibration reads a second time, `predicate` (the key
+/// sample's) over `scan`: the union of its rows with a key, read by that column alone,
+/// and of those without one (`key::split_by_null_key`), which a scan skips in row groups
+/// with no NULL key. `None` when the predicate is not the key sample's alone.
+fn key_sample_read(predicate: &Expr, scan: &LogicalPlan) -> DfResult<Option<LogicalPlan>> {
+    let Some((keyed, unkeyed)) = crate::scan::key::split_by_null_key(predicate) else {
+        return Ok(None);
+    };
+    let keyed = LogicalPlanBuilder::from(scan.clone())
+        .filter(keyed)?
+        .build()?;
+    let unkeyed = LogicalPlanBuilder::from(scan.clone())
+        .filter(unkeyed)?
+        .build()?;
+    Ok(Some(
+        LogicalPlanBuilder::from(keyed).union(unkeyed)?.build()?,
+    ))
+}
+
 /// What an output column above the estimation aggregate is.
 #[derive(Debug, Clone)]
 enum Status {
@@ -769,8 +788,9 @@ impl Rewriter {
                         per_unit,
                         sample: None,
                     } if is_key_sample && matches!(input, LogicalPlan::TableScan(_)) => {
+                        let read = key_sample_read(&f.predicate, &input)?;
                         let sample = Some(Arc::new(Sample {
-                            plan: new_plan.clone(),
+                            plan: read.unwrap_or_else(|| new_plan.clone()),
                             unit,
                             weight_key,
                         }));
