@@ -92,12 +92,27 @@ fn write_file(store: &Path, file: i64) {
     w.close().unwrap();
 }
 
+/// `picks`: the keys a join keeps (every 37th), the build side of its dynamic filter.
+fn picked(k: i64) -> bool {
+    k % 37 == 0 && k < 3_000
+}
+
 fn project() -> TestProject {
     let p = TestProject::with_files(PROJECT, &[]);
     let store = p.path().join("data/production");
     for file in 0..FILES {
         write_file(&store, file);
     }
+    let k: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        (0..FILES * ROWS).filter(|k| picked(*k)),
+    ));
+    let batch = RecordBatch::try_from_iter([("k", k)]).unwrap();
+    let path = store.join("picks/part-0.parquet");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut w =
+        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
     p
 }
 
@@ -157,6 +172,21 @@ fn cases() -> Vec<(&'static str, Vec<Vec<String>>)> {
     // A predicate on the partition column that the scan of each file folds: to
     // `v > 1000` (pruning every row group) in the even files, to true in the odd ones.
     let odd_or = vec![vec![rows().filter(|r| r.3 == "odd").count().to_string()]];
+    // A join whose build side becomes a dynamic filter on the files' scan, and a TopK
+    // whose threshold tightens as files are read: predicates whose pruning predicates
+    // are built for each file from the filters' values then, never kept.
+    let joined: Vec<_> = rows().filter(|r| picked(r.0)).collect();
+    let joined = vec![vec![
+        joined.len().to_string(),
+        text(joined.iter().filter_map(|r| r.2).reduce(|a, b| a + b)),
+    ]];
+    let mut top: Vec<(i64, i64)> = rows().filter_map(|r| r.2.map(|v| (v, r.0))).collect();
+    top.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let top = top
+        .into_iter()
+        .take(5)
+        .map(|(v, k)| vec![k.to_string(), v.to_string()])
+        .collect();
     // No predicate at all.
     let every = vec![vec![
         (FILES * ROWS).to_string(),
@@ -184,6 +214,14 @@ fn cases() -> Vec<(&'static str, Vec<Vec<String>>)> {
         (
             "SELECT count(*) AS n FROM events WHERE g = 'odd' OR v > 1000",
             odd_or,
+        ),
+        (
+            "SELECT count(*) AS n, sum(e.v) AS total FROM events e JOIN picks p ON e.k = p.k",
+            joined,
+        ),
+        (
+            "SELECT k, v FROM events WHERE v IS NOT NULL ORDER BY v DESC, k LIMIT 5",
+            top,
         ),
         ("SELECT count(*) AS n, max(v) AS top FROM events", every),
     ]

@@ -225,7 +225,6 @@ impl OpenCache {
     }
 }
 
-/// `PruningPredicateBuilder::build`, saying whether it failed.
 impl OpenCache {
     /// The inverted predicate of the fully-matched check for `of` (a predicate this cache
     /// built) over `schema`, made by `make` the first time.
@@ -259,6 +258,7 @@ impl OpenCache {
     }
 }
 
+/// `PruningPredicateBuilder::build`, saying whether it failed.
 fn build(
     usage: PruningUse,
     expr: &Arc<dyn PhysicalExpr>,
