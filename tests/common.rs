@@ -232,6 +232,20 @@ pub fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// Writes `batch` as one Parquet file at `path` (its folders made), with `props`.
+pub fn write_parquet(
+    path: &Path,
+    batch: &datafusion::arrow::record_batch::RecordBatch,
+    props: Option<datafusion::parquet::file::properties::WriterProperties>,
+) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w =
+        datafusion::parquet::arrow::ArrowWriter::try_new(file, batch.schema(), props).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
 /// 0.1 → "10%".
 pub fn percent(f: f64) -> String {
     sluice_engine::util::text::percent(f)

@@ -11,12 +11,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::file::metadata::KeyValue;
 use datafusion::parquet::file::properties::WriterProperties;
 use sluice_engine::{EnvSession, RunOptions, SampleOverride};
 
-use crate::common::{TestProject, block_on};
+use crate::common::{TestProject, block_on, write_parquet};
 use crate::tpch::rows_of;
 
 const PROJECT: &str =
@@ -81,15 +80,7 @@ fn write_file(store: &Path, file: i64) {
     .unwrap();
     let group = if file % 2 == 0 { "even" } else { "odd" };
     let path = store.join(format!("events/g={group}/f{file:03}.parquet"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut w = ArrowWriter::try_new(
-        std::fs::File::create(&path).unwrap(),
-        batch.schema(),
-        Some(props.build()),
-    )
-    .unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    write_parquet(&path, &batch, Some(props.build()));
 }
 
 /// `picks`: the keys a join keeps (every 37th), the build side of its dynamic filter.
@@ -107,12 +98,7 @@ fn project() -> TestProject {
         (0..FILES * ROWS).filter(|k| picked(*k)),
     ));
     let batch = RecordBatch::try_from_iter([("k", k)]).unwrap();
-    let path = store.join("picks/part-0.parquet");
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut w =
-        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    write_parquet(&store.join("picks/part-0.parquet"), &batch, None);
     p
 }
 

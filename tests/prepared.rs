@@ -8,11 +8,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Int64Array, RecordBatch, StringArray};
-use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::file::properties::WriterProperties;
 use sluice_engine::{EnvSession, RunOptions, RunOutput, SampleOverride};
 
-use crate::common::{TestProject, block_on};
+use crate::common::{TestProject, block_on, write_parquet};
 use crate::tpch::{first_difference, rows_of};
 
 const PROJECT: &str =
@@ -68,18 +67,10 @@ const PIPES: [(&str, &str); 10] = [
 ];
 
 fn write(path: &Path, batch: RecordBatch, rows_per_group: usize) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let props = WriterProperties::builder()
         .set_max_row_group_row_count(Some(rows_per_group))
         .build();
-    let mut w = ArrowWriter::try_new(
-        std::fs::File::create(path).unwrap(),
-        batch.schema(),
-        Some(props),
-    )
-    .unwrap();
-    w.write(&batch).unwrap();
-    w.close().unwrap();
+    write_parquet(path, &batch, Some(props));
 }
 
 /// `facts` (k, v) in a file of `rows` rows from `first`, and `dims` (k, name, flag).

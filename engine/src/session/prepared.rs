@@ -358,11 +358,7 @@ fn refilled(
     let partitions = if partitions.len() == wanted {
         partitions
     } else {
-        let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); wanted];
-        for (i, batch) in partitions.iter().flatten().enumerate() {
-            split[i % wanted].push(batch.clone());
-        }
-        dealt = split;
+        dealt = deal(partitions.iter().flatten().cloned(), wanted);
         &dealt[..]
     };
     let source = MemorySourceConfig::try_new(
@@ -375,6 +371,20 @@ fn refilled(
     Ok(Some(Arc::new(
         exec.clone().with_data_source(Arc::new(source)),
     )))
+}
+
+/// `batches` dealt round into `partitions` partitions (at least one), so that the scans
+/// of rows held in memory read them in parallel.
+pub(crate) fn deal(
+    batches: impl IntoIterator<Item = RecordBatch>,
+    partitions: usize,
+) -> Vec<Vec<RecordBatch>> {
+    let partitions = partitions.max(1);
+    let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
+    for (i, batch) in batches.into_iter().enumerate() {
+        split[i % partitions].push(batch);
+    }
+    split
 }
 
 /// The check DataFusion's planner makes after each rule whose `schema_check` is on: the

@@ -34,7 +34,7 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 
-use crate::session::prepared::{ExactStats, KeptPlan, evaluated_when_planned};
+use crate::session::prepared::{ExactStats, KeptPlan, deal, evaluated_when_planned};
 
 /// The most a run keeps of shared nodes without a `memory_limit`.
 const UNLIMITED_BUDGET: usize = 1 << 30;
@@ -163,13 +163,8 @@ pub(crate) async fn hold_rows(
         batches.push(batch);
     }
     let rows = batches.iter().map(|b| b.num_rows()).sum();
-    let partitions = ctx.copied_config().target_partitions().max(1);
-    let mut split: Vec<Vec<RecordBatch>> = vec![Vec::new(); partitions];
-    for (i, batch) in batches.into_iter().enumerate() {
-        split[i % partitions].push(batch);
-    }
     Ok(Some(HeldRows {
-        partitions: split,
+        partitions: deal(batches, ctx.copied_config().target_partitions()),
         rows,
         reservation,
     }))
