@@ -614,3 +614,77 @@ fn an_estimated_run_reads_the_columns_as_a_plain_run_does() {
     assert_eq!(outcome(&plain), DataType::Utf8View);
     assert_eq!(estimated.report.rows_out, plain.report.rows_out);
 }
+
+/// A `system` sample read with its units (`scan::units`) tells each row's unit from the
+/// row's file and position: every unit is one contiguous stretch of a file. The events
+/// are in time order, in 4 files of 32 K-row groups cut into page ranges, so the units'
+/// time spans must not overlap, and together they hold exactly the rows a plain run of
+/// the same sample reads.
+#[test]
+fn each_sampled_row_is_counted_in_its_own_unit() {
+    let p = events_project(150_000);
+    let project = Arc::new(Project::load(p.path()).unwrap());
+    for (fraction, seed) in [(0.1, 1), (0.02, 5)] {
+        let sample = SampleOverride {
+            method: Some("system".into()),
+            fraction: Some(fraction),
+            seed: Some(seed),
+            ..Default::default()
+        };
+        let session = EnvSession::open(project.clone(), "production", &sample).unwrap();
+        let plain =
+            block_on(session.query("SELECT count(*) AS n FROM events", &RunOptions::default()))
+                .unwrap();
+        let sampled_rows = plain.batches[0]
+            .column(0)
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            .unwrap()
+            .value(0);
+        let per_unit = block_on(session.query(
+            "SELECT sluice_sample_unit AS u, count(*) AS n, \
+             CAST(min(ts) AS BIGINT) AS lo, CAST(max(ts) AS BIGINT) AS hi \
+             FROM events GROUP BY sluice_sample_unit",
+            &RunOptions {
+                estimate: true,
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        let mut units: Vec<(i64, i64, i64)> = Vec::new();
+        for batch in &per_unit.batches {
+            let col = |name: &str| {
+                datafusion::arrow::compute::cast(
+                    batch.column_by_name(name).unwrap(),
+                    &DataType::Int64,
+                )
+                .unwrap()
+            };
+            let (n, lo, hi) = (col("n"), col("lo"), col("hi"));
+            let int = |a: &ArrayRef, i: usize| {
+                a.as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .unwrap()
+                    .value(i)
+            };
+            for i in 0..batch.num_rows() {
+                units.push((int(&lo, i), int(&hi, i), int(&n, i)));
+            }
+        }
+        units.sort();
+        assert!(units.len() > 8, "{fraction}: {} units", units.len());
+        assert_eq!(
+            units.iter().map(|u| u.2).sum::<i64>(),
+            sampled_rows,
+            "{fraction}: the units hold the sample's rows"
+        );
+        for w in units.windows(2) {
+            assert!(
+                w[0].1 <= w[1].0,
+                "{fraction}: units overlap in time: {:?} and {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+}

@@ -12,6 +12,7 @@ pub mod build;
 pub mod hash;
 pub mod key;
 pub mod statistics;
+mod units;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -331,9 +332,10 @@ fn file_layouts(listing: &SourceListing) -> Vec<FileLayout> {
         .collect()
 }
 
-/// A `system` sample whose every unit is an entry of its own in the run's snapshot,
-/// under the partition folder `sluice_sample_unit=<n>`, read by an access plan of that
-/// unit only: the sample reads the same rows, and each row carries its unit.
+/// A `system` sample read with the unit of every row (`units.rs`): each file that keeps
+/// a unit is an entry of the run's snapshot under the partition folder
+/// `sluice_sample_file=<n>`, read by the access plan of all its units (as a plain
+/// sampled run reads it); the table shows the unit of each row in place of `n`.
 async fn register_system_units(
     ctx: &SessionContext,
     env: &str,
@@ -354,40 +356,48 @@ async fn register_system_units(
     let layouts = file_layouts(listing);
     let plan = access::plan(policy, &layouts).expect("system is an access-plan policy");
     let mut entries = Vec::new();
-    let mut unit_plans = Vec::new();
+    let mut file_plans = Vec::new();
     let mut unit_rows = Vec::new();
-    let mut next_unit = 0u64;
+    let mut index = units::UnitIndex::default();
     for (fi, kept) in plan.units.iter().enumerate() {
-        for u in kept {
-            entries.push((&listing.files[fi], Some(next_unit)));
-            let unit_plan = u.access_plan(&layouts[fi].row_groups);
-            unit_rows.push(access::selected_rows(&unit_plan, &layouts[fi].row_groups));
-            unit_plans.push(Arc::new(unit_plan));
-            next_unit += 1;
+        if kept.is_empty() {
+            continue;
         }
+        let mut numbered = Vec::with_capacity(kept.len());
+        for u in kept {
+            let unit_plan = u.access_plan(&layouts[fi].row_groups);
+            numbered.push((*u, unit_rows.len() as u64));
+            unit_rows.push(access::selected_rows(&unit_plan, &layouts[fi].row_groups));
+        }
+        let file_number = index.add_file(&layouts[fi].row_groups, &numbered);
+        entries.push((&listing.files[fi], Some(file_number)));
+        file_plans.push(Arc::new(plan.files[fi].clone()));
     }
     let (folder, seen) = snapshot.add_parts(entries.iter().copied());
     share_footers(ctx, entries.iter().map(|(f, _)| *f).zip(&seen));
     let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
     let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
-    let mut with_unit = listing.clone();
-    with_unit
+    let mut with_file = listing.clone();
+    with_file
         .partitions
-        .push(crate::store::snapshot::UNIT_COLUMN.to_string());
-    let schema = with_unit.table_schema();
+        .push(crate::store::snapshot::UNIT_FILE_COLUMN.to_string());
+    let schema = with_file.table_schema();
     let plans: HashMap<String, Arc<ParquetAccessPlan>> =
-        seen.iter().cloned().zip(unit_plans).collect();
+        seen.iter().cloned().zip(file_plans).collect();
     let table = source_table(
         def,
         &url,
-        &with_unit,
+        &with_file,
         &schema,
         &scan_options,
         reader,
         Some((Arc::new(plans), plan.rows_selected)),
     )
     .map_err(|e| err(e.to_string()))?;
-    ctx.register_table(def.name.as_str(), table)?;
+    ctx.register_table(
+        def.name.as_str(),
+        Arc::new(units::UnitsTable::new(table, index)),
+    )?;
     Ok(SourceScan {
         source: def.name.clone(),
         location_prefix: folder,

@@ -26,8 +26,11 @@ use object_store::{
 
 use crate::store::footers::FooterCache;
 
-/// The partition column a `system` sample's unit is read as, for estimates.
+/// The column a `system` sample's unit is read as, for estimates (`scan::units`).
 pub const UNIT_COLUMN: &str = "sluice_sample_unit";
+
+/// The partition column a `system` sample read with its units numbers its files by.
+pub const UNIT_FILE_COLUMN: &str = "sluice_sample_file";
 
 /// The URL a run's snapshot is registered under in its session.
 pub const SNAPSHOT_URL: &str = "sluice://scan";
@@ -119,9 +122,8 @@ impl ScanSnapshot {
     }
 
     /// Like `add`, with each entry seen under one more partition folder when it has a
-    /// unit: `<folder>/[k=v/…]sluice_sample_unit=<unit>/f<N>.parquet`. A file may appear
-    /// once per unit (each with an access plan of its own): estimates read a `system`
-    /// sample's unit of every row as a partition column.
+    /// number: `<folder>/[k=v/…]sluice_sample_file=<n>/f<N>.parquet`. Estimates find a
+    /// `system` sample's unit of every row by the file's number (`scan::units`).
     pub fn add_parts<'a>(
         &self,
         files: impl IntoIterator<Item = (&'a crate::store::SourceFile, Option<u64>)>,
@@ -137,7 +139,7 @@ impl ScanSnapshot {
                 .iter()
                 .filter(|p| p.contains('=') && !p.starts_with(['_', '.']))
                 .map(|p| p.to_string());
-            let unit_folder = unit.map(|u| format!("{UNIT_COLUMN}={u}"));
+            let unit_folder = unit.map(|u| format!("{UNIT_FILE_COLUMN}={u}"));
             let file = format!("f{i:06}.parquet");
             let seen = ObjectMeta {
                 location: ObjectPath::from_iter(

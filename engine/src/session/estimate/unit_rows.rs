@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, Float64Array};
 use datafusion::arrow::compute::cast as cast_array;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, UInt64Type};
 use datafusion::common::exec_err;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
@@ -64,7 +64,7 @@ impl UnitRows {
     }
 
     /// `sluice_unit_weighted_rows(unit)`: X of the unit numbered `unit` (the sample's
-    /// unit column, a number as text); NULL for NULL or for a number that is no unit
+    /// unit column); NULL for NULL or for a number that is no unit
     /// of this sample.
     pub(super) fn call(&self, unit: Expr) -> Expr {
         Arc::new(ScalarUDF::new_from_impl(self.function())).call(vec![unit])
@@ -119,16 +119,17 @@ impl ScalarUDFImpl for WeightedRows {
             return exec_err!("{} takes 1 argument", self.name());
         }
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        // The unit column is a partition column: text, whatever its encoding.
-        let text = cast_array(&arrays[0], &DataType::Utf8)?;
-        let text = text.as_string::<i32>();
+        // The unit column is a number (`scan::units`); anything that casts to one is
+        // taken, and what does not (NULL after the cast) is no unit.
+        let numbers = cast_array(&arrays[0], &DataType::UInt64)?;
+        let numbers = numbers.as_primitive::<UInt64Type>();
         let (rows, weight) = (&self.units.rows, self.units.weight);
-        let out: Float64Array = (0..text.len())
+        let out: Float64Array = (0..numbers.len())
             .map(|i| {
-                if text.is_null(i) {
+                if numbers.is_null(i) {
                     return None;
                 }
-                let unit: usize = text.value(i).parse().ok()?;
+                let unit = usize::try_from(numbers.value(i)).ok()?;
                 rows.get(unit).map(|r| *r as f64 * weight)
             })
             .collect();
@@ -139,7 +140,7 @@ impl ScalarUDFImpl for WeightedRows {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{DictionaryArray, StringArray};
+    use datafusion::arrow::array::{DictionaryArray, StringArray, UInt64Array};
     use datafusion::arrow::datatypes::{Field, UInt16Type};
     use datafusion::config::ConfigOptions;
 
@@ -176,9 +177,14 @@ mod tests {
             run(&units, Arc::new(text)),
             vec![Some(2500.0), None, Some(10_000.0), None, None]
         );
-        // A partition column may come dictionary-encoded.
+        // Text that casts to a number, dictionary-encoded or not, is taken too.
         let dict: DictionaryArray<UInt16Type> = vec!["1", "2"].into_iter().collect();
         assert_eq!(run(&units, Arc::new(dict)), vec![Some(0.0), Some(2500.0)]);
+        let numbers = UInt64Array::from(vec![Some(2), None, Some(7)]);
+        assert_eq!(
+            run(&units, Arc::new(numbers)),
+            vec![Some(2500.0), None, None]
+        );
     }
 
     #[test]
