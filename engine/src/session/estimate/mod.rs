@@ -474,6 +474,7 @@ pub(crate) fn rewrite(
         Flow::Estimated(status) => {
             let columns = columns_of(&plan, &|i| status[i].kind());
             let plan = with_bounds(plan, &status)?;
+            let plan = without_unused_columns(plan)?;
             let plan = if portable {
                 interval::portable(plan)?
             } else {
@@ -2240,6 +2241,20 @@ fn with_bounds(plan: LogicalPlan, status: &[Status]) -> DfResult<LogicalPlan> {
         exprs,
         Arc::new(plan),
     )?))
+}
+
+/// The plan with the columns no node above uses dropped and the projections that are
+/// left merged (DataFusion's `OptimizeProjections`, once). The rewrite carries every
+/// estimate's hidden columns up through each node; the optimizer would drop them in its
+/// first pass and only then be able to merge the projections they kept apart, which
+/// took it a third pass over the whole plan (`daily_outcomes`: 10.7 → 10.2 ms planned
+/// and run). Dropping unused columns and merging projections changes no answer.
+fn without_unused_columns(plan: LogicalPlan) -> DfResult<LogicalPlan> {
+    use datafusion::optimizer::OptimizerRule;
+    use datafusion::optimizer::optimize_projections::OptimizeProjections;
+    Ok(OptimizeProjections::new()
+        .rewrite(plan, &datafusion::optimizer::OptimizerContext::new())?
+        .data)
 }
 
 /// The plan's visible columns only (the rewrite's unit column dropped).
