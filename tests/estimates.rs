@@ -294,16 +294,16 @@ fn intervals_cover_production_on_generated_events() {
     // Known to fall short (BENCHMARKS.md, "Estimates"): `key` samples of users whose
     // activity is heavily skewed (8,000 users drawn by a power law, the busiest with 1%
     // of the events): a sample draws or misses the busy users, and the intervals of
-    // groups made of few of them are too narrow (measured 90.9% at 10%, 88.0% at 1%);
-    // and at 1% `bernoulli`, averages of a heavy-tailed amount over ~16 rows per day
-    // (91.5%).
+    // groups made of few of them are too narrow (measured 92.6% at 10%, 91.9% at 1%
+    // with the effective units' degrees of freedom; 90.9% and 88.0% without); and at 1%
+    // `bernoulli`, averages of a heavy-tailed amount over ~16 rows per day (91.6%).
     check_matrix(
         "events",
         &matrix,
         20,
         &[
-            ("key", 0.1, 0.88),
-            ("key", 0.01, 0.85),
+            ("key", 0.1, 0.90),
+            ("key", 0.01, 0.89),
             ("bernoulli", 0.01, 0.88),
         ],
     );
@@ -328,8 +328,10 @@ fn intervals_cover_production_on_the_sales_calls_example() {
     // Known to fall short: a 1% `key` sample of the example's 2,000 accounts draws ~20
     // of them, and their sizes are Zipf-like (the top three, kept whole as heavy keys,
     // hold 7.4% of the calls; the next ones 0.5–0.9% each): intervals from so few
-    // uneven units are too narrow (measured 80.5%).
-    check_matrix("sales_calls", &matrix, 20, &[("key", 0.01, 0.78)]);
+    // uneven units are too narrow, most of all per rep, whose calls a sample of 20
+    // accounts draws or misses whole (measured 86.3%; 80.5% without the effective
+    // units' degrees of freedom).
+    check_matrix("sales_calls", &matrix, 20, &[("key", 0.01, 0.84)]);
 }
 
 #[test]

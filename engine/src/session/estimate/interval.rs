@@ -17,7 +17,7 @@ use datafusion::common::ScalarValue;
 use datafusion::common::exec_err;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
-use datafusion::functions::core::expr_fn::greatest;
+use datafusion::functions::core::expr_fn::{greatest, least};
 use datafusion::functions::math::expr_fn::{abs, sqrt};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
@@ -108,6 +108,100 @@ pub(crate) fn ratio_interval(
     call(Shape::Ratio, side, vec![k, a, b, se_a, se_b, cov, units])
 }
 
+/// `sluice_effective_units(units, v, k)`: the units a group's interval counts, no more
+/// than Satterthwaite's (Σ v_u)² / Σ v_u² = v² / k and at least two; `units` itself
+/// below two units (no interval) or when `k` is 0 or unknown. See
+/// `super::effective_units`.
+pub(crate) fn effective_units(units: Expr, v: Expr, k: Expr) -> Expr {
+    Arc::new(ScalarUDF::new_from_impl(EffectiveUnits {
+        signature: Signature::any(3, Volatility::Immutable),
+    }))
+    .call(vec![units, v, k])
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct EffectiveUnits {
+    signature: Signature,
+}
+
+impl EffectiveUnits {
+    fn value(units: f64, v: Option<f64>, k: Option<f64>) -> f64 {
+        match (v, k) {
+            (Some(v), Some(k)) if units >= 2.0 && k != 0.0 => {
+                let n = v * v / k;
+                // As SQL's least/greatest: a NaN count is no count.
+                if n.is_nan() {
+                    units
+                } else {
+                    n.min(units).max(2.0)
+                }
+            }
+            _ => units,
+        }
+    }
+
+    /// The same as a plain SQL expression.
+    fn expression(args: Vec<Expr>) -> Result<Expr> {
+        let [units, v, k] = <[Expr; 3]>::try_from(args).map_err(|_| {
+            datafusion::error::DataFusionError::Execution(
+                "sluice_effective_units takes 3 arguments".into(),
+            )
+        })?;
+        let (units, v, k) = (f64(units), f64(v), f64(k));
+        let n = binary(
+            binary(v.clone(), Operator::Multiply, v),
+            Operator::Divide,
+            k.clone(),
+        );
+        when(
+            units
+                .clone()
+                .gt_eq(lit(2.0))
+                .and(k.not_eq(lit(0.0)))
+                .and(n.clone().is_not_null()),
+            greatest(vec![least(vec![units.clone(), n]), lit(2.0)]),
+        )
+        .otherwise(units)
+    }
+}
+
+impl ScalarUDFImpl for EffectiveUnits {
+    fn name(&self) -> &str {
+        "sluice_effective_units"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if args.args.len() != 3 {
+            return exec_err!("{} takes 3 arguments", self.name());
+        }
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let floats = arrays
+            .iter()
+            .map(|a| cast_array(a, &DataType::Float64))
+            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
+        let cols: Vec<&Float64Array> = floats
+            .iter()
+            .map(|a| a.as_primitive::<Float64Type>())
+            .collect();
+        let value = |i: usize, c: usize| -> Option<f64> {
+            let a = cols[c];
+            (!a.is_null(i)).then(|| a.value(i))
+        };
+        let out: Float64Array = (0..args.number_rows)
+            .map(|i| Some(Self::value(value(i, 0)?, value(i, 1), value(i, 2))))
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}
+
 fn call(shape: Shape, side: Side, args: Vec<Expr>) -> Expr {
     let n = args.len();
     Arc::new(ScalarUDF::new_from_impl(Bound {
@@ -127,6 +221,11 @@ pub(crate) fn portable(plan: LogicalPlan) -> Result<LogicalPlan> {
                 let Expr::ScalarFunction(f) = &e else {
                     return Ok(Transformed::no(e));
                 };
+                if f.func.inner().downcast_ref::<EffectiveUnits>().is_some() {
+                    return Ok(Transformed::yes(EffectiveUnits::expression(
+                        f.args.clone(),
+                    )?));
+                }
                 let Some(bound) = f.func.inner().downcast_ref::<Bound>() else {
                     return Ok(Transformed::no(e));
                 };
@@ -440,6 +539,9 @@ mod tests {
         };
         let mut all = exprs(Side::Low);
         all.extend(exprs(Side::High));
+        // Effective units below, at and above their count, and over a zero, a negative
+        // and an unknown sum of squares.
+        all.push(effective_units(col("u"), col("se"), col("est")));
         let all: Vec<Expr> = all
             .into_iter()
             .enumerate()
@@ -465,7 +567,7 @@ mod tests {
             plain.display_indent()
         );
         let with_sql = run(plain).await;
-        for c in 0..4 {
+        for c in 0..5 {
             let (x, y) = (
                 with_functions[0].column(c).as_primitive::<Float64Type>(),
                 with_sql[0].column(c).as_primitive::<Float64Type>(),
@@ -482,6 +584,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn effective_units_are_satterthwaites_count_between_two_and_the_units() {
+        // Four units of equal variance are worth four; one carrying it all, one (so two,
+        // the least an interval counts).
+        assert_eq!(EffectiveUnits::value(4.0, Some(4.0), Some(4.0)), 4.0);
+        assert_eq!(EffectiveUnits::value(4.0, Some(9.0), Some(81.0)), 2.0);
+        // (3 + 1)² / (9 + 1) = 1.6 units: at least two. 100 parts: no more than counted.
+        assert_eq!(EffectiveUnits::value(2.0, Some(4.0), Some(10.0)), 2.0);
+        assert_eq!(EffectiveUnits::value(30.0, Some(10.0), Some(1.0)), 30.0);
+        assert!((EffectiveUnits::value(30.0, Some(10.0), Some(20.0)) - 5.0).abs() < 1e-12);
+        // Under two units there is no interval to widen; nothing known, nothing changed.
+        assert_eq!(EffectiveUnits::value(1.0, Some(10.0), Some(20.0)), 1.0);
+        assert_eq!(EffectiveUnits::value(7.0, None, Some(20.0)), 7.0);
+        assert_eq!(EffectiveUnits::value(7.0, Some(3.0), Some(0.0)), 7.0);
     }
 
     #[tokio::test]
