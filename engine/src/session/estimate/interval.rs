@@ -109,8 +109,8 @@ pub(crate) fn ratio_interval(
 }
 
 /// `sluice_effective_units(units, v, k)`: the units a group's interval counts, no more
-/// than Satterthwaite's (Σ v_u)² / Σ v_u² = v² / k and at least two; `units` itself
-/// below two units (no interval) or when `k` is 0 or unknown. See
+/// than Kish's effective number (Σ v_u)² / Σ v_u² = v² / k and at least two; `units`
+/// itself below two units (no interval) or when `k` is 0 or unknown. See
 /// `super::effective_units`.
 pub(crate) fn effective_units(units: Expr, v: Expr, k: Expr) -> Expr {
     Arc::new(ScalarUDF::new_from_impl(EffectiveUnits {
@@ -587,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn effective_units_are_satterthwaites_count_between_two_and_the_units() {
+    fn effective_units_are_kishs_count_between_two_and_the_units() {
         // Four units of equal variance are worth four; one carrying it all, one (so two,
         // the least an interval counts).
         assert_eq!(EffectiveUnits::value(4.0, Some(4.0), Some(4.0)), 4.0);

@@ -1953,7 +1953,8 @@ fn two_stage(
                 aggs2.push(sum(r.clone()).alias(format!("{HIDDEN}R{j}")));
                 aggs2.push(var_of(t.clone(), &format!("q{j}"))?.alias(format!("{HIDDEN}V{j}")));
                 // Σ ((1 − π) Y_u²)²: how unevenly the units share the variance
-                // (`effective_units`).
+                // (`effective_units`). A NULL unit's rows (units of their own) count as
+                // one unit here: their squares summed, then squared, which errs wide.
                 let qt2 = mul(
                     q.clone(),
                     by_unit(&format!("q{j}"), mul(t.clone(), t.clone()))?,
