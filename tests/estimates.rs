@@ -689,4 +689,26 @@ fn each_sampled_row_is_counted_in_its_own_unit() {
             );
         }
     }
+    // Files without a row keep no unit: the estimate answers no rows, not an error.
+    let empty = events_project(0);
+    let session = EnvSession::open(
+        Arc::new(Project::load(empty.path()).unwrap()),
+        "production",
+        &SampleOverride {
+            method: Some("system".into()),
+            fraction: Some(0.1),
+            seed: Some(1),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let out = block_on(session.query(
+        "SELECT plan, count(*) AS n FROM events GROUP BY plan",
+        &RunOptions {
+            estimate: true,
+            ..Default::default()
+        },
+    ))
+    .expect("an estimate over files without rows");
+    assert_eq!(out.report.rows_out, 0);
 }

@@ -19,7 +19,7 @@ use datafusion::arrow::datatypes::{
     DataType, Field, FieldRef, Int64Type, Schema, SchemaRef, UInt64Type,
 };
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::{Result as DfResult, Statistics, exec_err, internal_err};
+use datafusion::common::{Result as DfResult, Statistics, exec_err};
 use datafusion::datasource::TableType;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -29,6 +29,7 @@ use datafusion::physical_expr::ScalarFunctionExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::projection::ProjectionExpr;
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::empty::EmptyExec;
 use datafusion::physical_plan::projection::ProjectionExec;
 
 use super::access::SampledUnit;
@@ -178,6 +179,8 @@ pub(crate) struct UnitsTable {
     inner: Arc<dyn TableProvider>,
     schema: SchemaRef,
     unit_of: Arc<ScalarUDF>,
+    /// No file keeps a unit (a source with no rows): nothing to read.
+    empty: bool,
 }
 
 impl UnitsTable {
@@ -190,7 +193,9 @@ impl UnitsTable {
             .collect();
         fields.pop();
         fields.push(Field::new(UNIT_COLUMN, DataType::UInt64, false));
+        let empty = index.files.is_empty();
         UnitsTable {
+            empty,
             inner,
             schema: Arc::new(Schema::new(fields)),
             unit_of: Arc::new(ScalarUDF::new_from_impl(UnitOf {
@@ -258,6 +263,11 @@ impl TableProvider for UnitsTable {
             Some(p) => p.clone(),
             None => (0..=unit).collect(),
         };
+        if self.empty {
+            // The files' scan has no file to read the rows' positions from.
+            let schema = Arc::new(self.schema.project(&wanted)?);
+            return Ok(Arc::new(EmptyExec::new(schema)));
+        }
         let filters: Vec<Expr> = filters.iter().filter(|f| !names_unit(f)).cloned().collect();
         // The inner table has the same columns but the last: the file number.
         let scan = self
@@ -291,8 +301,10 @@ impl TableProvider for UnitsTable {
         ));
         let with_rows = ProjectionExec::try_new(exprs, scan.clone())?;
         let Some(with_rows) = scan.try_swapping_with_projection(&with_rows)? else {
-            return internal_err!(
-                "the scan of a sample with its units could not read the rows' positions"
+            // Sluice's own scan is a Parquet scan, which reads row numbers; say so
+            // rather than blame DataFusion (`internal_err!`'s wording).
+            return exec_err!(
+                "the scan of a `system` sample with its units could not read the rows' positions in their files"
             );
         };
         let row_column = Arc::new(Column::new(ROW_COLUMN, scanned.fields().len()));
