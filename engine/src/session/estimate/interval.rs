@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
+use datafusion::arrow::array::{Array, AsArray, Float64Array};
 use datafusion::arrow::compute::cast as cast_array;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::ScalarValue;
@@ -182,24 +182,30 @@ impl ScalarUDFImpl for EffectiveUnits {
         if args.args.len() != 3 {
             return exec_err!("{} takes 3 arguments", self.name());
         }
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let floats = arrays
-            .iter()
-            .map(|a| cast_array(a, &DataType::Float64))
-            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-        let cols: Vec<&Float64Array> = floats
-            .iter()
-            .map(|a| a.as_primitive::<Float64Type>())
-            .collect();
-        let value = |i: usize, c: usize| -> Option<f64> {
-            let a = cols[c];
-            (!a.is_null(i)).then(|| a.value(i))
-        };
+        let cols = float_arguments(&args)?;
+        let value = |i: usize, c: usize| at(&cols[c], i);
         let out: Float64Array = (0..args.number_rows)
             .map(|i| Some(Self::value(value(i, 0)?, value(i, 1), value(i, 2))))
             .collect();
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
+}
+
+/// A function's arguments as Float64 columns, what every function here computes in.
+fn float_arguments(args: &ScalarFunctionArgs) -> Result<Vec<Float64Array>> {
+    ColumnarValue::values_to_arrays(&args.args)?
+        .iter()
+        .map(|a| {
+            Ok(cast_array(a, &DataType::Float64)?
+                .as_primitive::<Float64Type>()
+                .clone())
+        })
+        .collect()
+}
+
+/// Row `i` of a column, `None` when NULL.
+fn at(column: &Float64Array, i: usize) -> Option<f64> {
+    (!column.is_null(i)).then(|| column.value(i))
 }
 
 fn call(shape: Shape, side: Side, args: Vec<Expr>) -> Expr {
@@ -360,21 +366,10 @@ impl ScalarUDFImpl for Bound {
         if args.args.len() != want {
             return exec_err!("{} takes {want} arguments", self.name());
         }
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let floats = arrays
-            .iter()
-            .map(|a| cast_array(a, &DataType::Float64))
-            .collect::<std::result::Result<Vec<ArrayRef>, _>>()?;
-        let cols: Vec<&Float64Array> = floats
-            .iter()
-            .map(|a| a.as_primitive::<Float64Type>())
-            .collect();
+        let cols = float_arguments(&args)?;
         let sign = self.side.sign();
         let rows = args.number_rows;
-        let value = |i: usize, c: usize| -> Option<f64> {
-            let a = cols[c];
-            (!a.is_null(i)).then(|| a.value(i))
-        };
+        let value = |i: usize, c: usize| at(&cols[c], i);
         let out: Float64Array = (0..rows)
             .map(|i| match self.shape {
                 Shape::Estimate => {
@@ -402,7 +397,7 @@ impl ScalarUDFImpl for Bound {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::array::{ArrayRef, Int64Array, RecordBatch};
     use datafusion::prelude::{SessionContext, col, lit};
 
     /// Student's t, 0.975, for 1 to 29 degrees of freedom (the printed table).

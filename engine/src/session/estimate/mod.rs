@@ -2132,7 +2132,7 @@ fn two_stage(
                 inner.push(e.alias(format!("{HIDDEN}est_{j}")));
                 inner.push(ht_se.alias(se_name(j)));
                 let u =
-                    effective_units(u, c2(format!("{HIDDEN}V{j}")), c2(format!("{HIDDEN}K{j}")))?;
+                    effective_units(u, c2(format!("{HIDDEN}V{j}")), c2(format!("{HIDDEN}K{j}")));
                 inner.push(u.alias(units_name(j)));
             }
             AggPlan::Ratio { .. } => {
@@ -2172,11 +2172,9 @@ fn two_stage(
                 inner.push(sqrt(greatest(vec![var, lit(0.0)])).alias(se_name(j)));
                 // Rows as units count alike in a ratio's denominator (`bernoulli`).
                 let u = match unit {
-                    Some(_) => effective_units(
-                        u,
-                        c2(format!("{HIDDEN}C{j}")),
-                        c2(format!("{HIDDEN}K{j}")),
-                    )?,
+                    Some(_) => {
+                        effective_units(u, c2(format!("{HIDDEN}C{j}")), c2(format!("{HIDDEN}K{j}")))
+                    }
                     None => u,
                 };
                 inner.push(u.alias(units_name(j)));
@@ -2259,10 +2257,10 @@ fn two_stage(
 /// further below 95%: BENCHMARKS.md, "Estimates".) A group with fewer than two units
 /// keeps its count (no interval), and the effective count is at least two (t with one
 /// degree of freedom at most).
-fn effective_units(units: Expr, v: Expr, k: Expr) -> DfResult<Expr> {
+fn effective_units(units: Expr, v: Expr, k: Expr) -> Expr {
     // One function call rather than the CASE it computes: a smaller plan to plan
     // (`interval::portable` writes the CASE for a cluster).
-    Ok(interval::effective_units(units, v, k))
+    interval::effective_units(units, v, k)
 }
 
 /// The final output: each visible column followed, where it has bounds, by
