@@ -18,7 +18,7 @@ use datafusion::common::exec_err;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::{greatest, least};
-use datafusion::functions::math::expr_fn::{abs, sqrt};
+use datafusion::functions::math::expr_fn::{abs, cbrt, sqrt};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility, cast, lit, when,
@@ -76,6 +76,16 @@ enum Shape {
     /// ∓ t times its linearized standard error,
     /// |k|/|b| · √(se_a² − 2(a/b)·cov + (a/b)²·se_b²).
     Ratio,
+    /// `sluice_proportion_interval(k, a, b, se_a, se_b, cov_ab, units)`: k times the
+    /// share p = a/b of a group's rows, by Wilson's score interval at the effective
+    /// size p(1 − p)/var(p) (Korn and Graubard's for complex samples), with t for z; at
+    /// a share of 0 or 1, which shows no spread, the size is the units counted.
+    Proportion,
+    /// `sluice_skewed_interval(r, se, units, d, nnn, nnd, ndd, ddd)`: an average r =
+    /// n/d with standard error `se`, its interval leaning with the skewness of its
+    /// residuals (Hall's transformation of the studentized statistic), from the sums
+    /// Σ(1 − π)(1 − 2π)·x over units of n³, n²d, nd², d³ (n, d a unit's weighted totals).
+    Skewed,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -92,6 +102,12 @@ pub(crate) fn interval(estimate: Expr, se: Expr, units: Expr, side: Side) -> Exp
     call(Shape::Estimate, side, vec![estimate, se, units])
 }
 
+/// The low bound of `estimate` as `interval` makes it, but no lower than `floor` (a
+/// count is at least the rows the sample saw); NULL as `interval`'s is.
+pub(crate) fn low_at_least(estimate: Expr, se: Expr, units: Expr, floor: Expr) -> Expr {
+    call(Shape::Estimate, Side::Low, vec![estimate, se, units, floor])
+}
+
 /// The `side` bound of the ratio `k · a / b` of two estimates with standard errors
 /// `se_a`, `se_b` and covariance `cov`: NULL too when `b` is 0.
 #[allow(clippy::too_many_arguments)]
@@ -106,6 +122,97 @@ pub(crate) fn ratio_interval(
     side: Side,
 ) -> Expr {
     call(Shape::Ratio, side, vec![k, a, b, se_a, se_b, cov, units])
+}
+
+/// The `side` bound of `k` times the share `a / b` of a group's rows (`a` counts some of
+/// the rows `b` counts), with the same arguments as `ratio_interval`; `units` are the
+/// denominator's. Where the linearized interval of a share near 0 or 1 is too narrow
+/// (and of a share of exactly 0 or 1, empty), the score interval stays inside [0, 1]
+/// and leans toward the middle.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn proportion_interval(
+    k: Expr,
+    a: Expr,
+    b: Expr,
+    se_a: Expr,
+    se_b: Expr,
+    cov: Expr,
+    units: Expr,
+    side: Side,
+) -> Expr {
+    call(
+        Shape::Proportion,
+        side,
+        vec![k, a, b, se_a, se_b, cov, units],
+    )
+}
+
+/// Wilson's score bounds of a share `p` with variance `var` from `units` units (see
+/// `Shape::Proportion`), before the factor k.
+fn wilson(p: f64, var: f64, units: f64) -> (f64, f64) {
+    let p = p.clamp(0.0, 1.0);
+    let t = t_quantile(units);
+    let n = if var > 0.0 && p > 0.0 && p < 1.0 {
+        p * (1.0 - p) / var
+    } else {
+        units
+    };
+    let c = t * t / n;
+    let center = (p + c / 2.0) / (1.0 + c);
+    let half = (c * p * (1.0 - p) + c * c / 4.0).sqrt() / (1.0 + c);
+    (center - half, center + half)
+}
+
+/// The `side` bound of an average from `args` (see `Shape::Skewed`).
+///
+/// A t interval is symmetric; the average of a right-skewed value (revenue, durations)
+/// over a few dozen units is not: its interval missed production's value on the high
+/// side far more than 2.5% of the time, and on the low side less. Hall (1992, "On the
+/// removal of skewness by transformation") corrects the studentized statistic T with
+/// its estimated skewness a: g(T) = T + aT²/3 + a²T³/27 + a/6 is nearly symmetric and
+/// monotone, so the bounds are r − se·g⁻¹(±t). Under Poisson sampling of units the
+/// estimator's third cumulant is Σ(1 − π)(1 − 2π)z_u³ over the drawn units' residuals
+/// z_u = (n_u − r·d_u)/d, expanded into the four sums; a = that over se³, no more than
+/// 6 either way (`MAX_SKEWNESS`). Where the expansion cancels to rounding noise (values
+/// far from 0 with little spread), a is 0 and the interval is the t interval.
+pub(crate) fn skewed_interval(args: Vec<Expr>, side: Side) -> Expr {
+    call(Shape::Skewed, side, args)
+}
+
+/// The skewness a of an average (see `skewed_interval`), 0 where unknown or lost to
+/// rounding.
+fn skewness(r: f64, se: f64, d: f64, cubes: [f64; 4]) -> f64 {
+    let terms = [
+        cubes[0],
+        -3.0 * r * cubes[1],
+        3.0 * r * r * cubes[2],
+        -r * r * r * cubes[3],
+    ];
+    let sum: f64 = terms.iter().sum();
+    let scale: f64 = terms.iter().map(|t| t.abs()).sum();
+    if !(se > 0.0 && d != 0.0 && sum.is_finite()) || sum.abs() <= 1e-9 * scale {
+        return 0.0;
+    }
+    let a = sum / (d * d * d) / (se * se * se);
+    if a.is_finite() {
+        a.clamp(-MAX_SKEWNESS, MAX_SKEWNESS)
+    } else {
+        0.0
+    }
+}
+
+/// The largest skewness an interval leans by: g(0) = a/6, so beyond 6·t the estimate
+/// itself would fall outside its interval (and a from so few units is mostly noise).
+const MAX_SKEWNESS: f64 = 6.0;
+
+/// g⁻¹(x) of Hall's transformation with skewness `a`: (3/a)·(∛(1 + a(x − a/6)) − 1),
+/// x itself at a = 0.
+fn hall_inverse(x: f64, a: f64) -> f64 {
+    if a.abs() < 1e-12 {
+        x
+    } else {
+        3.0 / a * ((1.0 + a * (x - a / 6.0)).cbrt() - 1.0)
+    }
 }
 
 /// `sluice_effective_units(units, v, k)`: the units a group's interval counts, no more
@@ -278,18 +385,24 @@ impl Bound {
         let null = lit(ScalarValue::Float64(None));
         let sign = lit(self.side.sign());
         match (self.shape, args.as_slice()) {
-            (Shape::Estimate, [est, se, units]) => {
+            (Shape::Estimate, [est, se, units, floor @ ..]) if floor.len() <= 1 => {
                 let t = t_quantile_expr(units.clone())?;
                 let width = binary(
                     binary(sign, Operator::Multiply, t),
                     Operator::Multiply,
                     abs(f64(se.clone())),
                 );
-                when(
-                    f64(units.clone()).gt_eq(lit(2.0)),
-                    binary(f64(est.clone()), Operator::Plus, width),
-                )
-                .otherwise(null)
+                let bound = binary(f64(est.clone()), Operator::Plus, width);
+                let known = f64(units.clone())
+                    .gt_eq(lit(2.0))
+                    .and(bound.clone().is_not_null());
+                // As the function: a NULL floor is no floor (`greatest` skips it), and a
+                // floor is no bound where there is none.
+                let bound = match floor {
+                    [f] => greatest(vec![bound, f64(f.clone())]),
+                    _ => bound,
+                };
+                when(known, bound).otherwise(null)
             }
             (Shape::Ratio, [k, a, b, sa, sb, cov, units]) => {
                 let (k, a, b) = (f64(k.clone()), f64(a.clone()), f64(b.clone()));
@@ -335,6 +448,114 @@ impl Bound {
                 )
                 .otherwise(null)
             }
+            (Shape::Skewed, [r, se, units, d, nnn, nnd, ndd, ddd]) => {
+                let (r, se, d) = (f64(r.clone()), abs(f64(se.clone())), f64(d.clone()));
+                let mul = |x: Expr, y: Expr| binary(x, Operator::Multiply, y);
+                let div = |x: Expr, y: Expr| binary(x, Operator::Divide, y);
+                let add = |x: Expr, y: Expr| binary(x, Operator::Plus, y);
+                let sub = |x: Expr, y: Expr| binary(x, Operator::Minus, y);
+                let r2 = mul(r.clone(), r.clone());
+                let terms = [
+                    f64(nnn.clone()),
+                    mul(mul(lit(-3.0), r.clone()), f64(nnd.clone())),
+                    mul(mul(lit(3.0), r2.clone()), f64(ndd.clone())),
+                    mul(mul(lit(-1.0), mul(r2, r.clone())), f64(ddd.clone())),
+                ];
+                let total = terms.iter().cloned().reduce(add).expect("four terms");
+                let scale = terms
+                    .iter()
+                    .cloned()
+                    .map(abs)
+                    .reduce(add)
+                    .expect("four terms");
+                let se3 = mul(mul(se.clone(), se.clone()), se.clone());
+                let a = div(
+                    div(total.clone(), mul(mul(d.clone(), d.clone()), d.clone())),
+                    se3,
+                );
+                // As the function: no skewness where it is unknown or rounding noise.
+                let a = when(
+                    se.clone()
+                        .gt(lit(0.0))
+                        .and(d.clone().not_eq(lit(0.0)))
+                        .and(abs(total).gt(mul(lit(1e-9), scale))),
+                    least(vec![
+                        greatest(vec![a, lit(-MAX_SKEWNESS)]),
+                        lit(MAX_SKEWNESS),
+                    ]),
+                )
+                .otherwise(lit(0.0))?;
+                let x = mul(lit(-self.side.sign()), t_quantile_expr(units.clone())?);
+                let inverse = when(abs(a.clone()).lt(lit(1e-12)), x.clone()).otherwise(mul(
+                    div(lit(3.0), a.clone()),
+                    sub(
+                        cbrt(add(lit(1.0), mul(a.clone(), sub(x, div(a, lit(6.0)))))),
+                        lit(1.0),
+                    ),
+                ))?;
+                let known = [nnn, nnd, ndd, ddd]
+                    .into_iter()
+                    .map(|c| c.clone().is_not_null())
+                    .reduce(|x, y| x.and(y))
+                    .expect("four sums");
+                when(
+                    f64(units.clone()).gt_eq(lit(2.0)).and(known),
+                    sub(r, mul(se, inverse)),
+                )
+                .otherwise(null)
+            }
+            (Shape::Proportion, [k, a, b, sa, sb, cov, units]) => {
+                let (k, a, b) = (f64(k.clone()), f64(a.clone()), f64(b.clone()));
+                let (sa, sb, cov) = (f64(sa.clone()), f64(sb.clone()), f64(cov.clone()));
+                // As the function: NULL when any input is (`greatest` would skip one).
+                let known = a
+                    .clone()
+                    .is_not_null()
+                    .and(sa.clone().is_not_null())
+                    .and(sb.clone().is_not_null())
+                    .and(cov.clone().is_not_null());
+                let mul = |x: Expr, y: Expr| binary(x, Operator::Multiply, y);
+                let div = |x: Expr, y: Expr| binary(x, Operator::Divide, y);
+                let add = |x: Expr, y: Expr| binary(x, Operator::Plus, y);
+                let sub = |x: Expr, y: Expr| binary(x, Operator::Minus, y);
+                let p = least(vec![greatest(vec![div(a, b.clone()), lit(0.0)]), lit(1.0)]);
+                let var = div(
+                    add(
+                        sub(mul(sa.clone(), sa), mul(mul(lit(2.0), p.clone()), cov)),
+                        mul(mul(p.clone(), p.clone()), mul(sb.clone(), sb)),
+                    ),
+                    mul(b.clone(), b.clone()),
+                );
+                let pq = mul(p.clone(), sub(lit(1.0), p.clone()));
+                let u = f64(units.clone());
+                let n = when(
+                    var.clone()
+                        .gt(lit(0.0))
+                        .and(p.clone().gt(lit(0.0)))
+                        .and(p.clone().lt(lit(1.0))),
+                    div(pq.clone(), var),
+                )
+                .otherwise(u.clone())?;
+                let t = t_quantile_expr(units.clone())?;
+                let c = div(mul(t.clone(), t), n);
+                let center = div(add(p, div(c.clone(), lit(2.0))), add(lit(1.0), c.clone()));
+                let half = div(
+                    sqrt(add(
+                        mul(c.clone(), pq),
+                        div(mul(c.clone(), c.clone()), lit(4.0)),
+                    )),
+                    add(lit(1.0), c),
+                );
+                let (lo, hi) = (
+                    mul(k.clone(), sub(center.clone(), half.clone())),
+                    mul(k, add(center, half)),
+                );
+                let bound = match self.side {
+                    Side::Low => least(vec![lo, hi]),
+                    Side::High => greatest(vec![lo, hi]),
+                };
+                when(u.gt_eq(lit(2.0)).and(b.not_eq(lit(0.0))).and(known), bound).otherwise(null)
+            }
             _ => exec_err!("{} takes {} arguments", self.name(), args.len()),
         }
     }
@@ -347,6 +568,10 @@ impl ScalarUDFImpl for Bound {
             (Shape::Estimate, Side::High) => "sluice_interval_high",
             (Shape::Ratio, Side::Low) => "sluice_ratio_interval_low",
             (Shape::Ratio, Side::High) => "sluice_ratio_interval_high",
+            (Shape::Proportion, Side::Low) => "sluice_proportion_interval_low",
+            (Shape::Proportion, Side::High) => "sluice_proportion_interval_high",
+            (Shape::Skewed, Side::Low) => "sluice_skewed_interval_low",
+            (Shape::Skewed, Side::High) => "sluice_skewed_interval_high",
         }
     }
 
@@ -359,12 +584,14 @@ impl ScalarUDFImpl for Bound {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let want = match self.shape {
-            Shape::Estimate => 3,
-            Shape::Ratio => 7,
+        let want = match (self.shape, self.side) {
+            (Shape::Estimate, Side::Low) => 3..=4,
+            (Shape::Estimate, Side::High) => 3..=3,
+            (Shape::Ratio | Shape::Proportion, _) => 7..=7,
+            (Shape::Skewed, _) => 8..=8,
         };
-        if args.args.len() != want {
-            return exec_err!("{} takes {want} arguments", self.name());
+        if !want.contains(&args.args.len()) {
+            return exec_err!("{} takes {want:?} arguments", self.name());
         }
         let cols = float_arguments(&args)?;
         let sign = self.side.sign();
@@ -374,7 +601,11 @@ impl ScalarUDFImpl for Bound {
             .map(|i| match self.shape {
                 Shape::Estimate => {
                     let (est, se, units) = (value(i, 0)?, value(i, 1)?, value(i, 2)?);
-                    (units >= 2.0).then(|| est + sign * t_quantile(units) * se.abs())
+                    let floor = (cols.len() > 3).then(|| value(i, 3)).flatten();
+                    (units >= 2.0).then(|| {
+                        let bound = est + sign * t_quantile(units) * se.abs();
+                        floor.map_or(bound, |f| bound.max(f))
+                    })
                 }
                 Shape::Ratio => {
                     let (k, a, b) = (value(i, 0)?, value(i, 1)?, value(i, 2)?);
@@ -387,6 +618,33 @@ impl ScalarUDFImpl for Bound {
                     let var = sa * sa - 2.0 * q * cov + q * q * sb * sb;
                     let se = (k / b).abs() * var.max(0.0).sqrt();
                     Some(k * q + sign * t_quantile(units) * se)
+                }
+                Shape::Skewed => {
+                    let (r, se, units, d) =
+                        (value(i, 0)?, value(i, 1)?, value(i, 2)?, value(i, 3)?);
+                    if units < 2.0 {
+                        return None;
+                    }
+                    let cubes = [value(i, 4)?, value(i, 5)?, value(i, 6)?, value(i, 7)?];
+                    let se = se.abs();
+                    let a = skewness(r, se, d, cubes);
+                    Some(r - se * hall_inverse(-sign * t_quantile(units), a))
+                }
+                Shape::Proportion => {
+                    let (k, a, b) = (value(i, 0)?, value(i, 1)?, value(i, 2)?);
+                    let (sa, sb, cov, units) =
+                        (value(i, 3)?, value(i, 4)?, value(i, 5)?, value(i, 6)?);
+                    if units < 2.0 || b == 0.0 {
+                        return None;
+                    }
+                    let p = (a / b).clamp(0.0, 1.0);
+                    let var = (sa * sa - 2.0 * p * cov + p * p * sb * sb) / (b * b);
+                    let (lo, hi) = wilson(p, var, units);
+                    let (lo, hi) = (k * lo, k * hi);
+                    Some(match self.side {
+                        Side::Low => lo.min(hi),
+                        Side::High => lo.max(hi),
+                    })
                 }
             })
             .collect();
@@ -479,6 +737,85 @@ mod tests {
         assert_eq!((lo.value(3), hi.value(3)), (7.0, 7.0));
     }
 
+    #[test]
+    fn proportions_stay_inside_zero_and_one_and_lean_to_the_middle() {
+        // A share of 1 seen in 30 units: Wilson's low bound n / (n + t²), not 1.
+        let t = t_quantile(30.0);
+        let (lo, hi) = wilson(1.0, 0.0, 30.0);
+        assert!((lo - 30.0 / (30.0 + t * t)).abs() < 1e-12, "{lo}");
+        assert!((hi - 1.0).abs() < 1e-12, "{hi}");
+        let (lo, hi) = wilson(0.0, 0.0, 30.0);
+        assert!(lo.abs() < 1e-12 && hi > 0.05 && hi < 0.2, "{lo} {hi}");
+        // Near 0.9 from 29 units: shifted toward the middle, inside [0, 1].
+        let (lo, hi) = wilson(0.9, 0.9 * 0.1 / 29.0, 29.0);
+        assert!(0.0 < lo && hi < 1.0 && (0.9 - lo) > (hi - 0.9), "{lo} {hi}");
+        // Far from the edges with a large effective size: the linearized interval.
+        let (lo, hi) = wilson(0.5, 1e-6, 1000.0);
+        let t = t_quantile(1000.0);
+        assert!((lo - (0.5 - t * 1e-3)).abs() < 1e-5, "{lo}");
+        assert!((hi - (0.5 + t * 1e-3)).abs() < 1e-5, "{hi}");
+    }
+
+    /// Sums as a rows-as-units sample of `y` with weight `w` gives them: (r, se, d, cubes).
+    fn average_of(y: &[f64], w: f64) -> (f64, f64, f64, [f64; 4]) {
+        let (q, q3) = (1.0 - 1.0 / w, (1.0 - 1.0 / w) * (1.0 - 2.0 / w));
+        let (n, d): (Vec<f64>, Vec<f64>) = y.iter().map(|v| (w * v, w)).unzip();
+        let total =
+            |f: &dyn Fn(f64, f64) -> f64| -> f64 { n.iter().zip(&d).map(|(a, b)| f(*a, *b)).sum() };
+        let (big_n, big_d) = (total(&|a, _| a), total(&|_, b| b));
+        let r = big_n / big_d;
+        let units = y.len() as f64;
+        let var = (total(&|a, _| q * a * a) - 2.0 * r * total(&|a, b| q * a * b)
+            + r * r * total(&|_, b| q * b * b))
+            / (big_d * big_d)
+            * units
+            / (units - 1.0);
+        let cubes = [
+            total(&|a, _| q3 * a * a * a),
+            total(&|a, b| q3 * a * a * b),
+            total(&|a, b| q3 * a * b * b),
+            total(&|_, b| q3 * b * b * b),
+        ];
+        (r, var.sqrt(), big_d, cubes)
+    }
+
+    #[test]
+    fn skewed_averages_lean_toward_their_tail() {
+        let bounds = |y: &[f64]| {
+            let (r, se, d, cubes) = average_of(y, 10.0);
+            let a = skewness(r, se, d, cubes);
+            let t = t_quantile(y.len() as f64);
+            (
+                r,
+                se,
+                a,
+                r - se * hall_inverse(t, a),
+                r - se * hall_inverse(-t, a),
+            )
+        };
+        // Symmetric residuals: no skewness, the t interval.
+        let (r, se, a, lo, hi) = bounds(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        let t = t_quantile(5.0);
+        assert_eq!(a, 0.0);
+        assert!((lo - (r - t * se)).abs() < 1e-9 && (hi - (r + t * se)).abs() < 1e-9);
+        // A long right tail: the interval reaches further up than down, and its low
+        // bound is above the t interval's.
+        let tail = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 20.0];
+        let (r, se, a, lo, hi) = bounds(&tail);
+        let t = t_quantile(10.0);
+        assert!(a > 0.0, "{a}");
+        assert!(hi - r > r - lo, "{lo} {r} {hi}");
+        assert!(lo > r - t * se, "{lo} vs {}", r - t * se);
+        // Mirrored, the other way.
+        let mirrored: Vec<f64> = tail.iter().map(|v| 30.0 - v).collect();
+        let (r, _, a, lo, hi) = bounds(&mirrored);
+        assert!(a < 0.0 && r - lo > hi - r, "{lo} {r} {hi}");
+        // Values far from 0 with little spread: the expansion cancels to rounding, and
+        // the skewness is taken as 0 rather than as that noise.
+        let far: Vec<f64> = [1.0, 2.0, 3.0, 4.0, 5.0].iter().map(|v| 1e9 + v).collect();
+        assert_eq!(bounds(&far).2, 0.0);
+    }
+
     /// The plain expressions `portable` writes for a cluster answer as the functions do.
     #[tokio::test]
     async fn portable_bounds_answer_as_the_functions_do() {
@@ -537,6 +874,65 @@ mod tests {
         // Effective units below, at and above their count, and over a zero, a negative
         // and an unknown sum of squares.
         all.push(effective_units(col("u"), col("se"), col("est")));
+        // A floored low bound: below, above and without its floor (`b`, then NULL).
+        all.push(low_at_least(col("est"), col("se"), col("u"), col("b")));
+        all.push(low_at_least(
+            col("est"),
+            col("se"),
+            col("u"),
+            lit(ScalarValue::Float64(None)),
+        ));
+        // Shares: inside (0, 1) with a spread, below 0 (clamped), of b = 0, NULL; a share
+        // of 1 with no spread, times a negative factor.
+        for side in [Side::Low, Side::High] {
+            all.push(proportion_interval(
+                lit(1.0),
+                col("se"),
+                col("b"),
+                lit(0.5),
+                lit(1.0),
+                lit(0.2),
+                col("u"),
+                side,
+            ));
+            all.push(proportion_interval(
+                lit(-3.0),
+                col("b"),
+                col("b"),
+                lit(0.0),
+                lit(0.0),
+                lit(0.0),
+                col("u"),
+                side,
+            ));
+            // Averages leaning either way, and one whose sums are all zero.
+            all.push(skewed_interval(
+                vec![
+                    col("est"),
+                    col("se"),
+                    col("u"),
+                    col("b"),
+                    col("est"),
+                    col("se"),
+                    col("b"),
+                    lit(3.0),
+                ],
+                side,
+            ));
+            all.push(skewed_interval(
+                vec![
+                    col("est"),
+                    col("se"),
+                    col("u"),
+                    lit(2.0),
+                    lit(0.0),
+                    lit(0.0),
+                    lit(0.0),
+                    lit(0.0),
+                ],
+                side,
+            ));
+        }
         let all: Vec<Expr> = all
             .into_iter()
             .enumerate()
@@ -562,7 +958,7 @@ mod tests {
             plain.display_indent()
         );
         let with_sql = run(plain).await;
-        for c in 0..5 {
+        for c in 0..with_functions[0].num_columns() {
             let (x, y) = (
                 with_functions[0].column(c).as_primitive::<Float64Type>(),
                 with_sql[0].column(c).as_primitive::<Float64Type>(),

@@ -583,6 +583,7 @@ enum Status {
     Est {
         agg: usize,
         ratio: bool,
+        counts: Counts,
     },
     /// A function of estimates, bounded by hidden columns of these names.
     Bounded {
@@ -1222,13 +1223,15 @@ impl Rewriter {
         let mut status: Vec<Status> = (0..groups).map(|_| Status::Exact).collect();
         for (j, (_, p)) in plans.iter().enumerate() {
             status.push(match p {
-                AggPlan::Scaled { .. } => Status::Est {
+                AggPlan::Scaled { counts, .. } => Status::Est {
                     agg: j,
                     ratio: false,
+                    counts: *counts,
                 },
                 AggPlan::Ratio { .. } => Status::Est {
                     agg: j,
                     ratio: true,
+                    counts: Counts::Nothing,
                 },
                 AggPlan::Same { what, .. } => Status::Not(format!(
                     "{what} of the sample: it does not scale, and no interval bounds production's"
@@ -1414,7 +1417,9 @@ fn plain_estimate(e: &Expr, schema: &DFSchemaRef, status: &[Status]) -> Option<(
     match e {
         Expr::Alias(a) => plain_estimate(&a.expr, schema, status),
         Expr::Column(c) => match status[index_of(schema, c)?] {
-            Status::Est { agg, ratio: false } => Some((agg, lit(1.0))),
+            Status::Est {
+                agg, ratio: false, ..
+            } => Some((agg, lit(1.0))),
             _ => None,
         },
         Expr::Cast(c) if is_numeric(c.field.data_type()) => plain_estimate(&c.expr, schema, status),
@@ -1488,6 +1493,33 @@ fn ratio_bounds(
     let f = |e: Expr| cast(e, DataType::Float64);
     // r = (ka a) / (kb b); var(r) ≈ (k²/b²) (var a − 2 (a/b) cov + (a/b)² var b).
     let k = binary(f(ka), Operator::Divide, f(kb));
+    let counts = |agg: usize| {
+        status.iter().find_map(|s| match s {
+            Status::Est { agg: x, counts, .. } if *x == agg => Some(*counts),
+            _ => None,
+        })
+    };
+    // A count of some of a group's rows over the count of all of them: a proportion.
+    // Its interval counts the denominator's units (the numerator may have none: a
+    // share of 0).
+    if matches!(counts(a), Some(Counts::SomeRows | Counts::EveryRow))
+        && counts(b) == Some(Counts::EveryRow)
+    {
+        let units = col(units_name(b))?;
+        let bound = |side| {
+            interval::proportion_interval(
+                k.clone(),
+                ea.clone(),
+                eb.clone(),
+                sa.clone(),
+                sb.clone(),
+                cab.clone(),
+                units.clone(),
+                side,
+            )
+        };
+        return Ok((bound(Side::Low), bound(Side::High)));
+    }
     let units = least(vec![col(units_name(a))?, col(units_name(b))?]);
     let bound = |side| {
         interval::ratio_interval(
@@ -1510,7 +1542,12 @@ enum AggPlan {
     /// Σ y over the group's rows, scaled: `y` per row (a count's 1, a sum's value), or
     /// for `count(DISTINCT unit)` one per unit (`units`). `integer`: a count, returned
     /// rounded as an integer.
-    Scaled { y: Expr, units: bool, integer: bool },
+    Scaled {
+        y: Expr,
+        units: bool,
+        integer: bool,
+        counts: Counts,
+    },
     /// Σ num / Σ den (an average), each sum scaled.
     Ratio { num: Expr, den: Expr },
     /// The same aggregate on the sample (a minimum, a maximum): computed per unit,
@@ -1520,6 +1557,34 @@ enum AggPlan {
         stage2: fn(Expr) -> Expr,
         what: String,
     },
+}
+
+/// What a scaled estimate counts: a ratio of a count of some rows to the count of every
+/// row of the same group is a share, bounded as one (`interval::proportion_interval`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Counts {
+    /// Not rows: a sum, or distinct units.
+    Nothing,
+    /// Some of the group's rows (`count(x)`, a count with FILTER): 0 or 1 per row.
+    SomeRows,
+    /// Every row of the group (`count(*)`, `count(1)`): 1 per row.
+    EveryRow,
+}
+
+/// The names of the sums of a unit's n³, n²d, nd² and d³ (n, d its numerator's and
+/// denominator's weighted totals), into which the third moment of an average's
+/// residuals n − R·d expands (`interval::skewed_interval` puts them together).
+const RATIO_CUBES: [&str; 4] = ["nnn", "nnd", "ndd", "ddd"];
+
+fn ratio_cubes(n: &Expr, d: &Expr) -> Vec<(&'static str, Expr)> {
+    let mul = |a: &Expr, b: &Expr| binary(a.clone(), Operator::Multiply, b.clone());
+    let cubes = [
+        mul(&mul(n, n), n),
+        mul(&mul(n, n), d),
+        mul(&mul(n, d), d),
+        mul(&mul(d, d), d),
+    ];
+    RATIO_CUBES.into_iter().zip(cubes).collect()
 }
 
 /// The plan of one aggregate expression over sampled rows, or why it cannot be made.
@@ -1535,6 +1600,10 @@ fn agg_plan(e: &Expr, schema: &DFSchemaRef, unit: Option<usize>) -> Result<AggPl
     if !params.order_by.is_empty() && !matches!(name.as_str(), "min" | "max") {
         return Err(format!("`{name}` with ORDER BY"));
     }
+    let every_row_unless_filtered = match params.filter {
+        Some(_) => Counts::SomeRows,
+        None => Counts::EveryRow,
+    };
     // FILTER (WHERE c): a row counts when c is true.
     let gate = |y: Expr| match &params.filter {
         Some(f) => when(f.as_ref().clone().is_true(), y)
@@ -1558,16 +1627,21 @@ fn agg_plan(e: &Expr, schema: &DFSchemaRef, unit: Option<usize>) -> Result<AggPl
             y: gate(lit(1.0)),
             units: false,
             integer: true,
+            counts: every_row_unless_filtered,
         }),
-        ("count", false, [x]) => Ok(AggPlan::Scaled {
-            y: gate(if matches!(x, Expr::Literal(v, _) if !v.is_null()) {
-                lit(1.0)
-            } else {
-                one_if(x)
-            }),
-            units: false,
-            integer: true,
-        }),
+        ("count", false, [x]) => {
+            let every = matches!(x, Expr::Literal(v, _) if !v.is_null());
+            Ok(AggPlan::Scaled {
+                y: gate(if every { lit(1.0) } else { one_if(x) }),
+                units: false,
+                integer: true,
+                counts: if every {
+                    every_row_unless_filtered
+                } else {
+                    Counts::SomeRows
+                },
+            })
+        }
         ("count", true, [Expr::Column(c)])
             if unit.is_some() && index_of(schema, c) == unit && params.filter.is_none() =>
         {
@@ -1575,6 +1649,7 @@ fn agg_plan(e: &Expr, schema: &DFSchemaRef, unit: Option<usize>) -> Result<AggPl
                 y: lit(1.0),
                 units: true,
                 integer: true,
+                counts: Counts::Nothing,
             })
         }
         ("count", true, _) => Err(
@@ -1584,6 +1659,7 @@ fn agg_plan(e: &Expr, schema: &DFSchemaRef, unit: Option<usize>) -> Result<AggPl
             y: gate(value(x)),
             units: false,
             integer: false,
+            counts: Counts::Nothing,
         }),
         ("avg" | "mean", false, [x]) => Ok(AggPlan::Ratio {
             num: gate(value(x)),
@@ -1740,7 +1816,12 @@ fn two_stage(
                             aggs.push(
                                 sum(mul(dw.clone(), dw.clone())).alias(format!("{HIDDEN}dd{j}")),
                             );
-                            aggs.push(sum(mul(nw, dw)).alias(format!("{HIDDEN}nd{j}")));
+                            aggs.push(
+                                sum(mul(nw.clone(), dw.clone())).alias(format!("{HIDDEN}nd{j}")),
+                            );
+                            for (name, cube) in ratio_cubes(&nw, &dw) {
+                                aggs.push(sum(cube).alias(format!("{HIDDEN}{name}{j}")));
+                            }
                         }
                     }
                     AggPlan::Same { stage1, .. } => {
@@ -1908,6 +1989,29 @@ fn two_stage(
         None => one_minus_inverse(w.clone()),
     };
 
+    // (1 − π)(1 − 2π): a unit's factor in the third moment, as (1 − π) is in the second.
+    let q3 = match unit {
+        Some(_) => match constant_w {
+            Some(cw) => lit((1.0 - 1.0 / cw) * (1.0 - 2.0 / cw)),
+            None => mul(
+                q.clone(),
+                binary(
+                    lit(1.0),
+                    Operator::Minus,
+                    binary(lit(2.0), Operator::Divide, c1(format!("{HIDDEN}w"))),
+                ),
+            ),
+        },
+        None => mul(
+            q.clone(),
+            binary(
+                lit(1.0),
+                Operator::Minus,
+                binary(lit(2.0), Operator::Divide, w.clone()),
+            ),
+        ),
+    };
+
     // Stage 2: per group.
     let groups2: Vec<Expr> = match unit {
         Some(_) => (0..n_groups).map(|i| column_at(&s1, i)).collect(),
@@ -1923,6 +2027,14 @@ fn two_stage(
             }
             None => per_unit,
         })
+    };
+    // 1 for a unit that carries the value (x ≠ 0) and was drawn by chance (π < 1):
+    // the units an interval counts. A unit kept whole (a heavy key, weight 1) adds
+    // nothing to the variance and says nothing of how the drawn units spread, so a
+    // group whose value lies only in such units and in drawn units without it has no
+    // interval, not one that only the calibration's term makes wide.
+    let drawn_with = |x: Expr| -> DfResult<Expr> {
+        when(x.not_eq(lit(0.0)).and(q.clone().gt(lit(0.0))), lit(1.0)).otherwise(lit(0.0))
     };
     // Σ (1 − π) x² over units.
     let var_of = |t: Expr, per_row: &str| -> DfResult<Expr> {
@@ -1961,11 +2073,7 @@ fn two_stage(
                 );
                 aggs2.push(sum(mul(qt2.clone(), qt2)).alias(format!("{HIDDEN}K{j}")));
                 aggs2.push(
-                    sum(by_unit(
-                        &format!("r{j}"),
-                        when(t.not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?,
-                    )?)
-                    .alias(format!("{HIDDEN}U{j}")),
+                    sum(by_unit(&format!("r{j}"), drawn_with(t)?)?).alias(format!("{HIDDEN}U{j}")),
                 );
             }
             (AggPlan::Scaled { y, units, .. }, None) => {
@@ -1983,10 +2091,7 @@ fn two_stage(
                 );
                 let qt2 = mul(q.clone(), mul(yw.clone(), yw.clone()));
                 aggs2.push(sum(mul(qt2.clone(), qt2)).alias(format!("{HIDDEN}K{j}")));
-                aggs2.push(
-                    sum(when(y.clone().not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?)
-                        .alias(format!("{HIDDEN}U{j}")),
-                );
+                aggs2.push(sum(drawn_with(y.clone())?).alias(format!("{HIDDEN}U{j}")));
             }
             (AggPlan::Ratio { .. }, Some(_)) => {
                 let (n, d) = (c1(format!("{HIDDEN}n{j}")), c1(format!("{HIDDEN}d{j}")));
@@ -2001,6 +2106,14 @@ fn two_stage(
                     .alias(format!("{HIDDEN}B{j}")),
                 );
                 aggs2.push(var_of(d.clone(), &format!("dd{j}"))?.alias(format!("{HIDDEN}C{j}")));
+                // Σ (1 − π)(1 − 2π) of the unit totals' cubes and products: the third
+                // moment of the ratio's residuals (`interval::skewed_interval`).
+                for (name, cube) in ratio_cubes(&n, &d) {
+                    aggs2.push(
+                        sum(mul(q3.clone(), by_unit(&format!("{name}{j}"), cube)?))
+                            .alias(format!("{HIDDEN}{name}{j}")),
+                    );
+                }
                 // Of the denominator's unit totals (`effective_units`).
                 let qd2 = mul(
                     q.clone(),
@@ -2008,11 +2121,7 @@ fn two_stage(
                 );
                 aggs2.push(sum(mul(qd2.clone(), qd2)).alias(format!("{HIDDEN}K{j}")));
                 aggs2.push(
-                    sum(by_unit(
-                        &format!("dd{j}"),
-                        when(d.not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?,
-                    )?)
-                    .alias(format!("{HIDDEN}U{j}")),
+                    sum(by_unit(&format!("dd{j}"), drawn_with(d)?)?).alias(format!("{HIDDEN}U{j}")),
                 );
             }
             (AggPlan::Ratio { num, den }, None) => {
@@ -2022,14 +2131,16 @@ fn two_stage(
                 aggs2.push(
                     sum(mul(q.clone(), mul(nw.clone(), nw.clone()))).alias(format!("{HIDDEN}A{j}")),
                 );
-                aggs2.push(sum(mul(q.clone(), mul(nw, dw.clone()))).alias(format!("{HIDDEN}B{j}")));
+                aggs2.push(
+                    sum(mul(q.clone(), mul(nw.clone(), dw.clone()))).alias(format!("{HIDDEN}B{j}")),
+                );
+                for (name, cube) in ratio_cubes(&nw, &dw) {
+                    aggs2.push(sum(mul(q3.clone(), cube)).alias(format!("{HIDDEN}{name}{j}")));
+                }
                 aggs2.push(
                     sum(mul(q.clone(), mul(dw.clone(), dw.clone()))).alias(format!("{HIDDEN}C{j}")),
                 );
-                aggs2.push(
-                    sum(when(den.clone().not_eq(lit(0.0)), lit(1.0)).otherwise(lit(0.0))?)
-                        .alias(format!("{HIDDEN}U{j}")),
-                );
+                aggs2.push(sum(drawn_with(den.clone())?).alias(format!("{HIDDEN}U{j}")));
             }
             (AggPlan::Same { stage2, .. }, Some(_)) => {
                 aggs2.push(stage2(c1(format!("{HIDDEN}p{j}"))).alias(format!("{HIDDEN}P{j}")));
@@ -2159,7 +2270,7 @@ fn two_stage(
                             mul(mul(r.clone(), r.clone()), c),
                         ),
                         Operator::Divide,
-                        mul(d.clone(), d),
+                        mul(d.clone(), d.clone()),
                     ),
                     Operator::Multiply,
                     binary(
@@ -2170,6 +2281,10 @@ fn two_stage(
                 );
                 inner.push(r.alias(format!("{HIDDEN}est_{j}")));
                 inner.push(sqrt(greatest(vec![var, lit(0.0)])).alias(se_name(j)));
+                inner.push(d.alias(format!("{HIDDEN}D{j}")));
+                for name in RATIO_CUBES {
+                    inner.push(c2(format!("{HIDDEN}{name}{j}")));
+                }
                 // Rows as units count alike in a ratio's denominator (`bernoulli`).
                 let u = match unit {
                     Some(_) => {
@@ -2212,20 +2327,38 @@ fn two_stage(
                 continue;
             }
         };
-        let lo = interval::interval(est.clone(), se.clone(), u.clone(), Side::Low);
-        let hi = interval::interval(est.clone(), se, u, Side::High);
+        let hi = interval::interval(est.clone(), se.clone(), u.clone(), Side::High);
         let (shown, lo, hi) = match p {
             // A count: whole numbers, and production has at least the rows the
-            // sample saw.
+            // sample saw (a floor only where there is an interval).
             AggPlan::Scaled { integer: true, .. } => (
-                cast(round(vec![est]), DataType::Int64),
+                cast(round(vec![est.clone()]), DataType::Int64),
                 cast(
-                    floor(greatest(vec![lo, c3(format!("{HIDDEN}R{j}"))])),
+                    floor(interval::low_at_least(
+                        est,
+                        se,
+                        u,
+                        c3(format!("{HIDDEN}R{j}")),
+                    )),
                     DataType::Int64,
                 ),
                 cast(ceil(hi), DataType::Int64),
             ),
-            _ => (est, lo, hi),
+            // An average: its interval leans with the residuals' skewness.
+            AggPlan::Ratio { .. } => {
+                let mut args = vec![est.clone(), se, u, c3(format!("{HIDDEN}D{j}"))];
+                args.extend(
+                    RATIO_CUBES
+                        .iter()
+                        .map(|name| c3(format!("{HIDDEN}{name}{j}"))),
+                );
+                (
+                    est,
+                    interval::skewed_interval(args.clone(), Side::Low),
+                    interval::skewed_interval(args, Side::High),
+                )
+            }
+            _ => (est.clone(), interval::interval(est, se, u, Side::Low), hi),
         };
         exprs.push(shown.alias(name));
         hidden.push(c3(format!("{HIDDEN}est_{j}")));
