@@ -1587,6 +1587,32 @@ fn ratio_cubes(n: &Expr, d: &Expr) -> Vec<(&'static str, Expr)> {
     RATIO_CUBES.into_iter().zip(cubes).collect()
 }
 
+/// Σ(1 − π)(1 − 2π)·x of an average's n²d, nd² or d³ (`name`) over rows as units of
+/// weight `w`, from the sums of aggregate `j` that stage 2 has anyway: each row's d is
+/// its indicator times w (an average's denominator counts its non-NULL values) and n is 0
+/// where d is, so with q = 1 − 1/w and q3 = q(1 − 2/w): Σ q3 n²d = (q3 w / q) A,
+/// Σ q3 nd² = q3 w² N and Σ q3 d³ = q3 w² D.
+fn rows_cube(name: &str, w: f64, j: usize, c2: &dyn Fn(String) -> Expr) -> Expr {
+    let (factor, sum) = rows_cube_factor(name, w);
+    binary(
+        lit(factor),
+        Operator::Multiply,
+        c2(format!("{HIDDEN}{sum}{j}")),
+    )
+}
+
+/// `rows_cube`'s factor and the stage-2 sum (A, N or D) it multiplies.
+fn rows_cube_factor(name: &str, w: f64) -> (f64, &'static str) {
+    let q = 1.0 - 1.0 / w;
+    let q3 = q * (1.0 - 2.0 / w);
+    match name {
+        "nnd" if q != 0.0 => (q3 * w / q, "A"),
+        "nnd" => (0.0, "A"),
+        "ndd" => (q3 * w * w, "N"),
+        _ => (q3 * w * w, "D"),
+    }
+}
+
 /// The plan of one aggregate expression over sampled rows, or why it cannot be made.
 fn agg_plan(e: &Expr, schema: &DFSchemaRef, unit: Option<usize>) -> Result<AggPlan, String> {
     let inner = match e {
@@ -2134,8 +2160,13 @@ fn two_stage(
                 aggs2.push(
                     sum(mul(q.clone(), mul(nw.clone(), dw.clone()))).alias(format!("{HIDDEN}B{j}")),
                 );
+                // Rows as units of equal weight w: a row's d is 0 or w, and n is 0 where d
+                // is, so n²d = w·n², nd² = w²·n and d³ = w²·d: only Σ n³ is new, the rest
+                // come from A, N and D (`rows_cube`).
                 for (name, cube) in ratio_cubes(&nw, &dw) {
-                    aggs2.push(sum(mul(q3.clone(), cube)).alias(format!("{HIDDEN}{name}{j}")));
+                    if constant_w.is_none() || name == RATIO_CUBES[0] {
+                        aggs2.push(sum(mul(q3.clone(), cube)).alias(format!("{HIDDEN}{name}{j}")));
+                    }
                 }
                 aggs2.push(
                     sum(mul(q.clone(), mul(dw.clone(), dw.clone()))).alias(format!("{HIDDEN}C{j}")),
@@ -2283,7 +2314,13 @@ fn two_stage(
                 inner.push(sqrt(greatest(vec![var, lit(0.0)])).alias(se_name(j)));
                 inner.push(d.alias(format!("{HIDDEN}D{j}")));
                 for name in RATIO_CUBES {
-                    inner.push(c2(format!("{HIDDEN}{name}{j}")));
+                    let column = format!("{HIDDEN}{name}{j}");
+                    inner.push(match (unit, constant_w) {
+                        (None, Some(cw)) if name != RATIO_CUBES[0] => {
+                            rows_cube(name, cw, j, &c2).alias(column)
+                        }
+                        _ => c2(column),
+                    });
                 }
                 // Rows as units count alike in a ratio's denominator (`bernoulli`).
                 let u = match unit {
@@ -2460,6 +2497,48 @@ mod tests {
         }
         for on in ["1", "true", "yes", "on"] {
             assert!(super::switched_on(on), "{on:?}");
+        }
+    }
+
+    /// An average over rows as units of one weight: the three cube sums `rows_cube` takes
+    /// from A, N and D equal the sums themselves, over values with NULLs (d = 0, n = 0).
+    #[test]
+    fn rows_cubes_follow_from_the_second_moments() {
+        let values = [
+            Some(3.0),
+            None,
+            Some(0.5),
+            Some(40.0),
+            None,
+            Some(7.25),
+            Some(0.0),
+        ];
+        for w in [1.0, 1.5, 10.0, 100.0] {
+            let (q, q3) = (1.0 - 1.0 / w, (1.0 - 1.0 / w) * (1.0 - 2.0 / w));
+            let rows: Vec<(f64, f64)> = values
+                .iter()
+                .map(|v| v.map_or((0.0, 0.0), |x| (x * w, w)))
+                .collect();
+            let total =
+                |f: &dyn Fn(f64, f64) -> f64| -> f64 { rows.iter().map(|(n, d)| f(*n, *d)).sum() };
+            let sums = [
+                ("A", total(&|n, _| q * n * n)),
+                ("N", total(&|n, _| n)),
+                ("D", total(&|_, d| d)),
+            ];
+            let direct = [
+                ("nnd", total(&|n, d| q3 * n * n * d)),
+                ("ndd", total(&|n, d| q3 * n * d * d)),
+                ("ddd", total(&|_, d| q3 * d * d * d)),
+            ];
+            for (name, want) in direct {
+                let (factor, of) = super::rows_cube_factor(name, w);
+                let got = factor * sums.iter().find(|(s, _)| *s == of).unwrap().1;
+                assert!(
+                    (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                    "w {w}, {name}: {got} vs {want}"
+                );
+            }
         }
     }
 }
