@@ -802,3 +802,59 @@ fn an_interval_needs_two_drawn_units_that_hold_the_value() {
         "{bounded} bounded, {withheld} withheld"
     );
 }
+
+#[test]
+fn a_sample_of_everything_is_exact() {
+    // At a fraction of 1 nothing is drawn by chance: every estimate is production's
+    // answer and its interval is that answer alone, under every method (the rule that
+    // intervals count only units drawn by chance must not take them away here).
+    let p = TestProject::example(0.2);
+    let project = p.project();
+    let sql = "SELECT rep_id, count(*) FILTER (WHERE outcome = 'won') AS won, \
+               sum(amount) AS revenue FROM calls GROUP BY rep_id ORDER BY rep_id";
+    let full = block_on(
+        EnvSession::open(project.clone(), "production", &SampleOverride::default())
+            .unwrap()
+            .query(sql, &RunOptions::default()),
+    )
+    .unwrap();
+    for method in ["system", "key", "bernoulli"] {
+        let sample = SampleOverride {
+            method: Some(method.into()),
+            fraction: Some(1.0),
+            ..Default::default()
+        };
+        let out = block_on(
+            EnvSession::open(project.clone(), "production", &sample)
+                .unwrap()
+                .query(
+                    sql,
+                    &RunOptions {
+                        estimate: true,
+                        ..Default::default()
+                    },
+                ),
+        )
+        .unwrap();
+        for column in ["won", "revenue"] {
+            let truth = numbers(&full.batches, column);
+            let estimate = numbers(&out.batches, column);
+            let low = numbers(&out.batches, &format!("{column}_low"));
+            let high = numbers(&out.batches, &format!("{column}_high"));
+            assert_eq!(truth.len(), estimate.len(), "{method}");
+            for i in 0..truth.len() {
+                let (t, e) = (truth[i].unwrap(), estimate[i].unwrap());
+                assert!(
+                    (t - e).abs() <= 1e-6 * t.abs().max(1.0),
+                    "{method} {column} row {i}: {e} vs {t}"
+                );
+                let (lo, hi) = (low[i], high[i]);
+                assert!(
+                    lo.is_some_and(|lo| (lo - t).abs() <= 1e-6 * t.abs().max(1.0))
+                        && hi.is_some_and(|hi| (hi - t).abs() <= 1e-6 * t.abs().max(1.0)),
+                    "{method} {column} row {i}: [{lo:?}, {hi:?}] around {t}"
+                );
+            }
+        }
+    }
+}

@@ -1571,6 +1571,9 @@ enum Counts {
     EveryRow,
 }
 
+/// How far from a whole number a count's bound may be and still be taken as it.
+const WHOLE_TOLERANCE: f64 = 1e-6;
+
 /// The names of the sums of a unit's n³, n²d, nd² and d³ (n, d its numerator's and
 /// denominator's weighted totals), into which the third moment of an average's
 /// residuals n − R·d expands (`interval::skewed_interval` puts them together).
@@ -2058,9 +2061,21 @@ fn two_stage(
     // the units an interval counts. A unit kept whole (a heavy key, weight 1) adds
     // nothing to the variance and says nothing of how the drawn units spread, so a
     // group whose value lies only in such units and in drawn units without it has no
-    // interval, not one that only the calibration's term makes wide.
+    // interval, not one that only the calibration's term makes wide. Where nothing is
+    // drawn by chance (a fraction of 1: every unit kept), the answer is exact, and every
+    // unit counts: its interval is the estimate itself.
+    let by_chance = match &design.weight {
+        Weight::Constant(w) => *w > 1.0,
+        Weight::ByKey { heavy, other, .. } => heavy.max(*other) > 1.0,
+    };
     let drawn_with = |x: Expr| -> DfResult<Expr> {
-        when(x.not_eq(lit(0.0)).and(q.clone().gt(lit(0.0))), lit(1.0)).otherwise(lit(0.0))
+        let holds = x.not_eq(lit(0.0));
+        let counts = if by_chance {
+            holds.and(q.clone().gt(lit(0.0)))
+        } else {
+            holds
+        };
+        when(counts, lit(1.0)).otherwise(lit(0.0))
     };
     // Σ (1 − π) x² over units.
     let var_of = |t: Expr, per_row: &str| -> DfResult<Expr> {
@@ -2367,19 +2382,23 @@ fn two_stage(
         let hi = interval::interval(est.clone(), se.clone(), u.clone(), Side::High);
         let (shown, lo, hi) = match p {
             // A count: whole numbers, and production has at least the rows the
-            // sample saw (a floor only where there is an interval).
+            // sample saw (a floor only where there is an interval). The bounds are
+            // widened to whole numbers, but not past one a rounding error misses by a
+            // hair (an exact 333 computed as 333.00000000001 is 333, not 334).
             AggPlan::Scaled { integer: true, .. } => (
                 cast(round(vec![est.clone()]), DataType::Int64),
                 cast(
-                    floor(interval::low_at_least(
-                        est,
-                        se,
-                        u,
-                        c3(format!("{HIDDEN}R{j}")),
+                    floor(binary(
+                        interval::low_at_least(est, se, u, c3(format!("{HIDDEN}R{j}"))),
+                        Operator::Plus,
+                        lit(WHOLE_TOLERANCE),
                     )),
                     DataType::Int64,
                 ),
-                cast(ceil(hi), DataType::Int64),
+                cast(
+                    ceil(binary(hi, Operator::Minus, lit(WHOLE_TOLERANCE))),
+                    DataType::Int64,
+                ),
             ),
             // An average: its interval leans with the residuals' skewness.
             AggPlan::Ratio { .. } => {
