@@ -195,6 +195,8 @@ const EVENT_QUERIES: &[&str] = &[
     "SELECT date_trunc('day', ts) AS day, count(*) AS events, avg(amount) AS avg_amount FROM events GROUP BY 1",
     // Medium groups and a ratio of two estimates.
     "SELECT date_trunc('week', ts) AS week, plan, count(*) AS events, count(amount) AS paid, count(amount) * 1.0 / count(*) AS paid_share FROM events GROUP BY 1, 2",
+    // The same share as an average of 0s and 1s, by day (smaller groups).
+    "SELECT date_trunc('day', ts) AS day, avg(CASE WHEN amount IS NULL THEN 0 ELSE 1 END) AS paid_rate FROM events GROUP BY 1",
 ];
 
 /// Coverage of every configuration: (method, fraction) → (inside, bounded), with a

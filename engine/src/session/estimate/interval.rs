@@ -76,16 +76,20 @@ enum Shape {
     /// ∓ t times its linearized standard error,
     /// |k|/|b| · √(se_a² − 2(a/b)·cov + (a/b)²·se_b²).
     Ratio,
-    /// `sluice_proportion_interval(k, a, b, se_a, se_b, cov_ab, units)`: k times the
-    /// share p = a/b of a group's rows, by Wilson's score interval at the effective
-    /// size p(1 − p)/var(p) (Korn and Graubard's for complex samples), with t for z; at
-    /// a share of 0 or 1, which shows no spread, the size is the units counted.
+    /// `sluice_proportion_interval(k, a, b, se_a, se_b, cov_ab, units, rows)`: k times
+    /// the share p = a/b of a group's rows, by Wilson's score interval at the effective
+    /// size p(1 − p)/var(p) (Korn and Graubard's for complex samples), no more than the
+    /// sample's `rows` in the group, with t for z; at a share of 0 or 1, which shows no
+    /// spread, the size is the units counted.
     Proportion,
     /// `sluice_skewed_interval(r, se, units, d, nnn, nnd, ndd, ddd)`: an average r =
     /// n/d with standard error `se`, its interval leaning with the skewness of its
     /// residuals (Hall's transformation of the studentized statistic), from the sums
     /// Σ(1 − π)(1 − 2π)·x over units of n³, n²d, nd², d³ (n, d a unit's weighted totals).
     Skewed,
+    /// `sluice_share_interval(p, se, units, rows)`: an average of a 0-or-1 value, a share
+    /// of the rows with standard error `se`, by Wilson's score interval as `Proportion`.
+    Share,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -126,7 +130,7 @@ pub(crate) fn ratio_interval(
 
 /// The `side` bound of `k` times the share `a / b` of a group's rows (`a` counts some of
 /// the rows `b` counts), with the same arguments as `ratio_interval`; `units` are the
-/// denominator's. Where the linearized interval of a share near 0 or 1 is too narrow
+/// denominator's, `rows` the sample's rows it counts. Where the linearized interval of a share near 0 or 1 is too narrow
 /// (and of a share of exactly 0 or 1, empty), the score interval stays inside [0, 1]
 /// and leans toward the middle.
 #[allow(clippy::too_many_arguments)]
@@ -138,22 +142,33 @@ pub(crate) fn proportion_interval(
     se_b: Expr,
     cov: Expr,
     units: Expr,
+    rows: Expr,
     side: Side,
 ) -> Expr {
     call(
         Shape::Proportion,
         side,
-        vec![k, a, b, se_a, se_b, cov, units],
+        vec![k, a, b, se_a, se_b, cov, units, rows],
     )
 }
 
-/// Wilson's score bounds of a share `p` with variance `var` from `units` units (see
-/// `Shape::Proportion`), before the factor k.
-fn wilson(p: f64, var: f64, units: f64) -> (f64, f64) {
+/// The `side` bound of a share `p` of a group's rows with standard error `se` from
+/// `units` units: an average of a value that is 0 or 1, bounded as `proportion_interval`
+/// bounds a ratio of counts.
+pub(crate) fn share_interval(p: Expr, se: Expr, units: Expr, rows: Expr, side: Side) -> Expr {
+    call(Shape::Share, side, vec![p, se, units, rows])
+}
+
+/// Wilson's score bounds of a share `p` with variance `var` from `units` units and
+/// `rows` rows of the sample (see `Shape::Proportion`), before the factor k.
+fn wilson(p: f64, var: f64, units: f64, rows: f64) -> (f64, f64) {
     let p = p.clamp(0.0, 1.0);
     let t = t_quantile(units);
+    // The effective size, no more than the rows the sample has (Korn and Graubard
+    // truncate it there): a group whose few drawn units all show nearly the same share
+    // has a tiny variance, and would otherwise claim a huge sample.
     let n = if var > 0.0 && p > 0.0 && p < 1.0 {
-        p * (1.0 - p) / var
+        (p * (1.0 - p) / var).min(rows)
     } else {
         units
     };
@@ -504,7 +519,7 @@ impl Bound {
                 )
                 .otherwise(null)
             }
-            (Shape::Proportion, [k, a, b, sa, sb, cov, units]) => {
+            (Shape::Proportion, [k, a, b, sa, sb, cov, units, rows]) => {
                 let (k, a, b) = (f64(k.clone()), f64(a.clone()), f64(b.clone()));
                 let (sa, sb, cov) = (f64(sa.clone()), f64(sb.clone()), f64(cov.clone()));
                 // As the function: NULL when any input is (`greatest` would skip one).
@@ -513,7 +528,8 @@ impl Bound {
                     .is_not_null()
                     .and(sa.clone().is_not_null())
                     .and(sb.clone().is_not_null())
-                    .and(cov.clone().is_not_null());
+                    .and(cov.clone().is_not_null())
+                    .and(rows.clone().is_not_null());
                 let mul = |x: Expr, y: Expr| binary(x, Operator::Multiply, y);
                 let div = |x: Expr, y: Expr| binary(x, Operator::Divide, y);
                 let add = |x: Expr, y: Expr| binary(x, Operator::Plus, y);
@@ -526,39 +542,62 @@ impl Bound {
                     ),
                     mul(b.clone(), b.clone()),
                 );
-                let pq = mul(p.clone(), sub(lit(1.0), p.clone()));
                 let u = f64(units.clone());
-                let n = when(
-                    var.clone()
-                        .gt(lit(0.0))
-                        .and(p.clone().gt(lit(0.0)))
-                        .and(p.clone().lt(lit(1.0))),
-                    div(pq.clone(), var),
-                )
-                .otherwise(u.clone())?;
-                let t = t_quantile_expr(units.clone())?;
-                let c = div(mul(t.clone(), t), n);
-                let center = div(add(p, div(c.clone(), lit(2.0))), add(lit(1.0), c.clone()));
-                let half = div(
-                    sqrt(add(
-                        mul(c.clone(), pq),
-                        div(mul(c.clone(), c.clone()), lit(4.0)),
-                    )),
-                    add(lit(1.0), c),
-                );
-                let (lo, hi) = (
-                    mul(k.clone(), sub(center.clone(), half.clone())),
-                    mul(k, add(center, half)),
-                );
+                let (lo, hi) = wilson_expr(p, var, units, rows)?;
+                let (lo, hi) = (mul(k.clone(), lo), mul(k, hi));
                 let bound = match self.side {
                     Side::Low => least(vec![lo, hi]),
                     Side::High => greatest(vec![lo, hi]),
                 };
                 when(u.gt_eq(lit(2.0)).and(b.not_eq(lit(0.0))).and(known), bound).otherwise(null)
             }
+            (Shape::Share, [p, se, units, rows]) => {
+                let (p, se) = (f64(p.clone()), f64(se.clone()));
+                let known = p
+                    .clone()
+                    .is_not_null()
+                    .and(se.clone().is_not_null())
+                    .and(rows.clone().is_not_null());
+                let p = least(vec![greatest(vec![p, lit(0.0)]), lit(1.0)]);
+                let var = binary(se.clone(), Operator::Multiply, se);
+                let (lo, hi) = wilson_expr(p, var, units, rows)?;
+                let bound = match self.side {
+                    Side::Low => lo,
+                    Side::High => hi,
+                };
+                when(f64(units.clone()).gt_eq(lit(2.0)).and(known), bound).otherwise(null)
+            }
             _ => exec_err!("{} takes {} arguments", self.name(), args.len()),
         }
     }
+}
+
+/// `wilson` as expressions of a share `p` (in [0, 1]), its variance and its units.
+fn wilson_expr(p: Expr, var: Expr, units: &Expr, rows: &Expr) -> Result<(Expr, Expr)> {
+    let mul = |x: Expr, y: Expr| binary(x, Operator::Multiply, y);
+    let div = |x: Expr, y: Expr| binary(x, Operator::Divide, y);
+    let add = |x: Expr, y: Expr| binary(x, Operator::Plus, y);
+    let sub = |x: Expr, y: Expr| binary(x, Operator::Minus, y);
+    let pq = mul(p.clone(), sub(lit(1.0), p.clone()));
+    let n = when(
+        var.clone()
+            .gt(lit(0.0))
+            .and(p.clone().gt(lit(0.0)))
+            .and(p.clone().lt(lit(1.0))),
+        least(vec![div(pq.clone(), var), f64(rows.clone())]),
+    )
+    .otherwise(f64(units.clone()))?;
+    let t = t_quantile_expr(units.clone())?;
+    let c = div(mul(t.clone(), t), n);
+    let center = div(add(p, div(c.clone(), lit(2.0))), add(lit(1.0), c.clone()));
+    let half = div(
+        sqrt(add(
+            mul(c.clone(), pq),
+            div(mul(c.clone(), c.clone()), lit(4.0)),
+        )),
+        add(lit(1.0), c),
+    );
+    Ok((sub(center.clone(), half.clone()), add(center, half)))
 }
 
 impl ScalarUDFImpl for Bound {
@@ -572,6 +611,8 @@ impl ScalarUDFImpl for Bound {
             (Shape::Proportion, Side::High) => "sluice_proportion_interval_high",
             (Shape::Skewed, Side::Low) => "sluice_skewed_interval_low",
             (Shape::Skewed, Side::High) => "sluice_skewed_interval_high",
+            (Shape::Share, Side::Low) => "sluice_share_interval_low",
+            (Shape::Share, Side::High) => "sluice_share_interval_high",
         }
     }
 
@@ -587,8 +628,9 @@ impl ScalarUDFImpl for Bound {
         let want = match (self.shape, self.side) {
             (Shape::Estimate, Side::Low) => 3..=4,
             (Shape::Estimate, Side::High) => 3..=3,
-            (Shape::Ratio | Shape::Proportion, _) => 7..=7,
-            (Shape::Skewed, _) => 8..=8,
+            (Shape::Ratio, _) => 7..=7,
+            (Shape::Proportion | Shape::Skewed, _) => 8..=8,
+            (Shape::Share, _) => 4..=4,
         };
         if !want.contains(&args.args.len()) {
             return exec_err!("{} takes {want:?} arguments", self.name());
@@ -630,16 +672,29 @@ impl ScalarUDFImpl for Bound {
                     let a = skewness(r, se, d, cubes);
                     Some(r - se * hall_inverse(-sign * t_quantile(units), a))
                 }
+                Shape::Share => {
+                    let (p, se, units, rows) =
+                        (value(i, 0)?, value(i, 1)?, value(i, 2)?, value(i, 3)?);
+                    if units < 2.0 {
+                        return None;
+                    }
+                    let (lo, hi) = wilson(p, se * se, units, rows);
+                    Some(match self.side {
+                        Side::Low => lo,
+                        Side::High => hi,
+                    })
+                }
                 Shape::Proportion => {
                     let (k, a, b) = (value(i, 0)?, value(i, 1)?, value(i, 2)?);
                     let (sa, sb, cov, units) =
                         (value(i, 3)?, value(i, 4)?, value(i, 5)?, value(i, 6)?);
+                    let rows = value(i, 7)?;
                     if units < 2.0 || b == 0.0 {
                         return None;
                     }
                     let p = (a / b).clamp(0.0, 1.0);
                     let var = (sa * sa - 2.0 * p * cov + p * p * sb * sb) / (b * b);
-                    let (lo, hi) = wilson(p, var, units);
+                    let (lo, hi) = wilson(p, var, units, rows);
                     let (lo, hi) = (k * lo, k * hi);
                     Some(match self.side {
                         Side::Low => lo.min(hi),
@@ -741,19 +796,23 @@ mod tests {
     fn proportions_stay_inside_zero_and_one_and_lean_to_the_middle() {
         // A share of 1 seen in 30 units: Wilson's low bound n / (n + t²), not 1.
         let t = t_quantile(30.0);
-        let (lo, hi) = wilson(1.0, 0.0, 30.0);
+        let (lo, hi) = wilson(1.0, 0.0, 30.0, 300.0);
         assert!((lo - 30.0 / (30.0 + t * t)).abs() < 1e-12, "{lo}");
         assert!((hi - 1.0).abs() < 1e-12, "{hi}");
-        let (lo, hi) = wilson(0.0, 0.0, 30.0);
+        let (lo, hi) = wilson(0.0, 0.0, 30.0, 300.0);
         assert!(lo.abs() < 1e-12 && hi > 0.05 && hi < 0.2, "{lo} {hi}");
         // Near 0.9 from 29 units: shifted toward the middle, inside [0, 1].
-        let (lo, hi) = wilson(0.9, 0.9 * 0.1 / 29.0, 29.0);
+        let (lo, hi) = wilson(0.9, 0.9 * 0.1 / 29.0, 29.0, 29.0);
         assert!(0.0 < lo && hi < 1.0 && (0.9 - lo) > (hi - 0.9), "{lo} {hi}");
         // Far from the edges with a large effective size: the linearized interval.
-        let (lo, hi) = wilson(0.5, 1e-6, 1000.0);
+        let (lo, hi) = wilson(0.5, 1e-6, 1000.0, 1e6);
         let t = t_quantile(1000.0);
         assert!((lo - (0.5 - t * 1e-3)).abs() < 1e-5, "{lo}");
         assert!((hi - (0.5 + t * 1e-3)).abs() < 1e-5, "{hi}");
+        // 23 rows that all but show the same share: a tiny variance, but the interval is
+        // that of 23 rows, not of the million the variance would claim.
+        let (lo, hi) = wilson(0.999, 1e-6 * 0.999 * 0.001, 4.0, 23.0);
+        assert!(lo < 0.9 && hi > 0.999, "{lo} {hi}");
     }
 
     /// Sums as a rows-as-units sample of `y` with weight `w` gives them: (r, se, d, cubes).
@@ -893,6 +952,7 @@ mod tests {
                 lit(1.0),
                 lit(0.2),
                 col("u"),
+                lit(3.0),
                 side,
             ));
             all.push(proportion_interval(
@@ -903,6 +963,16 @@ mod tests {
                 lit(0.0),
                 lit(0.0),
                 col("u"),
+                lit(100.0),
+                side,
+            ));
+            // Shares as averages: clamped above 1 (`est` / 100 reaches 1), with and
+            // without spread, NULL.
+            all.push(share_interval(
+                binary(col("est"), Operator::Divide, lit(100.0)),
+                binary(col("se"), Operator::Divide, lit(100.0)),
+                col("u"),
+                lit(7.0),
                 side,
             ));
             // Averages leaning either way, and one whose sums are all zero.

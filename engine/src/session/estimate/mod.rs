@@ -629,6 +629,10 @@ fn se_name(agg: usize) -> String {
 fn units_name(agg: usize) -> String {
     format!("{HIDDEN}units_{agg}")
 }
+/// The sample's rows a count counted (its raw count), or an average's denominator.
+fn rows_name(agg: usize) -> String {
+    format!("{HIDDEN}rows_{agg}")
+}
 fn cov_name(a: usize, b: usize) -> String {
     let (a, b) = if a <= b { (a, b) } else { (b, a) };
     format!("{HIDDEN}cov_{a}_{b}")
@@ -1506,6 +1510,7 @@ fn ratio_bounds(
         && counts(b) == Some(Counts::EveryRow)
     {
         let units = col(units_name(b))?;
+        let rows = col(rows_name(b))?;
         let bound = |side| {
             interval::proportion_interval(
                 k.clone(),
@@ -1515,6 +1520,7 @@ fn ratio_bounds(
                 sb.clone(),
                 cab.clone(),
                 units.clone(),
+                rows.clone(),
                 side,
             )
         };
@@ -1548,8 +1554,10 @@ enum AggPlan {
         integer: bool,
         counts: Counts,
     },
-    /// Σ num / Σ den (an average), each sum scaled.
-    Ratio { num: Expr, den: Expr },
+    /// Σ num / Σ den (an average), each sum scaled. `share`: an average of a value
+    /// that is 0 or 1 (`avg(CASE WHEN c THEN 1 ELSE 0 END)`), a share of the rows,
+    /// bounded as one (`interval::share_interval`) rather than for its skewness.
+    Ratio { num: Expr, den: Expr, share: bool },
     /// The same aggregate on the sample (a minimum, a maximum): computed per unit,
     /// then again over the units, so it equals the sample's; not estimated.
     Same {
@@ -1602,6 +1610,31 @@ fn rows_cube(name: &str, w: f64, j: usize, c2: &dyn Fn(String) -> Expr) -> Expr 
         Operator::Multiply,
         c2(format!("{HIDDEN}{sum}{j}")),
     )
+}
+
+/// Whether every non-NULL value of `x` is 0 or 1: a CASE whose results are all the
+/// literals 0, 1 or NULL, or a boolean cast to a number. Its average is a share of rows.
+fn is_zero_or_one(x: &Expr, schema: &DFSchemaRef) -> bool {
+    use datafusion::logical_expr::ExprSchemable;
+    let zero_or_one = |e: &Expr| match e {
+        Expr::Literal(v, _) if v.is_null() => true,
+        Expr::Literal(v, _) => matches!(
+            v.cast_to(&DataType::Float64),
+            Ok(ScalarValue::Float64(Some(f))) if f == 0.0 || f == 1.0
+        ),
+        _ => false,
+    };
+    match x {
+        Expr::Alias(a) => is_zero_or_one(&a.expr, schema),
+        Expr::Case(c) => {
+            c.when_then_expr.iter().all(|(_, then)| zero_or_one(then))
+                && c.else_expr.as_deref().is_none_or(zero_or_one)
+        }
+        Expr::Cast(c) if c.field.data_type().is_numeric() => {
+            matches!(c.expr.get_type(schema), Ok(DataType::Boolean))
+        }
+        _ => false,
+    }
 }
 
 /// `rows_cube`'s factor and the stage-2 sum (A, N or D) it multiplies.
@@ -1693,6 +1726,7 @@ fn agg_plan(e: &Expr, schema: &DFSchemaRef, unit: Option<usize>) -> Result<AggPl
         ("avg" | "mean", false, [x]) => Ok(AggPlan::Ratio {
             num: gate(value(x)),
             den: gate(one_if(x)),
+            share: is_zero_or_one(x, schema),
         }),
         ("min" | "max" | "bool_and" | "bool_or", false, [_]) => {
             let stage2: fn(Expr) -> Expr = match name.as_str() {
@@ -1834,10 +1868,14 @@ fn two_stage(
                             );
                         }
                     }
-                    AggPlan::Ratio { num, den } => {
+                    AggPlan::Ratio { num, den, share } => {
                         let (nw, dw) = (mul(num.clone(), w.clone()), mul(den.clone(), w.clone()));
                         aggs.push(sum(nw.clone()).alias(format!("{HIDDEN}n{j}")));
                         aggs.push(sum(dw.clone()).alias(format!("{HIDDEN}d{j}")));
+                        if *share {
+                            // The rows it averages over, for the score interval's size.
+                            aggs.push(sum(den.clone()).alias(format!("{HIDDEN}dr{j}")));
+                        }
                         if null_units {
                             aggs.push(
                                 sum(mul(nw.clone(), nw.clone())).alias(format!("{HIDDEN}nn{j}")),
@@ -1848,7 +1886,8 @@ fn two_stage(
                             aggs.push(
                                 sum(mul(nw.clone(), dw.clone())).alias(format!("{HIDDEN}nd{j}")),
                             );
-                            for (name, cube) in ratio_cubes(&nw, &dw) {
+                            for (name, cube) in ratio_cubes(&nw, &dw).into_iter().filter(|_| !share)
+                            {
                                 aggs.push(sum(cube).alias(format!("{HIDDEN}{name}{j}")));
                             }
                         }
@@ -2134,10 +2173,13 @@ fn two_stage(
                 aggs2.push(sum(mul(qt2.clone(), qt2)).alias(format!("{HIDDEN}K{j}")));
                 aggs2.push(sum(drawn_with(y.clone())?).alias(format!("{HIDDEN}U{j}")));
             }
-            (AggPlan::Ratio { .. }, Some(_)) => {
+            (AggPlan::Ratio { share, .. }, Some(_)) => {
                 let (n, d) = (c1(format!("{HIDDEN}n{j}")), c1(format!("{HIDDEN}d{j}")));
                 aggs2.push(sum(n.clone()).alias(format!("{HIDDEN}N{j}")));
                 aggs2.push(sum(d.clone()).alias(format!("{HIDDEN}D{j}")));
+                if *share {
+                    aggs2.push(sum(c1(format!("{HIDDEN}dr{j}"))).alias(format!("{HIDDEN}Dr{j}")));
+                }
                 aggs2.push(var_of(n.clone(), &format!("nn{j}"))?.alias(format!("{HIDDEN}A{j}")));
                 aggs2.push(
                     sum(mul(
@@ -2149,7 +2191,7 @@ fn two_stage(
                 aggs2.push(var_of(d.clone(), &format!("dd{j}"))?.alias(format!("{HIDDEN}C{j}")));
                 // Σ (1 − π)(1 − 2π) of the unit totals' cubes and products: the third
                 // moment of the ratio's residuals (`interval::skewed_interval`).
-                for (name, cube) in ratio_cubes(&n, &d) {
+                for (name, cube) in ratio_cubes(&n, &d).into_iter().filter(|_| !share) {
                     aggs2.push(
                         sum(mul(q3.clone(), by_unit(&format!("{name}{j}"), cube)?))
                             .alias(format!("{HIDDEN}{name}{j}")),
@@ -2165,10 +2207,13 @@ fn two_stage(
                     sum(by_unit(&format!("dd{j}"), drawn_with(d)?)?).alias(format!("{HIDDEN}U{j}")),
                 );
             }
-            (AggPlan::Ratio { num, den }, None) => {
+            (AggPlan::Ratio { num, den, share }, None) => {
                 let (nw, dw) = (mul(num.clone(), w.clone()), mul(den.clone(), w.clone()));
                 aggs2.push(sum(nw.clone()).alias(format!("{HIDDEN}N{j}")));
                 aggs2.push(sum(dw.clone()).alias(format!("{HIDDEN}D{j}")));
+                if *share {
+                    aggs2.push(sum(den.clone()).alias(format!("{HIDDEN}Dr{j}")));
+                }
                 aggs2.push(
                     sum(mul(q.clone(), mul(nw.clone(), nw.clone()))).alias(format!("{HIDDEN}A{j}")),
                 );
@@ -2178,7 +2223,7 @@ fn two_stage(
                 // Rows as units of equal weight w: a row's d is 0 or w, and n is 0 where d
                 // is, so n²d = w·n², nd² = w²·n and d³ = w²·d: only Σ n³ is new, the rest
                 // come from A, N and D (`rows_cube`).
-                for (name, cube) in ratio_cubes(&nw, &dw) {
+                for (name, cube) in ratio_cubes(&nw, &dw).into_iter().filter(|_| !share) {
                     if constant_w.is_none() || name == RATIO_CUBES[0] {
                         aggs2.push(sum(mul(q3.clone(), cube)).alias(format!("{HIDDEN}{name}{j}")));
                     }
@@ -2292,7 +2337,7 @@ fn two_stage(
                     effective_units(u, c2(format!("{HIDDEN}V{j}")), c2(format!("{HIDDEN}K{j}")));
                 inner.push(u.alias(units_name(j)));
             }
-            AggPlan::Ratio { .. } => {
+            AggPlan::Ratio { share, .. } => {
                 let (n, d) = (c2(format!("{HIDDEN}N{j}")), c2(format!("{HIDDEN}D{j}")));
                 let (a, b, c, u) = (
                     c2(format!("{HIDDEN}A{j}")),
@@ -2328,7 +2373,10 @@ fn two_stage(
                 inner.push(r.alias(format!("{HIDDEN}est_{j}")));
                 inner.push(sqrt(greatest(vec![var, lit(0.0)])).alias(se_name(j)));
                 inner.push(d.alias(format!("{HIDDEN}D{j}")));
-                for name in RATIO_CUBES {
+                if *share {
+                    inner.push(c2(format!("{HIDDEN}Dr{j}")));
+                }
+                for name in RATIO_CUBES.into_iter().filter(|_| !share) {
                     let column = format!("{HIDDEN}{name}{j}");
                     inner.push(match (unit, constant_w) {
                         (None, Some(cw)) if name != RATIO_CUBES[0] => {
@@ -2400,6 +2448,21 @@ fn two_stage(
                     DataType::Int64,
                 ),
             ),
+            // A share of the rows: Wilson's score interval.
+            AggPlan::Ratio { share: true, .. } => {
+                let rows = c3(format!("{HIDDEN}Dr{j}"));
+                (
+                    est.clone(),
+                    interval::share_interval(
+                        est.clone(),
+                        se.clone(),
+                        u.clone(),
+                        rows.clone(),
+                        Side::Low,
+                    ),
+                    interval::share_interval(est, se, u, rows, Side::High),
+                )
+            }
             // An average: its interval leans with the residuals' skewness.
             AggPlan::Ratio { .. } => {
                 let mut args = vec![est.clone(), se, u, c3(format!("{HIDDEN}D{j}"))];
@@ -2422,6 +2485,9 @@ fn two_stage(
         hidden.push(hi.alias(hi_name(j)));
         hidden.push(c3(se_name(j)));
         hidden.push(c3(units_name(j)));
+        if let AggPlan::Scaled { .. } = p {
+            hidden.push(c3(format!("{HIDDEN}R{j}")).alias(rows_name(j)));
+        }
     }
     for (a, b) in &pairs {
         hidden.push(c3(cov_name(*a, *b)));
@@ -2559,5 +2625,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Which averages are shares: of a CASE whose results are 0, 1 or NULL, or of a
+    /// boolean cast to a number; not of another CASE, a number, or a cast number.
+    #[test]
+    fn an_average_of_zeros_and_ones_is_a_share() {
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::common::DFSchema;
+        use datafusion::logical_expr::{cast, col, lit, when};
+        use std::sync::Arc;
+        let schema = Arc::new(
+            DFSchema::try_from(Schema::new(vec![
+                Field::new("b", DataType::Boolean, true),
+                Field::new("i", DataType::Int64, true),
+            ]))
+            .unwrap(),
+        );
+        let share = |e: datafusion::logical_expr::Expr| super::is_zero_or_one(&e, &schema);
+        let case = |then: f64, otherwise: Option<f64>| {
+            let mut w = when(col("i").gt(lit(3)), lit(then));
+            match otherwise {
+                Some(v) => w.otherwise(lit(v)).unwrap(),
+                None => w.end().unwrap(),
+            }
+        };
+        assert!(share(case(1.0, Some(0.0))));
+        assert!(share(case(0.0, Some(1.0))));
+        assert!(
+            share(case(1.0, None)),
+            "no ELSE: NULL, left out of the average"
+        );
+        assert!(share(cast(col("b"), DataType::Int32)));
+        assert!(share(cast(col("b"), DataType::Float64).alias("x")));
+        assert!(!share(case(2.0, Some(0.0))));
+        assert!(!share(case(1.0, Some(0.5))));
+        assert!(!share(col("i")));
+        assert!(!share(cast(col("i"), DataType::Float64)));
+        assert!(!share(
+            when(col("b"), col("i")).otherwise(lit(0i64)).unwrap()
+        ));
     }
 }
