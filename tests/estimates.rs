@@ -126,6 +126,28 @@ sort = ["ts"]
     p
 }
 
+/// Run options that ask for estimates.
+fn estimating() -> RunOptions {
+    RunOptions {
+        estimate: true,
+        ..RunOptions::default()
+    }
+}
+
+/// `sql` with estimates, in production read through `sample`.
+fn estimated(
+    project: &Arc<Project>,
+    sample: &SampleOverride,
+    sql: &str,
+) -> sluice_engine::RunOutput {
+    block_on(
+        EnvSession::open(project.clone(), "production", sample)
+            .unwrap()
+            .query(sql, &estimating()),
+    )
+    .unwrap()
+}
+
 /// Production's answer and a sampled run's estimates of it, compared.
 fn fidelity(
     project: &Arc<Project>,
@@ -134,31 +156,20 @@ fn fidelity(
     fraction: f64,
     seed: u64,
 ) -> FidelityReport {
-    block_on(async {
-        let full = EnvSession::open(project.clone(), "production", &SampleOverride::default())
+    let full = block_on(
+        EnvSession::open(project.clone(), "production", &SampleOverride::default())
             .unwrap()
-            .query(sql, &RunOptions::default())
-            .await
-            .unwrap();
-        let sample = SampleOverride {
-            method: Some(method.into()),
-            fraction: Some(fraction),
-            seed: Some(seed),
-            ..Default::default()
-        };
-        let sampled = EnvSession::open(project.clone(), "production", &sample)
-            .unwrap()
-            .query(
-                sql,
-                &RunOptions {
-                    estimate: true,
-                    ..Default::default()
-                },
-            )
-            .await
-            .unwrap();
-        compare("query", "sample", &sampled, "production", &full, &[], None).unwrap()
-    })
+            .query(sql, &RunOptions::default()),
+    )
+    .unwrap();
+    let sample = SampleOverride {
+        method: Some(method.into()),
+        fraction: Some(fraction),
+        seed: Some(seed),
+        ..Default::default()
+    };
+    let sampled = estimated(project, &sample, sql);
+    compare("query", "sample", &sampled, "production", &full, &[], None).unwrap()
 }
 
 /// The seeds coverage is measured over: 1 to 32 (`SLUICE_COVERAGE_SEEDS=N` for others;
@@ -330,20 +341,7 @@ fn what_cannot_be_estimated_is_named() {
             fraction: Some(0.2),
             ..Default::default()
         };
-        block_on(
-            EnvSession::open(project.clone(), "production", &sample)
-                .unwrap()
-                .query(
-                    sql,
-                    &RunOptions {
-                        estimate: true,
-                        ..Default::default()
-                    },
-                ),
-        )
-        .unwrap()
-        .estimate
-        .unwrap()
+        estimated(&project, &sample, sql).estimate.unwrap()
     };
     let kind = |r: &sluice_engine::session::estimate::EstimateReport, c: &str| {
         r.columns
@@ -586,11 +584,7 @@ fn an_estimated_run_reads_the_columns_as_a_plain_run_does() {
     let session = p.session("staging", SampleOverride::default());
     let sql = "SELECT outcome, count(*) AS n FROM calls GROUP BY outcome ORDER BY outcome";
     let plain = block_on(session.query(sql, &RunOptions::default())).expect("plain run");
-    let options = RunOptions {
-        estimate: true,
-        ..RunOptions::default()
-    };
-    let estimated = block_on(session.query(sql, &options)).expect("estimated run");
+    let estimated = block_on(session.query(sql, &estimating())).expect("estimated run");
     let outcome = |out: &sluice_engine::RunOutput| {
         out.schema
             .field_with_name("outcome")
@@ -633,10 +627,7 @@ fn each_sampled_row_is_counted_in_its_own_unit() {
             "SELECT sluice_sample_unit AS u, count(*) AS n, \
              CAST(min(ts) AS BIGINT) AS lo, CAST(max(ts) AS BIGINT) AS hi \
              FROM events GROUP BY sluice_sample_unit",
-            &RunOptions {
-                estimate: true,
-                ..Default::default()
-            },
+            &estimating(),
         ))
         .unwrap();
         let mut units: Vec<(i64, i64, i64)> = Vec::new();
@@ -690,10 +681,7 @@ fn each_sampled_row_is_counted_in_its_own_unit() {
     .unwrap();
     let out = block_on(session.query(
         "SELECT plan, count(*) AS n FROM events GROUP BY plan",
-        &RunOptions {
-            estimate: true,
-            ..Default::default()
-        },
+        &estimating(),
     ))
     .expect("an estimate over files without rows");
     assert_eq!(out.report.rows_out, 0);
@@ -769,10 +757,7 @@ fn an_interval_needs_two_drawn_units_that_hold_the_value() {
         let estimated = block_on(session.query(
             "SELECT rep_id, count(*) FILTER (WHERE outcome = 'won') AS won \
              FROM calls GROUP BY rep_id ORDER BY rep_id",
-            &RunOptions {
-                estimate: true,
-                ..Default::default()
-            },
+            &estimating(),
         ))
         .unwrap();
         let (reps, drawn) = (
@@ -826,18 +811,7 @@ fn a_sample_of_everything_is_exact() {
             fraction: Some(1.0),
             ..Default::default()
         };
-        let out = block_on(
-            EnvSession::open(project.clone(), "production", &sample)
-                .unwrap()
-                .query(
-                    sql,
-                    &RunOptions {
-                        estimate: true,
-                        ..Default::default()
-                    },
-                ),
-        )
-        .unwrap();
+        let out = estimated(&project, &sample, sql);
         for column in ["won", "revenue"] {
             let truth = numbers(&full.batches, column);
             let estimate = numbers(&out.batches, column);

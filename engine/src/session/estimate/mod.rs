@@ -1503,32 +1503,18 @@ fn ratio_bounds(
             _ => None,
         })
     };
-    // A count of some of a group's rows over the count of all of them: a proportion.
-    // Its interval counts the denominator's units (the numerator may have none: a
-    // share of 0).
-    if matches!(counts(a), Some(Counts::SomeRows | Counts::EveryRow))
-        && counts(b) == Some(Counts::EveryRow)
-    {
-        let units = col(units_name(b))?;
-        let rows = col(rows_name(b))?;
-        let bound = |side| {
-            interval::proportion_interval(
-                k.clone(),
-                ea.clone(),
-                eb.clone(),
-                sa.clone(),
-                sb.clone(),
-                cab.clone(),
-                units.clone(),
-                rows.clone(),
-                side,
-            )
-        };
-        return Ok((bound(Side::Low), bound(Side::High)));
-    }
-    let units = least(vec![col(units_name(a))?, col(units_name(b))?]);
+    // A count of some of a group's rows over the count of all of them is a share:
+    // Wilson's interval, on the denominator's units and rows (the numerator may have
+    // none: a share of 0). Any other ratio: the linearized one, on the fewer units.
+    let share = matches!(counts(a), Some(Counts::SomeRows | Counts::EveryRow))
+        && counts(b) == Some(Counts::EveryRow);
+    let (units, rows) = if share {
+        (col(units_name(b))?, Some(col(rows_name(b))?))
+    } else {
+        (least(vec![col(units_name(a))?, col(units_name(b))?]), None)
+    };
     let bound = |side| {
-        interval::ratio_interval(
+        let (k, ea, eb, sa, sb, cab, units) = (
             k.clone(),
             ea.clone(),
             eb.clone(),
@@ -1536,8 +1522,13 @@ fn ratio_bounds(
             sb.clone(),
             cab.clone(),
             units.clone(),
-            side,
-        )
+        );
+        match &rows {
+            Some(rows) => {
+                interval::proportion_interval(k, ea, eb, sa, sb, cab, units, rows.clone(), side)
+            }
+            None => interval::ratio_interval(k, ea, eb, sa, sb, cab, units, side),
+        }
     };
     Ok((bound(Side::Low), bound(Side::High)))
 }
