@@ -12,7 +12,6 @@
 //! whole: a sample that drew such a key or missed it would be far from the data
 //! either way, and no interval could say how far (the estimates weigh their rows 1).
 
-use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{ScalarValue, exec_err};
+use datafusion::common::{HashSet, ScalarValue, exec_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -93,15 +92,11 @@ impl HeavyKeys {
                 .map(|v| v.is_some_and(|v| self.ints.contains(&v)))
                 .collect());
         }
-        let strings = match keys.data_type() {
-            DataType::Utf8 => keys.clone(),
-            _ => cast(keys, &DataType::Utf8)?,
-        };
-        let strings = strings.as_string::<i32>();
-        Ok(strings
-            .iter()
-            .map(|v| v.is_some_and(|v| self.strings.contains(v)))
-            .collect())
+        let mut out = Vec::with_capacity(keys.len());
+        for_each_text(keys, |v| {
+            out.push(v.is_some_and(|v| self.strings.contains(v)))
+        })?;
+        Ok(out)
     }
 }
 
@@ -325,15 +320,27 @@ fn key_hashes(keys: &ArrayRef, seed: u64) -> Result<Vec<u64>> {
             .map(|v| v.map_or_else(|| null_hash(seed), |v| hash_i64(seed, v)))
             .collect());
     }
-    let strings = match dt {
-        DataType::Utf8 => keys.clone(),
-        _ => cast(keys, &DataType::Utf8)?,
-    };
-    let strings = strings.as_string::<i32>();
-    Ok(strings
-        .iter()
-        .map(|v| v.map_or_else(|| null_hash(seed), |v| hash_bytes(seed, v.as_bytes())))
-        .collect())
+    let mut out = Vec::with_capacity(keys.len());
+    for_each_text(keys, |v| {
+        out.push(v.map_or_else(|| null_hash(seed), |v| hash_bytes(seed, v.as_bytes())))
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with each row's key as text (`None` where NULL): string columns of every
+/// layout as they are (a `Utf8View` key, as DataFusion reads Parquet strings, is not
+/// copied into a `Utf8` column first), other types as their text.
+fn for_each_text(keys: &ArrayRef, f: impl FnMut(Option<&str>)) -> Result<()> {
+    match keys.data_type() {
+        DataType::Utf8 => keys.as_string::<i32>().iter().for_each(f),
+        DataType::LargeUtf8 => keys.as_string::<i64>().iter().for_each(f),
+        DataType::Utf8View => keys.as_string_view().iter().for_each(f),
+        _ => cast(keys, &DataType::Utf8)?
+            .as_string::<i32>()
+            .iter()
+            .for_each(f),
+    }
+    Ok(())
 }
 
 /// `sluice_key_weight(key) -> Float64`: how many rows of the full data a sampled row of
@@ -454,7 +461,9 @@ impl ScalarUDFImpl for KeyHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::array::{Int32Array, Int64Array, StringArray};
+    use datafusion::arrow::array::{
+        Int32Array, Int64Array, LargeStringArray, StringArray, StringViewArray,
+    };
 
     #[test]
     fn int_widths_agree() {
@@ -464,6 +473,43 @@ mod tests {
             keep_mask(&a, &[], 7, 0.5).unwrap(),
             keep_mask(&b, &[], 7, 0.5).unwrap()
         );
+    }
+
+    #[test]
+    fn string_layouts_agree() {
+        // The same text keeps and weighs alike whatever its column's layout, as its
+        // text (`keep_str`) does: a Utf8View read from Parquet, a Utf8 built by hand, a
+        // large string, a dictionary.
+        let values: Vec<Option<String>> = (0..2_000)
+            .map(|i| (i % 97 != 0).then(|| format!("acct-{i}")))
+            .collect();
+        let utf8: ArrayRef = Arc::new(StringArray::from(values.clone()));
+        let layouts: Vec<ArrayRef> = vec![
+            Arc::new(StringViewArray::from(values.clone())),
+            Arc::new(LargeStringArray::from(values.clone())),
+            cast(
+                &utf8,
+                &DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+            )
+            .unwrap(),
+        ];
+        let heavy = HeavyKeys::from_strings(&["acct-5".into(), "acct-1234".into()]);
+        let want = keep_mask(&utf8, &[], 7, 0.3).unwrap();
+        for (v, kept) in values.iter().zip(want.iter()) {
+            if let Some(v) = v {
+                assert_eq!(kept, Some(keep_str(7, 0.3, v)), "{v}");
+            }
+        }
+        assert_eq!(heavy.mask(&utf8).unwrap().iter().filter(|h| **h).count(), 2);
+        for keys in &layouts {
+            assert_eq!(
+                keep_mask(keys, &[], 7, 0.3).unwrap(),
+                want,
+                "{}",
+                keys.data_type()
+            );
+            assert_eq!(heavy.mask(keys).unwrap(), heavy.mask(&utf8).unwrap());
+        }
     }
 
     #[test]

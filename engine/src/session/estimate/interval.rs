@@ -11,14 +11,14 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, Float64Array};
-use datafusion::arrow::compute::cast as cast_array;
+use datafusion::arrow::compute::{CastOptions, cast as cast_array, cast_with_options};
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::ScalarValue;
 use datafusion::common::exec_err;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::error::Result;
 use datafusion::functions::core::expr_fn::{greatest, least};
-use datafusion::functions::math::expr_fn::{abs, cbrt, sqrt};
+use datafusion::functions::math::expr_fn::{abs, cbrt, ceil, floor, round, sqrt};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature, Volatility, cast, lit, when,
@@ -313,6 +313,121 @@ impl ScalarUDFImpl for EffectiveUnits {
     }
 }
 
+/// A step of an estimate's arithmetic that DataFusion's own functions make costly to
+/// plan, as one call: `round`, `floor` and `ceil` try each of their signatures in turn
+/// (and write an error for every one that does not fit) whenever a plan's schema is
+/// derived, which an estimated plan's optimizer does dozens of times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Step {
+    /// `sqrt(greatest(x, 0))`: a standard error from a variance that rounding may
+    /// leave a hair below 0 (0 for NULL, as `greatest` skips it).
+    Root,
+    /// `CAST(round(x) AS BIGINT)`: a count's estimate.
+    Nearest,
+    /// `CAST(floor(x + WHOLE_TOLERANCE) AS BIGINT)`: a count's low bound.
+    Down,
+    /// `CAST(ceil(x - WHOLE_TOLERANCE) AS BIGINT)`: a count's high bound.
+    Up,
+}
+
+/// How far from a whole number a count's bound may be and still be taken as it: an
+/// exact 333 computed as 333.00000000001 is 333, not 334.
+pub(crate) const WHOLE_TOLERANCE: f64 = 1e-6;
+
+pub(crate) fn step(step: Step, x: Expr) -> Expr {
+    Arc::new(ScalarUDF::new_from_impl(StepFn {
+        step,
+        signature: Signature::any(1, Volatility::Immutable),
+    }))
+    .call(vec![x])
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct StepFn {
+    step: Step,
+    signature: Signature,
+}
+
+impl StepFn {
+    /// The same as a plain SQL expression.
+    fn expression(&self, args: Vec<Expr>) -> Result<Expr> {
+        let [x] = <[Expr; 1]>::try_from(args).map_err(|_| {
+            datafusion::error::DataFusionError::Execution(format!(
+                "{} takes 1 argument",
+                self.name()
+            ))
+        })?;
+        let whole = |e: Expr| cast(e, DataType::Int64);
+        Ok(match self.step {
+            Step::Root => sqrt(greatest(vec![x, lit(0.0)])),
+            Step::Nearest => whole(round(vec![x])),
+            Step::Down => whole(floor(binary(x, Operator::Plus, lit(WHOLE_TOLERANCE)))),
+            Step::Up => whole(ceil(binary(x, Operator::Minus, lit(WHOLE_TOLERANCE)))),
+        })
+    }
+
+    fn value(&self, x: f64) -> f64 {
+        match self.step {
+            // As `greatest`: NaN is above every number, and -0 below 0.
+            Step::Root if x.is_nan() => x,
+            Step::Root if x > 0.0 => x.sqrt(),
+            Step::Root => 0.0,
+            Step::Nearest => x.round(),
+            Step::Down => (x + WHOLE_TOLERANCE).floor(),
+            Step::Up => (x - WHOLE_TOLERANCE).ceil(),
+        }
+    }
+}
+
+impl ScalarUDFImpl for StepFn {
+    fn name(&self) -> &str {
+        match self.step {
+            Step::Root => "sluice_root",
+            Step::Nearest => "sluice_count",
+            Step::Down => "sluice_count_low",
+            Step::Up => "sluice_count_high",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(match self.step {
+            Step::Root => DataType::Float64,
+            _ => DataType::Int64,
+        })
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        if args.args.len() != 1 {
+            return exec_err!("{} takes 1 argument", self.name());
+        }
+        let cols = float_arguments(&args)?;
+        let out: Float64Array = match self.step {
+            Step::Root => (0..args.number_rows)
+                .map(|i| Some(self.value(at(&cols[0], i).unwrap_or(0.0))))
+                .collect(),
+            _ => (0..args.number_rows)
+                .map(|i| at(&cols[0], i).map(|x| self.value(x)))
+                .collect(),
+        };
+        Ok(ColumnarValue::Array(match self.step {
+            Step::Root => Arc::new(out),
+            // As SQL's CAST: an error, not a NULL, for what no BIGINT holds.
+            _ => cast_with_options(
+                &out,
+                &DataType::Int64,
+                &CastOptions {
+                    safe: false,
+                    ..Default::default()
+                },
+            )?,
+        }))
+    }
+}
+
 /// A function's arguments as Float64 columns, what every function here computes in.
 fn float_arguments(args: &ScalarFunctionArgs) -> Result<Vec<Float64Array>> {
     ColumnarValue::values_to_arrays(&args.args)?
@@ -349,6 +464,9 @@ pub(crate) fn portable(plan: LogicalPlan) -> Result<LogicalPlan> {
                 let Expr::ScalarFunction(f) = &e else {
                     return Ok(Transformed::no(e));
                 };
+                if let Some(step) = f.func.inner().downcast_ref::<StepFn>() {
+                    return Ok(Transformed::yes(step.expression(f.args.clone())?));
+                }
                 if f.func.inner().downcast_ref::<EffectiveUnits>().is_some() {
                     return Ok(Transformed::yes(EffectiveUnits::expression(
                         f.args.clone(),
@@ -1003,6 +1121,19 @@ mod tests {
                 side,
             ));
         }
+        // The steps of a count's bounds and of a standard error: negative, NULL, -0 and
+        // NaN roots; rounding half away from 0; bounds a rounding error missed by a hair.
+        let third = binary(col("est"), Operator::Divide, lit(3.0));
+        for x in [col("b"), col("est"), lit(-0.0), lit(f64::NAN)] {
+            all.push(step(Step::Root, x));
+        }
+        for x in [third.clone(), lit(2.5), lit(-2.5)] {
+            all.push(step(Step::Nearest, x));
+        }
+        for x in [third, lit(333.000_000_01), lit(332.999_999_99), col("se")] {
+            all.push(step(Step::Down, x.clone()));
+            all.push(step(Step::Up, x));
+        }
         let all: Vec<Expr> = all
             .into_iter()
             .enumerate()
@@ -1029,15 +1160,31 @@ mod tests {
         );
         let with_sql = run(plain).await;
         for c in 0..with_functions[0].num_columns() {
+            let float = |column: &ArrayRef| {
+                assert!(matches!(
+                    column.data_type(),
+                    DataType::Float64 | DataType::Int64
+                ));
+                cast_array(column, &DataType::Float64)
+                    .unwrap()
+                    .as_primitive::<Float64Type>()
+                    .clone()
+            };
+            assert_eq!(
+                with_functions[0].column(c).data_type(),
+                with_sql[0].column(c).data_type(),
+                "column {c}"
+            );
             let (x, y) = (
-                with_functions[0].column(c).as_primitive::<Float64Type>(),
-                with_sql[0].column(c).as_primitive::<Float64Type>(),
+                float(with_functions[0].column(c)),
+                float(with_sql[0].column(c)),
             );
             for i in 0..x.len() {
                 assert_eq!(x.is_null(i), y.is_null(i), "column {c} row {i}");
                 if !x.is_null(i) {
                     assert!(
-                        (x.value(i) - y.value(i)).abs() < 1e-9,
+                        (x.value(i) - y.value(i)).abs() < 1e-9
+                            || (x.value(i).is_nan() && y.value(i).is_nan()),
                         "column {c} row {i}: {} vs {}",
                         x.value(i),
                         y.value(i)

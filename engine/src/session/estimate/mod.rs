@@ -37,7 +37,7 @@ use datafusion::common::{Column, DFSchemaRef, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::functions::core::expr_fn::{greatest, least};
-use datafusion::functions::math::expr_fn::{ceil, floor, round, sqrt};
+
 use datafusion::functions_aggregate::expr_fn::{bool_and, bool_or, max, min, sum};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
@@ -53,7 +53,7 @@ use crate::store::snapshot::UNIT_COLUMN;
 mod interval;
 mod unit_rows;
 
-use interval::Side;
+use interval::{Side, Step};
 
 /// The confidence of the intervals.
 pub const CONFIDENCE: f64 = 0.95;
@@ -1570,9 +1570,6 @@ enum Counts {
     EveryRow,
 }
 
-/// How far from a whole number a count's bound may be and still be taken as it.
-const WHOLE_TOLERANCE: f64 = 1e-6;
-
 /// The names of the sums of a unit's n³, n²d, nd² and d³ (n, d its numerator's and
 /// denominator's weighted totals), into which the third moment of an average's
 /// residuals n − R·d expands (`interval::skewed_interval` puts them together).
@@ -1775,9 +1772,14 @@ fn two_stage(
         Weight::Constant(cw) => Some(*cw),
         Weight::ByKey { .. } => None,
     };
-    // Calibration to the source's known rows, when the whole sample is at hand.
+    // Calibration to the source's known rows, when the whole sample is at hand and a
+    // count or sum of rows is there to calibrate (distinct counts and ratios are not:
+    // a plan without them is spared the calibration's join).
+    let calibrated = plans
+        .iter()
+        .any(|(_, p)| matches!(p, AggPlan::Scaled { units: false, .. }));
     let calibration = match (sample, design.total_rows) {
-        (Some(s), Some(n)) if n > 0.0 => Some((s, n)),
+        (Some(s), Some(n)) if n > 0.0 && calibrated => Some((s, n)),
         _ => None,
     };
     let one_minus_inverse = |w: Expr| {
@@ -2283,7 +2285,7 @@ fn two_stage(
                     c2(format!("{HIDDEN}V{j}")),
                     c2(format!("{HIDDEN}U{j}")),
                 );
-                let ht_se = sqrt(greatest(vec![v.clone(), lit(0.0)]));
+                let ht_se = interval::step(Step::Root, v.clone());
                 // Calibrated to the source's N rows: N·(Ŷ/N̂), with the variance of the
                 // residuals Y_u − R·X_u: (N/N̂)² (Σ(1−π)Y² − 2R Σ(1−π)YX + R² Σ(1−π)X²).
                 let (est, se) = match (calibration, *units) {
@@ -2304,7 +2306,7 @@ fn two_stage(
                                 mul(mul(ratio.clone(), ratio.clone()), c),
                             ),
                         );
-                        let se = sqrt(greatest(vec![var, lit(0.0)]));
+                        let se = interval::step(Step::Root, var);
                         match known_totals {
                             // Constants: no CASE for the planner to fold.
                             Some((nhat, _)) if nhat > 0.0 => (mul(lit(n), ratio), se),
@@ -2362,7 +2364,7 @@ fn two_stage(
                     ),
                 );
                 inner.push(r.alias(format!("{HIDDEN}est_{j}")));
-                inner.push(sqrt(greatest(vec![var, lit(0.0)])).alias(se_name(j)));
+                inner.push(interval::step(Step::Root, var).alias(se_name(j)));
                 inner.push(d.alias(format!("{HIDDEN}D{j}")));
                 if *share {
                     inner.push(c2(format!("{HIDDEN}Dr{j}")));
@@ -2425,19 +2427,12 @@ fn two_stage(
             // widened to whole numbers, but not past one a rounding error misses by a
             // hair (an exact 333 computed as 333.00000000001 is 333, not 334).
             AggPlan::Scaled { integer: true, .. } => (
-                cast(round(vec![est.clone()]), DataType::Int64),
-                cast(
-                    floor(binary(
-                        interval::low_at_least(est, se, u, c3(format!("{HIDDEN}R{j}"))),
-                        Operator::Plus,
-                        lit(WHOLE_TOLERANCE),
-                    )),
-                    DataType::Int64,
+                interval::step(Step::Nearest, est.clone()),
+                interval::step(
+                    Step::Down,
+                    interval::low_at_least(est, se, u, c3(format!("{HIDDEN}R{j}"))),
                 ),
-                cast(
-                    ceil(binary(hi, Operator::Minus, lit(WHOLE_TOLERANCE))),
-                    DataType::Int64,
-                ),
+                interval::step(Step::Up, hi),
             ),
             // A share of the rows: Wilson's score interval.
             AggPlan::Ratio { share: true, .. } => {
