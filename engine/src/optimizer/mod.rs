@@ -566,11 +566,67 @@ pub(crate) fn rewrite_row_expressions(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
     use datafusion::execution::session_state::SessionStateBuilder;
     use datafusion::physical_plan::{collect, displayable};
     use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
-    use super::*;
+    /// The vendored `datafusion-expr-common` types arithmetic of two operands of one
+    /// primitive numeric type without asking arrow's kernels (vendor/README.md): it must
+    /// say what the kernels say, for every such type and operator, and mixed types and
+    /// decimals still go to the kernels.
+    #[test]
+    fn same_type_arithmetic_keeps_its_type() {
+        use datafusion::arrow::array::new_empty_array;
+        use datafusion::arrow::compute::kernels::numeric::{
+            add_wrapping, div, mul_wrapping, rem, sub_wrapping,
+        };
+        use datafusion::arrow::datatypes::DataType::{self, *};
+        use datafusion::logical_expr::type_coercion::binary::BinaryTypeCoercer;
+        let types = [
+            Int8, Int16, Int32, Int64, UInt8, UInt16, UInt32, UInt64, Float16, Float32, Float64,
+        ];
+        let kernel = |op: Operator, l: &DataType, r: &DataType| -> DataType {
+            let (l, r) = (new_empty_array(l), new_empty_array(r));
+            let out = match op {
+                Operator::Plus => add_wrapping(&l, &r),
+                Operator::Minus => sub_wrapping(&l, &r),
+                Operator::Multiply => mul_wrapping(&l, &r),
+                Operator::Divide => div(&l, &r),
+                Operator::Modulo => rem(&l, &r),
+                _ => unreachable!(),
+            };
+            out.unwrap().data_type().clone()
+        };
+        let ops = [
+            Operator::Plus,
+            Operator::Minus,
+            Operator::Multiply,
+            Operator::Divide,
+            Operator::Modulo,
+        ];
+        for t in &types {
+            for op in ops {
+                let typed = BinaryTypeCoercer::new(t, &op, t).get_result_type().unwrap();
+                assert_eq!(typed, kernel(op, t, t), "{t} {op} {t}");
+                assert_eq!(&typed, t, "{t} {op} {t}");
+            }
+        }
+        let decimal = Decimal128(10, 2);
+        for (l, r) in [(&Int32, &Int64), (&Float32, &Float64), (&decimal, &decimal)] {
+            for op in ops {
+                let typed = BinaryTypeCoercer::new(l, &op, r).get_result_type().unwrap();
+                let (cl, cr) = BinaryTypeCoercer::new(l, &op, r).get_input_types().unwrap();
+                assert_eq!(typed, kernel(op, &cl, &cr), "{l} {op} {r}");
+            }
+        }
+        assert_eq!(
+            BinaryTypeCoercer::new(&decimal, &Operator::Multiply, &decimal)
+                .get_result_type()
+                .unwrap(),
+            Decimal128(21, 4)
+        );
+    }
 
     fn context(rule: bool) -> SessionContext {
         let config = SessionConfig::new().with_target_partitions(2);
