@@ -134,6 +134,16 @@ fn estimating() -> RunOptions {
     }
 }
 
+/// Production's own answer to `sql`, read in full.
+fn production(project: &Arc<Project>, sql: &str) -> sluice_engine::RunOutput {
+    block_on(
+        EnvSession::open(project.clone(), "production", &SampleOverride::default())
+            .unwrap()
+            .query(sql, &RunOptions::default()),
+    )
+    .unwrap()
+}
+
 /// `sql` with estimates, in production read through `sample`.
 fn estimated(
     project: &Arc<Project>,
@@ -156,12 +166,7 @@ fn fidelity(
     fraction: f64,
     seed: u64,
 ) -> FidelityReport {
-    let full = block_on(
-        EnvSession::open(project.clone(), "production", &SampleOverride::default())
-            .unwrap()
-            .query(sql, &RunOptions::default()),
-    )
-    .unwrap();
+    let full = production(project, sql);
     let sample = SampleOverride {
         method: Some(method.into()),
         fraction: Some(fraction),
@@ -799,12 +804,7 @@ fn a_sample_of_everything_is_exact() {
     let project = p.project();
     let sql = "SELECT rep_id, count(*) FILTER (WHERE outcome = 'won') AS won, \
                sum(amount) AS revenue FROM calls GROUP BY rep_id ORDER BY rep_id";
-    let full = block_on(
-        EnvSession::open(project.clone(), "production", &SampleOverride::default())
-            .unwrap()
-            .query(sql, &RunOptions::default()),
-    )
-    .unwrap();
+    let full = production(&project, sql);
     for method in ["system", "key", "bernoulli"] {
         let sample = SampleOverride {
             method: Some(method.into()),

@@ -130,9 +130,9 @@ pub(crate) fn ratio_interval(
 
 /// The `side` bound of `k` times the share `a / b` of a group's rows (`a` counts some of
 /// the rows `b` counts), with the same arguments as `ratio_interval`; `units` are the
-/// denominator's, `rows` the sample's rows it counts. Where the linearized interval of a share near 0 or 1 is too narrow
-/// (and of a share of exactly 0 or 1, empty), the score interval stays inside [0, 1]
-/// and leans toward the middle.
+/// denominator's, `rows` the sample's rows it counts. Where the linearized interval of a
+/// share near 0 or 1 is too narrow (and of a share of exactly 0 or 1, empty), the score
+/// interval stays inside [0, 1] and leans toward the middle.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn proportion_interval(
     k: Expr,
@@ -690,7 +690,8 @@ impl Bound {
     }
 }
 
-/// `wilson` as expressions of a share `p` (in [0, 1]), its variance and its units.
+/// `wilson` as expressions of a share `p` (in [0, 1]), its variance, its units and the
+/// sample's rows.
 fn wilson_expr(p: Expr, var: Expr, units: &Expr, rows: &Expr) -> Result<(Expr, Expr)> {
     let mul = |x: Expr, y: Expr| binary(x, Operator::Multiply, y);
     let div = |x: Expr, y: Expr| binary(x, Operator::Divide, y);

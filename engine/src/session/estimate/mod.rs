@@ -37,7 +37,6 @@ use datafusion::common::{Column, DFSchemaRef, ScalarValue};
 use datafusion::datasource::source_as_provider;
 use datafusion::error::{DataFusionError, Result as DfResult};
 use datafusion::functions::core::expr_fn::{greatest, least};
-
 use datafusion::functions_aggregate::expr_fn::{bool_and, bool_or, max, min, sum};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
@@ -1600,6 +1599,18 @@ fn rows_cube(name: &str, w: f64, j: usize, c2: &dyn Fn(String) -> Expr) -> Expr 
     )
 }
 
+/// `rows_cube`'s factor and the stage-2 sum (A, N or D) it multiplies.
+fn rows_cube_factor(name: &str, w: f64) -> (f64, &'static str) {
+    let q = 1.0 - 1.0 / w;
+    let q3 = q * (1.0 - 2.0 / w);
+    match name {
+        "nnd" if q != 0.0 => (q3 * w / q, "A"),
+        "nnd" => (0.0, "A"),
+        "ndd" => (q3 * w * w, "N"),
+        _ => (q3 * w * w, "D"),
+    }
+}
+
 /// Whether every non-NULL value of `x` is 0 or 1: a CASE whose results are all the
 /// literals 0, 1 or NULL, or a boolean cast to a number. Its average is a share of rows.
 fn is_zero_or_one(x: &Expr, schema: &DFSchemaRef) -> bool {
@@ -1622,18 +1633,6 @@ fn is_zero_or_one(x: &Expr, schema: &DFSchemaRef) -> bool {
             matches!(c.expr.get_type(schema), Ok(DataType::Boolean))
         }
         _ => false,
-    }
-}
-
-/// `rows_cube`'s factor and the stage-2 sum (A, N or D) it multiplies.
-fn rows_cube_factor(name: &str, w: f64) -> (f64, &'static str) {
-    let q = 1.0 - 1.0 / w;
-    let q3 = q * (1.0 - 2.0 / w);
-    match name {
-        "nnd" if q != 0.0 => (q3 * w / q, "A"),
-        "nnd" => (0.0, "A"),
-        "ndd" => (q3 * w * w, "N"),
-        _ => (q3 * w * w, "D"),
     }
 }
 
