@@ -18,6 +18,12 @@
 //! with a volatile function (each reference of `random()` draws its own values in
 //! DataFusion's plan, which sharing would change), an outer reference (a correlated
 //! subquery's) or an unbound parameter.
+//!
+//! When every reference keeps only rows that meet conditions of its own (TPC-DS q39's
+//! `inv1.d_moy = 1` and `inv2.d_moy = 2`, q04's channel and year per reference), the
+//! subplan is computed once for the rows some reference keeps: under the `OR` of the
+//! references' conditions, which DataFusion pushes into it as it pushes each
+//! reference's condition into that reference's copy (see `repeated_subplan`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -26,6 +32,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::MemTable;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryPool, MemoryReservation};
@@ -236,18 +243,26 @@ pub async fn share_repeated(
 ) -> Result<(LogicalPlan, Vec<SharedNode>)> {
     let mut shared: Vec<SharedNode> = Vec::new();
     let mut too_large: Vec<LogicalPlan> = Vec::new();
-    while let Some((subplan, reads)) = repeated_subplan(&plan, skip, &too_large) {
+    while let Some(repeated) = repeated_subplan(&plan, skip, &too_large) {
+        let subplan = repeated.subplan;
         let LogicalPlan::SubqueryAlias(alias) = &subplan else {
             break;
         };
         let name = alias.alias.table().to_string();
         let held: usize = shared.iter().map(|s| s.bytes).sum();
-        let df = DataFrame::new(ctx.state(), alias.input.as_ref().clone());
+        // Its rows: all of them, or those some reference needs.
+        let computed = match &repeated.needed {
+            None => alias.input.as_ref().clone(),
+            Some(needed) => LogicalPlanBuilder::from(subplan.clone())
+                .filter(needed.clone())?
+                .build()?,
+        };
+        let df = DataFrame::new(ctx.state(), computed);
         let schema = Arc::new(alias.input.schema().as_arrow().clone());
         let computed = compute_rows(
             ctx,
             &name,
-            reads,
+            repeated.reads,
             df,
             Some(schema),
             pool,
@@ -283,40 +298,87 @@ pub async fn share_repeated(
     Ok((plan, shared))
 }
 
+/// A subplan to compute once: how many times the plan reads it, and the condition its
+/// rows must meet to be read at all (`None`: all are read).
+struct Repeated {
+    subplan: LogicalPlan,
+    reads: usize,
+    needed: Option<Expr>,
+}
+
 /// A subplan under an alias that `plan` holds more than once, worth computing once and
-/// safe to (see the module's documentation), with how many times it holds it; none in
-/// `skip` or `too_large`. The innermost first: one that holds no other such subplan, so
-/// that, shared in turn, every repeated subplan is computed once (an outer one then
-/// reads the inner one's rows, and its copies are alike again).
+/// safe to (see the module's documentation); none in `skip` or `too_large`. One that
+/// each copy of which holds each other such subplan it holds once, and all of that
+/// subplan's reads (computed with it, they are computed once), else the innermost.
+///
+/// When every reference keeps only rows that meet conditions of its own (q39's
+/// `inv1.d_moy = 1` and `inv2.d_moy = 2`, q04's year and channel per reference), the
+/// subplan is computed once for the rows some reference keeps (`Repeated::needed`), as
+/// DuckDB does: DataFusion pushes that condition into it as it would each reference's
+/// into its own copy. Computed once in full instead, it could cost more than all the
+/// copies (q39 took 5× as long). When some reference has a condition of its own that
+/// this cannot rely on (beyond an outer join, an aggregate, a limit), its copies are
+/// left to compute their parts; with one unfiltered reference, the whole is needed
+/// anyway and computed once.
 fn repeated_subplan(
     plan: &LogicalPlan,
     skip: &BTreeSet<String>,
     too_large: &[LogicalPlan],
-) -> Option<(LogicalPlan, usize)> {
+) -> Option<Repeated> {
     let aliased = aliased_subplans(plan, skip);
     let mut counts: HashMap<&LogicalPlan, usize> = HashMap::new();
     for p in &aliased {
         *counts.entry(p).or_default() += 1;
     }
-    let mut repeated: Vec<&LogicalPlan> = Vec::new();
+    let mut repeated: Vec<(&LogicalPlan, Option<Expr>)> = Vec::new();
     for p in &aliased {
         if counts[p] > 1
-            && !repeated.contains(&p)
+            && !repeated.iter().any(|(q, _)| *q == p)
             && !too_large.contains(p)
             && worth_sharing(p)
-            && !every_reference_filtered(plan, p)
         {
-            repeated.push(p);
+            let mut references = Vec::new();
+            collect_references(plan, p, &BTreeSet::new(), &[], &mut references);
+            if let Some(needed) = needed_rows(&references) {
+                repeated.push((p, Some(needed)));
+            } else if references.is_empty() || !references.iter().all(|r| r.filtered) {
+                repeated.push((p, None));
+            }
         }
     }
-    let innermost = repeated.iter().find(|p| {
-        let LogicalPlan::SubqueryAlias(alias) = p else {
-            return false;
-        };
-        let inside = aliased_subplans(&alias.input, skip);
-        !inside.iter().any(|q| repeated.contains(&q))
-    })?;
-    Some(((*innermost).clone(), counts[*innermost]))
+    // For each of `repeated`, how many times each of them occurs in one copy of it.
+    let holds: Vec<Vec<usize>> = repeated
+        .iter()
+        .map(|(outer, _)| {
+            let LogicalPlan::SubqueryAlias(alias) = outer else {
+                return vec![0; repeated.len()];
+            };
+            let within = aliased_subplans(&alias.input, skip);
+            repeated
+                .iter()
+                .map(|(r, _)| within.iter().filter(|q| q == r).count())
+                .collect()
+        })
+        .collect();
+    // `outer` covers `inner` when each of `inner`'s reads is in a copy of `outer`, once
+    // per copy: computed once with `outer`, it is computed once (under the conditions
+    // `outer`'s readers put on it: q39's months reach its inner aggregate).
+    let covers = |outer: usize, inner: usize| {
+        holds[outer][inner] == 1 && counts[repeated[outer].0] == counts[repeated[inner].0]
+    };
+    let covered = |inner: usize| (0..repeated.len()).any(|o| o != inner && covers(o, inner));
+    // The outermost that covers whatever it holds, else the innermost: one that holds no
+    // other such subplan, so that, shared in turn, every repeated subplan is computed
+    // once (an outer one then reads the inner one's rows, and its copies are alike).
+    let chosen = (0..repeated.len())
+        .find(|&i| !covered(i) && (0..repeated.len()).all(|j| holds[i][j] == 0 || covers(i, j)))
+        .or_else(|| (0..repeated.len()).find(|&i| holds[i].iter().all(|n| *n == 0)))?;
+    let (subplan, needed) = &repeated[chosen];
+    Some(Repeated {
+        subplan: (*subplan).clone(),
+        reads: counts[*subplan],
+        needed: needed.clone(),
+    })
 }
 
 /// The subplans under an alias in `plan` (subqueries included), in the walk's order,
@@ -336,90 +398,225 @@ fn aliased_subplans(plan: &LogicalPlan, skip: &BTreeSet<String>) -> Vec<LogicalP
     aliased
 }
 
-/// Whether every reference of `subplan` in `plan` has a condition of its own (one that
-/// reads its columns alone: `inv1.d_moy = 1`, `t_s_firstyear.sale_type = 's'`) in a
-/// filter or join. DataFusion pushes such a condition into that reference's copy,
-/// which then computes only its part (TPC-DS q39's two months of a year, q04's one
-/// year and channel of six): computed once in full, it could cost more than all the
-/// parts (q39 took 5× as long). With one unfiltered reference, the whole is computed
-/// anyway and sharing it costs no more.
-fn every_reference_filtered(plan: &LogicalPlan, subplan: &LogicalPlan) -> bool {
-    let mut references = Vec::new();
-    filtered_references(plan, subplan, &BTreeSet::new(), &mut references);
-    !references.is_empty() && references.iter().all(|filtered| *filtered)
+/// One reference of a repeated subplan.
+struct Reference {
+    /// Whether a filter or join above it has a condition of its own, on the name it
+    /// goes by (the alias a reference gives it, `v1 v1_lag`, or its own name): DataFusion
+    /// pushes such a condition into that reference's copy.
+    filtered: bool,
+    /// The conditions every row of it that reaches the answer meets, on the subplan's
+    /// own name (see `collect_references`); none when nothing is known.
+    needs: Vec<Expr>,
 }
 
-/// For each reference of `subplan` in `plan` (subqueries included), whether a filter or
-/// join above it (`above`: the relations such conditions of its ancestors read alone)
-/// has a condition of its own, on the name it goes by: the alias a reference gives it
-/// (`v1 v1_lag`), or its own name.
-fn filtered_references(
+/// The condition a repeated subplan's rows must meet to be read by any of its
+/// `references`, when each needs some: the `OR` of each reference's conditions and, for
+/// each column every reference has conditions on alone, the `OR` of those. The latter
+/// are implied by the former, and written out so that DataFusion pushes each where it
+/// pushes a condition on that column (below an aggregate grouped by it) when the whole
+/// `OR` also reads an aggregate's value and stays above (q39b's `cov > 1.5`).
+fn needed_rows(references: &[Reference]) -> Option<Expr> {
+    if references.is_empty() || references.iter().any(|r| r.needs.is_empty()) {
+        return None;
+    }
+    let either = |conditions: Vec<Expr>| {
+        let mut distinct: Vec<Expr> = Vec::new();
+        for c in conditions {
+            if !distinct.contains(&c) {
+                distinct.push(c);
+            }
+        }
+        distinct.into_iter().reduce(Expr::or)
+    };
+    let all = |conditions: &[Expr]| conditions.iter().cloned().reduce(Expr::and);
+    let whole = either(references.iter().filter_map(|r| all(&r.needs)).collect())?;
+    let mut needed = vec![whole.clone()];
+    let columns: BTreeSet<_> = references[0]
+        .needs
+        .iter()
+        .filter_map(single_column)
+        .collect();
+    for column in columns {
+        let per_reference: Option<Vec<Expr>> = references
+            .iter()
+            .map(|r| {
+                let on_it: Vec<Expr> = r
+                    .needs
+                    .iter()
+                    .filter(|c| single_column(c).as_ref() == Some(&column))
+                    .cloned()
+                    .collect();
+                all(&on_it)
+            })
+            .collect();
+        if let Some(implied) = per_reference.and_then(either)
+            && !needed.contains(&implied)
+        {
+            needed.push(implied);
+        }
+    }
+    needed.into_iter().reduce(Expr::and)
+}
+
+/// The one column `condition` reads, if it reads exactly one.
+fn single_column(condition: &Expr) -> Option<Column> {
+    let columns = condition.column_refs();
+    match columns.iter().next() {
+        Some(column) if columns.len() == 1 => Some((*column).clone()),
+        _ => None,
+    }
+}
+
+/// For each reference of `subplan` in `plan` (subqueries included), what is known of
+/// the rows it keeps (`Reference`). `above` names the relations that conditions of
+/// filters and joins above read alone (a hint); `needs` holds the conjuncts of filters
+/// and inner joins above that every row reaching the answer meets, each reading one
+/// relation: a row that fails one is dropped there, and so is every row made from it on
+/// the way up, as long as the way passes only filters, sorts without a limit, inner
+/// joins and projections that pass the condition's columns on unchanged. Any other node
+/// (an aggregate, a window, a limit, an outer, semi or anti join, a union, another
+/// alias) forgets them: above it a row's absence can change the answer.
+fn collect_references(
     plan: &LogicalPlan,
     subplan: &LogicalPlan,
     above: &BTreeSet<String>,
-    references: &mut Vec<bool>,
+    needs: &[Expr],
+    references: &mut Vec<Reference>,
 ) {
     let LogicalPlan::SubqueryAlias(own) = subplan else {
         return;
     };
-    if plan == subplan {
-        references.push(above.contains(own.alias.table()));
-        return;
-    }
-    if let LogicalPlan::SubqueryAlias(a) = plan
+    // A reference, by the subplan's own name or under an alias of its own: the
+    // conditions on that name, on the subplan's own name.
+    let name = if plan == subplan {
+        Some(&own.alias)
+    } else if let LogicalPlan::SubqueryAlias(a) = plan
         && a.input.as_ref() == subplan
     {
-        references.push(above.contains(a.alias.table()));
+        Some(&a.alias)
+    } else {
+        None
+    };
+    if let Some(name) = name {
+        let own_needs = needs
+            .iter()
+            .filter(|c| {
+                c.column_refs()
+                    .iter()
+                    .all(|col| col.relation.as_ref() == Some(name))
+            })
+            .map(|c| {
+                c.clone()
+                    .transform(|e| {
+                        Ok(match e {
+                            Expr::Column(col) => Transformed::yes(Expr::Column(Column::new(
+                                Some(own.alias.clone()),
+                                col.name,
+                            ))),
+                            other => Transformed::no(other),
+                        })
+                    })
+                    .map(|t| t.data)
+            })
+            // (The rewrite never fails.)
+            .collect::<Result<Vec<_>>>()
+            .unwrap_or_default();
+        references.push(Reference {
+            filtered: above.contains(name.table()),
+            needs: own_needs,
+        });
         return;
     }
     let mut here = above.clone();
+    let mut below: Vec<Expr> = Vec::new();
     match plan {
-        LogicalPlan::Filter(f) => own_conditions(&f.predicate, &mut here),
+        LogicalPlan::Filter(f) => {
+            own_conditions(&f.predicate, &mut here);
+            below.extend_from_slice(needs);
+            below.extend(needed_conjuncts(&f.predicate));
+        }
         LogicalPlan::Join(j) => {
             if let Some(f) = &j.filter {
                 own_conditions(f, &mut here);
             }
+            if j.join_type == datafusion::logical_expr::JoinType::Inner {
+                below.extend_from_slice(needs);
+                if let Some(f) = &j.filter {
+                    below.extend(needed_conjuncts(f));
+                }
+            }
         }
+        LogicalPlan::Sort(s) if s.fetch.is_none() => below.extend_from_slice(needs),
+        LogicalPlan::Projection(p) => below.extend(needs.iter().cloned().filter(|c| {
+            c.column_refs().iter().all(|col| {
+                p.expr
+                    .iter()
+                    .any(|e| matches!(e, Expr::Column(x) if x == *col))
+            })
+        })),
         _ => {}
     }
     // A subquery's plan starts afresh: the conditions around it are not in it.
     let _ = plan.apply_subqueries(|sub| {
-        filtered_references(sub, subplan, &BTreeSet::new(), references);
+        collect_references(sub, subplan, &BTreeSet::new(), &[], references);
         Ok(TreeNodeRecursion::Continue)
     });
     for input in plan.inputs() {
-        filtered_references(input, subplan, &here, references);
+        collect_references(input, subplan, &here, &below, references);
     }
 }
 
-/// Adds to `filtered` the relation of each conjunct of `predicate` whose columns are all
-/// of that one relation, and that holds no subquery (a comparison with a subquery's
-/// value is a join, after decorrelation, not a filter DataFusion pushes down).
+/// The conjuncts of `predicate` a row must meet that read one relation (`own_relation`)
+/// and may be evaluated anywhere below: nothing volatile, no outer reference or
+/// unbound parameter.
+fn needed_conjuncts(predicate: &Expr) -> Vec<Expr> {
+    datafusion::logical_expr::utils::split_conjunction(predicate)
+        .into_iter()
+        .filter(|c| {
+            // (The closure never fails: an error cannot come back.)
+            let movable = !c
+                .exists(|e| {
+                    Ok(e.is_volatile_node()
+                        || matches!(e, Expr::OuterReferenceColumn(..) | Expr::Placeholder(_)))
+                })
+                .unwrap_or(true);
+            movable && own_relation(c).is_some()
+        })
+        .cloned()
+        .collect()
+}
+
+/// Adds to `filtered` the relation of each conjunct of `predicate` that reads one
+/// relation (`own_relation`).
 fn own_conditions(predicate: &Expr, filtered: &mut BTreeSet<String>) {
     for conjunct in datafusion::logical_expr::utils::split_conjunction(predicate) {
-        // (The closure never fails: an error cannot come back.)
-        let subquery = conjunct.exists(|e| {
-            Ok(matches!(
-                e,
-                Expr::ScalarSubquery(_)
-                    | Expr::InSubquery(_)
-                    | Expr::Exists(_)
-                    | Expr::SetComparison(_)
-            ))
-        });
-        if subquery.unwrap_or(true) {
-            continue;
-        }
-        let columns = conjunct.column_refs();
-        let mut relations = columns
-            .iter()
-            .map(|c| c.relation.as_ref().map(|r| r.table()));
-        if let Some(Some(first)) = relations.next()
-            && relations.all(|r| r == Some(first))
-        {
-            filtered.insert(first.to_string());
+        if let Some(relation) = own_relation(conjunct) {
+            filtered.insert(relation.table().to_string());
         }
     }
+}
+
+/// The relation all of `conjunct`'s columns are of, if they are of one and it holds no
+/// subquery (a comparison with a subquery's value is a join, after decorrelation, not
+/// a filter DataFusion pushes down).
+fn own_relation(conjunct: &Expr) -> Option<TableReference> {
+    // (The closure never fails: an error cannot come back.)
+    let subquery = conjunct.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_)
+                | Expr::InSubquery(_)
+                | Expr::Exists(_)
+                | Expr::SetComparison(_)
+        ))
+    });
+    if subquery.unwrap_or(true) {
+        return None;
+    }
+    let columns = conjunct.column_refs();
+    let mut relations = columns.iter().map(|c| c.relation.as_ref());
+    let first = relations.next()??;
+    relations.all(|r| r == Some(first)).then(|| first.clone())
 }
 
 /// Whether computing `plan` once saves work (it aggregates, windows, joins or removes
@@ -639,12 +836,7 @@ mod tests {
         .unwrap();
         assert!(shared.is_empty());
         assert_eq!(&plan, df.logical_plan());
-        // Every reference filtered on its own columns (q39's months): each copy computes
-        // its part; one unfiltered reference makes the whole needed, and it is shared.
-        let parts = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) \
-                     SELECT a.k, a.s, b.s FROM v1 a JOIN v1 b ON a.k = b.k \
-                     WHERE a.g = 1 AND b.g = 2 ORDER BY 1, 2, 3";
-        assert!(shared_answer(&ctx, parts, 1 << 20).await.0.is_empty());
+        // One unfiltered reference makes the whole needed, and it is shared whole.
         let whole = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) \
                      SELECT a.k, a.s, b.s FROM v1 a JOIN v1 b ON a.k = b.k AND b.g = 2 \
                      ORDER BY 1, 2, 3";
@@ -680,5 +872,141 @@ mod tests {
         // `b`, whose copies read `a`'s rows: each computed once.
         assert_eq!(shared, vec![("a".to_string(), 3), ("b".to_string(), 2)]);
         assert_eq!(aggregates(&plan), 1, "only the subquery's max:\n{plan}");
+    }
+
+    /// `sql` shared as `shared_answer` does it (the same rows as inlined), and how many
+    /// rows each shared node held.
+    async fn shared_rows(ctx: &SessionContext, sql: &str) -> Vec<(String, usize)> {
+        let (names, _) = shared_answer(ctx, sql, 1 << 20).await;
+        let pool = ctx.runtime_env().memory_pool.clone();
+        let df = ctx.sql(sql).await.unwrap();
+        let (_, shared) = share_repeated(
+            ctx,
+            df.logical_plan().clone(),
+            &BTreeSet::new(),
+            &pool,
+            1 << 20,
+            false,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            names,
+            shared
+                .iter()
+                .map(|s| (s.name.clone(), s.reads))
+                .collect::<Vec<_>>()
+        );
+        shared.iter().map(|s| (s.name.clone(), s.rows)).collect()
+    }
+
+    /// A table with NULLs among its group keys: `g` is NULL on every seventh row.
+    async fn with_nulls() -> SessionContext {
+        let ctx = SessionContext::new();
+        ctx.sql(
+            "CREATE TABLE t AS SELECT v % 13 AS k, \
+             CASE WHEN v % 7 = 0 THEN NULL ELSE v % 5 END AS g, v AS v \
+             FROM generate_series(1, 2000) AS s(v)",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+        ctx
+    }
+
+    #[tokio::test]
+    async fn filtered_references_share_the_rows_some_reference_keeps() {
+        let ctx = with_nulls().await;
+        // v1 has 13 keys × 6 groups (g 0..4 and NULL): 78 rows.
+        let v1 = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) ";
+        // Each reference filtered on its own months (q39): one computation of the two.
+        let months = format!(
+            "{v1} SELECT a.k, a.s, b.s FROM v1 a, v1 b \
+             WHERE a.k = b.k AND a.g = 1 AND b.g = 2 ORDER BY 1, 2, 3"
+        );
+        assert_eq!(shared_rows(&ctx, &months).await, vec![("v1".into(), 26)]);
+        // One reference's condition also reads an aggregate's value (q39b's `cov`): the
+        // groups' condition alone still reaches below the aggregate.
+        let value = format!(
+            "{v1} SELECT a.k, a.s, b.s FROM v1 a JOIN v1 b ON a.k = b.k AND b.g = 2 \
+             WHERE a.g = 1 AND a.s > 15000 ORDER BY 1, 2, 3"
+        );
+        let rows = shared_rows(&ctx, &value).await;
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].1 <= 26, "{rows:?}");
+        // Three references (q31's quarters), one in a derived table, one with the same
+        // condition twice.
+        let quarters = format!(
+            "{v1} SELECT x.k, x.s, y.s, z.s FROM \
+             (SELECT * FROM (SELECT a.k, a.g, a.s FROM v1 a ORDER BY a.s) q) x, v1 y, v1 z \
+             WHERE x.k = y.k AND y.k = z.k AND y.g = 2 AND z.g = 3 AND z.g = 3 \
+             AND x.g IS NOT NULL ORDER BY 1, 2, 3, 4"
+        );
+        // `x` is another alias: its condition is not `a`'s, which is read whole.
+        assert_eq!(shared_rows(&ctx, &quarters).await, vec![("v1".into(), 78)]);
+        let quarters = format!(
+            "{v1} SELECT x.k, x.s, y.s, z.s FROM \
+             (SELECT a.k, a.g, a.s FROM v1 a WHERE a.g = 1 ORDER BY a.s) x, v1 y, v1 z \
+             WHERE x.k = y.k AND y.k = z.k AND y.g = 2 AND z.g = 3 AND z.g = 3 \
+             ORDER BY 1, 2, 3, 4"
+        );
+        assert_eq!(shared_rows(&ctx, &quarters).await, vec![("v1".into(), 39)]);
+        // NULL groups: `IS NULL` keeps them, and they are kept.
+        let nulls = format!(
+            "{v1} SELECT a.k, a.s, b.s FROM v1 a JOIN v1 b ON a.k = b.k \
+             WHERE a.g IS NULL AND b.g = 0 ORDER BY 1, 2, 3"
+        );
+        assert_eq!(shared_rows(&ctx, &nulls).await, vec![("v1".into(), 26)]);
+    }
+
+    #[tokio::test]
+    async fn an_outer_with_query_filtered_per_reference_is_shared_with_its_inner_one() {
+        let ctx = with_nulls().await;
+        // q39: `inv` reads the aggregate `foo` under a condition on its value; each
+        // reference of `inv` keeps one month. `inv` is shared (with `foo` in it, once),
+        // and the months reach `foo`'s groups: 26 of its 78 rows, fewer after `s > 0`.
+        let sql = "WITH inv AS (SELECT k, g, s FROM \
+                   (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) foo WHERE s > 0) \
+                   SELECT a.k, a.s, b.s FROM inv a, inv b \
+                   WHERE a.k = b.k AND a.g = 1 AND b.g = 2 ORDER BY 1, 2, 3";
+        let (shared, plan) = shared_answer(&ctx, sql, 1 << 20).await;
+        assert_eq!(shared, vec![("inv".to_string(), 2)]);
+        assert_eq!(aggregates(&plan), 0, "{plan}");
+        assert_eq!(shared_rows(&ctx, sql).await, vec![("inv".into(), 26)]);
+    }
+
+    #[tokio::test]
+    async fn conditions_past_outer_joins_and_aggregates_are_not_relied_on() {
+        let ctx = with_nulls().await;
+        let v1 = "WITH v1 AS (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) ";
+        // A left join's condition on its preserved side keeps every row of it (with
+        // NULLs for the other side): all of `a` is needed, so nothing is relied on
+        // (the copies compute what they need).
+        let left = format!(
+            "{v1} SELECT a.k, a.g, a.s, b.s FROM v1 a LEFT JOIN v1 b \
+             ON a.k = b.k AND a.g = 1 AND b.g = 2 ORDER BY 1, 2, 3, 4"
+        );
+        for (name, rows) in shared_rows(&ctx, &left).await {
+            assert_eq!((name.as_str(), rows), ("v1", 78));
+        }
+        // A condition above an aggregate of the reference, and one above a limit.
+        let grouped = format!(
+            "{v1} SELECT x.g, x.total, b.s FROM \
+             (SELECT a.g, sum(a.s) AS total FROM v1 a GROUP BY a.g) x \
+             JOIN v1 b ON x.g = b.g WHERE x.g = 1 AND b.k = 3 ORDER BY 1, 2, 3"
+        );
+        for (name, rows) in shared_rows(&ctx, &grouped).await {
+            assert_eq!((name.as_str(), rows), ("v1", 78));
+        }
+        let limited = format!(
+            "{v1} SELECT x.k, x.s, b.s FROM \
+             (SELECT a.k, a.g, a.s FROM v1 a ORDER BY a.s, a.k, a.g LIMIT 20) x \
+             JOIN v1 b ON x.k = b.k WHERE x.g = 1 AND b.g = 2 ORDER BY 1, 2, 3"
+        );
+        for (name, rows) in shared_rows(&ctx, &limited).await {
+            assert_eq!((name.as_str(), rows), ("v1", 78));
+        }
     }
 }
