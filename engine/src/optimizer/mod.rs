@@ -1,5 +1,9 @@
 //! Sluice's own optimizer rules.
 //!
+//! [`outer_joins::PaddedRowsFiltered`], a logical rule right after DataFusion's
+//! `eliminate_outer_join`: an outer join whose padded rows a filter above always drops
+//! (`coalesce(b.x, 0) > 0`, folded on a NULL row) is an inner join (q78).
+//!
 //! [`join_order::JoinOrder`], a logical rule right after DataFusion's filter pushdown: the
 //! order of a query's inner joins, by estimated rows (from `statistics`).
 //!
@@ -74,6 +78,7 @@ pub mod grouping_sets;
 pub mod join_order;
 pub mod like_segments;
 pub mod mixed_distinct;
+pub mod outer_joins;
 pub mod settings;
 mod two_phase;
 pub mod view_equality;

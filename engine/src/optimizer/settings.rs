@@ -199,7 +199,8 @@ pub fn sluice_rule_names() -> Vec<String> {
         .collect()
 }
 
-/// DataFusion's logical optimizer rules with Sluice's `JoinOrder` right after filter
+/// DataFusion's logical optimizer rules with Sluice's `PaddedRowsFiltered` right after
+/// DataFusion's `eliminate_outer_join`, `JoinOrder` right after filter
 /// pushdown: the filters it estimates with are on the scans by then, and projection
 /// pushdown, which comes later, prunes the columns of the joins it builds.
 /// `AggregateKeys` after it, and `MixedDistinct` then `PreAggregateGroupingSets` right
@@ -225,6 +226,15 @@ fn all_optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     rules.insert(
         after_filter_pushdown,
         Arc::new(crate::optimizer::join_order::JoinOrder),
+    );
+    // Beside DataFusion's own rule, which knows NULL-rejecting conditions by their shape.
+    let after_outer_joins = rules
+        .iter()
+        .position(|r| r.name() == "eliminate_outer_join")
+        .map_or(0, |i| i + 1);
+    rules.insert(
+        after_outer_joins,
+        Arc::new(crate::optimizer::outer_joins::PaddedRowsFiltered),
     );
     // Before DataFusion's distinct rewrite, which would leave these aggregates alone.
     let before_single_distinct = rules
