@@ -29,6 +29,7 @@ use datafusion::common::{DFSchema, ExprSchema, Result, ScalarValue};
 use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, Filter, Join, JoinType, LogicalPlan, Projection};
+use datafusion::optimizer::push_down_filter::replace_cols_by_name;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
@@ -143,24 +144,14 @@ fn drops_padded_rows(predicate: &Expr, join: &Join, side: &DFSchema) -> Result<b
 /// `predicate` over `projection`'s input: each of its output columns replaced by the
 /// expression that computes it.
 fn inline_projection(predicate: Expr, projection: &Projection) -> Result<Expr> {
-    let computed: HashMap<_, _> = projection
+    let computed: HashMap<String, Expr> = projection
         .schema
         .columns()
         .into_iter()
         .zip(projection.expr.iter())
-        .map(|(column, expr)| (column, expr.clone().unalias()))
+        .map(|(column, expr)| (column.flat_name(), expr.clone().unalias()))
         .collect();
-    predicate
-        .transform(|e| {
-            Ok(match e {
-                Expr::Column(c) => match computed.get(&c) {
-                    Some(expr) => Transformed::yes(expr.clone()),
-                    None => Transformed::no(Expr::Column(c)),
-                },
-                other => Transformed::no(other),
-            })
-        })
-        .map(|t| t.data)
+    replace_cols_by_name(predicate, &computed)
 }
 
 #[cfg(test)]

@@ -728,12 +728,13 @@ mod tests {
     }
 
     /// `sql` in `ctx` as DataFusion plans it, and with `share_repeated` (within
-    /// `budget`): the same rows in order, and what was computed once.
-    async fn shared_answer(
+    /// `budget`): the same rows in order; what was computed once (name, reads, rows
+    /// held), and the plan run.
+    async fn shared_run(
         ctx: &SessionContext,
         sql: &str,
         budget: usize,
-    ) -> (Vec<(String, usize)>, LogicalPlan) {
+    ) -> (Vec<(String, usize, usize)>, LogicalPlan) {
         let pool = ctx.runtime_env().memory_pool.clone();
         let df = ctx.sql(sql).await.unwrap();
         let inlined = df.clone().collect().await.unwrap();
@@ -757,24 +758,49 @@ mod tests {
                 .to_string()
         };
         assert_eq!(pretty(&inlined), pretty(&computed), "{sql}");
-        let names = shared.iter().map(|s| (s.name.clone(), s.reads)).collect();
+        let nodes = shared
+            .iter()
+            .map(|s| (s.name.clone(), s.reads, s.rows))
+            .collect();
         drop(shared);
         assert_eq!(pool.reserved(), 0, "the rows are given back with the nodes");
+        (nodes, plan)
+    }
+
+    /// `shared_run`'s nodes by name and reads, and its plan.
+    async fn shared_answer(
+        ctx: &SessionContext,
+        sql: &str,
+        budget: usize,
+    ) -> (Vec<(String, usize)>, LogicalPlan) {
+        let (nodes, plan) = shared_run(ctx, sql, budget).await;
+        let names = nodes.into_iter().map(|(n, reads, _)| (n, reads)).collect();
         (names, plan)
     }
 
-    async fn events() -> SessionContext {
+    /// `shared_run`'s nodes by name and rows held (within 1 MiB).
+    async fn shared_rows(ctx: &SessionContext, sql: &str) -> Vec<(String, usize)> {
+        let (nodes, _) = shared_run(ctx, sql, 1 << 20).await;
+        nodes.into_iter().map(|(n, _, rows)| (n, rows)).collect()
+    }
+
+    /// A table `t` of 2,000 rows: `k` 13 values, `g` as `g` computes it from `v`.
+    async fn table(g: &str) -> SessionContext {
         let ctx = SessionContext::new();
-        ctx.sql(
-            "CREATE TABLE t AS SELECT v % 13 AS k, v % 5 AS g, v AS v \
-             FROM generate_series(1, 2000) AS s(v)",
-        )
+        ctx.sql(&format!(
+            "CREATE TABLE t AS SELECT v % 13 AS k, {g} AS g, v AS v \
+             FROM generate_series(1, 2000) AS s(v)"
+        ))
         .await
         .unwrap()
         .collect()
         .await
         .unwrap();
         ctx
+    }
+
+    async fn events() -> SessionContext {
+        table("v % 5").await
     }
 
     fn aggregates(plan: &LogicalPlan) -> usize {
@@ -874,46 +900,9 @@ mod tests {
         assert_eq!(aggregates(&plan), 1, "only the subquery's max:\n{plan}");
     }
 
-    /// `sql` shared as `shared_answer` does it (the same rows as inlined), and how many
-    /// rows each shared node held.
-    async fn shared_rows(ctx: &SessionContext, sql: &str) -> Vec<(String, usize)> {
-        let (names, _) = shared_answer(ctx, sql, 1 << 20).await;
-        let pool = ctx.runtime_env().memory_pool.clone();
-        let df = ctx.sql(sql).await.unwrap();
-        let (_, shared) = share_repeated(
-            ctx,
-            df.logical_plan().clone(),
-            &BTreeSet::new(),
-            &pool,
-            1 << 20,
-            false,
-        )
-        .await
-        .unwrap();
-        assert_eq!(
-            names,
-            shared
-                .iter()
-                .map(|s| (s.name.clone(), s.reads))
-                .collect::<Vec<_>>()
-        );
-        shared.iter().map(|s| (s.name.clone(), s.rows)).collect()
-    }
-
-    /// A table with NULLs among its group keys: `g` is NULL on every seventh row.
+    /// `t` with NULLs among its group keys: `g` is NULL on every seventh row.
     async fn with_nulls() -> SessionContext {
-        let ctx = SessionContext::new();
-        ctx.sql(
-            "CREATE TABLE t AS SELECT v % 13 AS k, \
-             CASE WHEN v % 7 = 0 THEN NULL ELSE v % 5 END AS g, v AS v \
-             FROM generate_series(1, 2000) AS s(v)",
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-        ctx
+        table("CASE WHEN v % 7 = 0 THEN NULL ELSE v % 5 END").await
     }
 
     #[tokio::test]
@@ -971,10 +960,9 @@ mod tests {
                    (SELECT k, g, sum(v) AS s FROM t GROUP BY k, g) foo WHERE s > 0) \
                    SELECT a.k, a.s, b.s FROM inv a, inv b \
                    WHERE a.k = b.k AND a.g = 1 AND b.g = 2 ORDER BY 1, 2, 3";
-        let (shared, plan) = shared_answer(&ctx, sql, 1 << 20).await;
-        assert_eq!(shared, vec![("inv".to_string(), 2)]);
+        let (shared, plan) = shared_run(&ctx, sql, 1 << 20).await;
+        assert_eq!(shared, vec![("inv".to_string(), 2, 26)]);
         assert_eq!(aggregates(&plan), 0, "{plan}");
-        assert_eq!(shared_rows(&ctx, sql).await, vec![("inv".into(), 26)]);
     }
 
     #[tokio::test]
