@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 /// The engine's top-level modules, by layer (0 is the bottom).
 const LAYERS: &[(&str, u8)] = &[
     ("error", 0),
+    ("testing", 0),
     ("util", 0),
     ("project", 1),
     ("store", 2),

@@ -36,6 +36,8 @@
 
 // Layer 0
 pub mod error;
+#[cfg(test)]
+mod testing;
 pub mod util;
 // Layer 1
 pub mod project;

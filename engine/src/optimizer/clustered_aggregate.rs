@@ -595,17 +595,7 @@ mod tests {
             .data;
         let text = displayable(forced.as_ref()).indent(true).to_string();
         assert!(text.contains("ClusteredInput"), "{text}");
-        let format = |batches: Vec<RecordBatch>| {
-            let mut lines: Vec<String> =
-                datafusion::arrow::util::pretty::pretty_format_batches(&batches)
-                    .unwrap()
-                    .to_string()
-                    .lines()
-                    .map(str::to_string)
-                    .collect();
-            lines.sort();
-            lines
-        };
+        let format = |batches: Vec<RecordBatch>| crate::testing::sorted_lines(&batches);
         let expected = format(collect(final_aggregate, ctx.task_ctx()).await.unwrap());
         let got = format(collect(forced, ctx.task_ctx()).await.unwrap());
         assert_eq!(expected.len(), 10 + 4, "ten keys: {expected:?}");

@@ -193,7 +193,6 @@ fn rewrite(aggregate: &Aggregate, parts: &[(&AggregateFunction, Parts)]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::execution::SessionStateBuilder;
     use datafusion::optimizer::Optimizer;
     use datafusion::prelude::{SessionConfig, SessionContext};
@@ -209,21 +208,12 @@ mod tests {
             .with_optimizer_rules(rules)
             .build();
         let ctx = SessionContext::new_with_state(state);
-        // NULLs in every column; `q` an integer, `f` a float, `d` a decimal.
-        ctx.sql(
-            "CREATE TABLE t AS SELECT \
-             CASE WHEN v % 11 = 0 THEN NULL ELSE 'a' || (v % 3) END AS a, \
-             CASE WHEN v % 7 = 0 THEN NULL ELSE v % 4 END AS b, \
-             v % 5 AS c, \
-             CASE WHEN v % 4 = 0 THEN NULL ELSE CAST(v * 37 % 1000 AS INT) END AS q, \
-             CAST(v AS DOUBLE) / 3 AS f, CAST(v AS DECIMAL(10, 2)) / 7 AS d \
-             FROM generate_series(1, 3000) AS s(v)",
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
+        ctx.sql(crate::testing::GROUPING_TABLE)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
         ctx.sql("CREATE TABLE empty AS SELECT * FROM t WHERE false")
             .await
             .unwrap()
@@ -240,15 +230,7 @@ mod tests {
             "{}",
             df.clone().into_optimized_plan().unwrap().display_indent()
         );
-        // Sorted: a rollup's subtotal row and a group whose keys are NULL tie in any
-        // ORDER BY of the keys.
-        let mut rows: Vec<String> = pretty_format_batches(&df.collect().await.unwrap())
-            .unwrap()
-            .to_string()
-            .lines()
-            .map(str::to_string)
-            .collect();
-        rows.sort();
+        let rows = crate::testing::sorted_lines(&df.collect().await.unwrap());
         (rows.join("\n"), schema, plan)
     }
 
