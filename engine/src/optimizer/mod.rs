@@ -10,6 +10,10 @@
 //! [`aggregate_keys::AggregateKeys`], a logical rule right after it: an aggregate joined
 //! on its group key to a few of the key's values computes only those groups (q02).
 //!
+//! [`constant_keys::ConstantGroupKeys`], a logical rule right after it: a group key a
+//! filter below fixes to one value (`d_year = 2000`) is not grouped by, and is given
+//! back as that value above the aggregate (q78).
+//!
 //! [`mixed_distinct::MixedDistinct`], a logical rule right before DataFusion's
 //! `single_distinct_aggregation_to_group_by`: `count(*)` beside `count(DISTINCT x)`
 //! groups by the keys and `x`, then by the keys, instead of a set of `x` per group (w10).
@@ -71,6 +75,7 @@ pub mod aggregate_keys;
 pub mod any_value;
 pub mod clustered_aggregate;
 pub mod conjunction;
+pub mod constant_keys;
 pub mod decimal_arithmetic;
 pub mod early_dynamic_filters;
 pub mod filter_order;
@@ -80,7 +85,7 @@ pub mod like_segments;
 pub mod mixed_distinct;
 pub mod outer_joins;
 pub mod settings;
-mod two_phase;
+pub(crate) mod two_phase;
 pub mod view_equality;
 
 use std::cell::OnceCell;

@@ -203,7 +203,7 @@ pub fn sluice_rule_names() -> Vec<String> {
 /// DataFusion's `eliminate_outer_join`, `JoinOrder` right after filter
 /// pushdown: the filters it estimates with are on the scans by then, and projection
 /// pushdown, which comes later, prunes the columns of the joins it builds.
-/// `AggregateKeys` after it, and `MixedDistinct` then `PreAggregateGroupingSets` right
+/// `AggregateKeys` and `ConstantGroupKeys` after it, and `MixedDistinct` then `PreAggregateGroupingSets` right
 /// before DataFusion's `single_distinct_aggregation_to_group_by`.
 /// Leaves out the rules `SLUICE_SKIP_RULES` names (see `skipped_rules`).
 pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
@@ -219,6 +219,10 @@ fn all_optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         .iter()
         .position(|r| r.name() == "push_down_filter")
         .map_or(rules.len(), |i| i + 1);
+    rules.insert(
+        after_filter_pushdown,
+        Arc::new(crate::optimizer::constant_keys::ConstantGroupKeys),
+    );
     rules.insert(
         after_filter_pushdown,
         Arc::new(crate::optimizer::aggregate_keys::AggregateKeys),
@@ -291,17 +295,23 @@ fn all_physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
 
 /// What `SLUICE_SKIP_RULES` can leave out besides optimizer rules: Sluice's `any_value`
 /// (`with_sluice_functions`), a local run's computing once the subplans it reads
-/// more than once (`session::shared_nodes::share_repeated`), and a long-lived session's
-/// running its kept plans again (`session::prepared`).
-pub const SKIPPABLE_STEPS: [&str; 3] = [
+/// more than once (`session::shared_nodes::share_repeated`) and its grouping sets set
+/// by set (`session::grouping_levels`), and a long-lived session's running its kept
+/// plans again (`session::prepared`).
+pub const SKIPPABLE_STEPS: [&str; 4] = [
     crate::optimizer::any_value::SKIP_NAME,
     SHARED_SUBPLANS,
+    GROUPING_LEVELS,
     PREPARED_PLANS,
 ];
 
 /// The name `SLUICE_SKIP_RULES` takes to read a `WITH` query (or view) a plan holds
 /// more than once where it is, each time, as DataFusion plans it.
 pub const SHARED_SUBPLANS: &str = "sluice_shared_subplans";
+
+/// The name `SLUICE_SKIP_RULES` takes to leave a local run's `ROLLUP`, `CUBE` and
+/// `GROUPING SETS` to DataFusion's aggregate (see `session::grouping_levels`).
+pub const GROUPING_LEVELS: &str = "sluice_grouping_levels";
 
 /// The name `SLUICE_SKIP_RULES` takes to plan every run of a long-lived session anew.
 pub const PREPARED_PLANS: &str = "sluice_prepared_plans";

@@ -10,6 +10,7 @@ mod backend;
 #[cfg(feature = "ballista")]
 pub mod ballista;
 pub mod estimate;
+mod grouping_levels;
 mod listings;
 mod prepared;
 pub mod report;
@@ -966,9 +967,12 @@ impl EnvSession {
     }
 
     /// `df` with the subplans it holds more than once computed once
-    /// (`shared_nodes::share_repeated`), within what is left of the run's budget after
-    /// `held`; `skip` names the pipe's nodes. As it is on a Ballista engine, or when
-    /// `SLUICE_SKIP_RULES` names `sluice_shared_subplans`.
+    /// (`shared_nodes::share_repeated`), then its grouping sets computed set by set
+    /// (`grouping_levels`, over those subplans' rows: TPC-DS q14a rolls up a union
+    /// reading `cross_items` three times), within what is left of the run's budget after
+    /// `held`; `skip` names the pipe's nodes. Neither on a Ballista engine, nor when
+    /// `SLUICE_SKIP_RULES` names `sluice_shared_subplans` or `sluice_grouping_levels`;
+    /// grouping sets are left to DataFusion in a session that keeps its plans too.
     async fn share_repeated(
         &self,
         ctx: &SessionContext,
@@ -979,24 +983,35 @@ impl EnvSession {
         (DataFrame, Vec<crate::session::shared_nodes::SharedNode>),
         DataFusionError,
     > {
-        if self.is_remote()
-            || crate::optimizer::settings::skipped(crate::optimizer::settings::SHARED_SUBPLANS)
-        {
+        use crate::optimizer::settings::{GROUPING_LEVELS, SHARED_SUBPLANS, skipped};
+        if self.is_remote() {
             return Ok((df.clone(), Vec::new()));
         }
         let pool = self.runtime.memory_pool.clone();
         let held: usize = held.iter().map(|s| s.bytes).sum();
         let budget = crate::session::shared_nodes::budget(self.env.settings.memory_limit)
             .saturating_sub(held);
-        let (plan, shared) = crate::session::shared_nodes::share_repeated(
-            ctx,
-            df.logical_plan().clone(),
-            skip,
-            &pool,
-            budget,
-            self.keeps_plans(),
-        )
-        .await?;
+        let plan = df.logical_plan().clone();
+        let (plan, mut shared) = if skipped(SHARED_SUBPLANS) {
+            (plan, Vec::new())
+        } else {
+            crate::session::shared_nodes::share_repeated(
+                ctx,
+                plan,
+                skip,
+                &pool,
+                budget,
+                self.keeps_plans(),
+            )
+            .await?
+        };
+        let (plan, levels) = if self.keeps_plans() || skipped(GROUPING_LEVELS) {
+            (plan, Vec::new())
+        } else {
+            let used: usize = shared.iter().map(|s| s.bytes).sum();
+            grouping_levels::compute_levels(ctx, plan, &pool, budget.saturating_sub(used)).await?
+        };
+        shared.extend(levels);
         if shared.is_empty() {
             return Ok((df.clone(), shared));
         }
@@ -1577,10 +1592,17 @@ impl EnvSession {
                 .shared_reads
                 .contains_key(&s.name.to_ascii_lowercase())
         }) {
-            out.push_str(&format!(
-                "== `{}`: read {} times, computed once ({} rows, {} bytes held) ==\n",
-                s.name, s.reads, s.rows, s.bytes
-            ));
+            out.push_str(&match s.reads {
+                // Grouping sets computed set by set (`grouping_levels`).
+                1 => format!(
+                    "== `{}`: computed ahead ({} rows, {} bytes held) ==\n",
+                    s.name, s.rows, s.bytes
+                ),
+                reads => format!(
+                    "== `{}`: read {reads} times, computed once ({} rows, {} bytes held) ==\n",
+                    s.name, s.rows, s.bytes
+                ),
+            });
             out.push_str(
                 &DisplayableExecutionPlan::with_metrics(s.plan.as_ref())
                     .indent(true)
