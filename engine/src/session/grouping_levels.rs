@@ -38,9 +38,9 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemTable;
-use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DFSchema, ExprSchema, ScalarValue, TableReference};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::Result;
@@ -55,7 +55,9 @@ use datafusion::logical_expr::{
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use crate::optimizer::two_phase::{plain, unfiltered};
-use crate::session::shared_nodes::{SharedNode, computable_ahead, compute_rows};
+use crate::session::shared_nodes::{
+    SharedNode, computable_ahead, compute_rows, replace_everywhere,
+};
 
 /// The most sets computed one by one (a `CUBE` of six columns).
 const MAX_SETS: usize = 64;
@@ -84,15 +86,7 @@ pub async fn compute_levels(
             continue;
         };
         // Every copy (a `WITH` query's, read twice) reads the same rows.
-        plan = plan
-            .transform_down_with_subqueries(|p| {
-                Ok(if p == aggregate {
-                    Transformed::new(replacement.clone(), true, TreeNodeRecursion::Jump)
-                } else {
-                    Transformed::no(p)
-                })
-            })?
-            .data;
+        plan = replace_everywhere(plan, &aggregate, &replacement)?;
         held.push(node);
     }
     Ok((plan, held))
@@ -324,20 +318,16 @@ async fn compute(
             }
         };
         let plan = LogicalPlan::Aggregate(Aggregate::try_new(input, groups, aggregates)?);
-        let df = DataFrame::new(ctx.state(), plan);
         let set_name = format!("{name}, set {}", s + 1);
-        let Some((table, node)) = compute_rows(
+        let held = hold(
             ctx,
             &set_name,
-            1,
-            df,
+            plan,
             None,
             pool,
             budget.saturating_sub(used),
-            false,
-        )
-        .await?
-        else {
+        );
+        let Some((table, node)) = held.await? else {
             return Ok(None);
         };
         used += node.bytes;
@@ -371,18 +361,15 @@ async fn compute(
         });
     }
     let answer = answer.expect("a grouping set").build()?;
-    let Some((table, mut node)) = compute_rows(
+    let held = hold(
         ctx,
         &name,
-        1,
-        DataFrame::new(ctx.state(), answer),
+        answer,
         Some(Arc::clone(&schema)),
         pool,
         budget.saturating_sub(used),
-        false,
-    )
-    .await?
-    else {
+    );
+    let Some((table, mut node)) = held.await? else {
         return Ok(None);
     };
     // The sets' rows are given back (dropped with `computed`).
@@ -407,6 +394,20 @@ async fn compute(
         Arc::new(scan(&table_name, &Arc::new(table))?),
     )?);
     Ok(Some((replacement, node)))
+}
+
+/// Runs `plan` (`name` in logs) into rows held within `budget` (under `schema`, else
+/// its own), or `None` when they outgrow it.
+async fn hold(
+    ctx: &SessionContext,
+    name: &str,
+    plan: LogicalPlan,
+    schema: Option<SchemaRef>,
+    pool: &Arc<dyn MemoryPool>,
+    budget: usize,
+) -> Result<Option<(MemTable, SharedNode)>> {
+    let df = DataFrame::new(ctx.state(), plan);
+    compute_rows(ctx, name, 1, df, schema, pool, budget, false).await
 }
 
 /// The aggregate's output columns for the rows of `set` (its keys, then its parts): a

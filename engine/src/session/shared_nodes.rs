@@ -310,18 +310,28 @@ pub async fn share_repeated(
             Arc::new(scan),
             alias.alias.clone(),
         )?);
-        plan = plan
-            .transform_down_with_subqueries(|p| {
-                Ok(if p == subplan {
-                    Transformed::new(replacement.clone(), true, TreeNodeRecursion::Jump)
-                } else {
-                    Transformed::no(p)
-                })
-            })?
-            .data;
+        plan = replace_everywhere(plan, &subplan, &replacement)?;
         shared.push(node);
     }
     Ok((plan, shared))
+}
+
+/// `plan` with every copy of `subplan` in it (subqueries included) replaced by
+/// `replacement`, which is not looked into.
+pub(crate) fn replace_everywhere(
+    plan: LogicalPlan,
+    subplan: &LogicalPlan,
+    replacement: &LogicalPlan,
+) -> Result<LogicalPlan> {
+    Ok(plan
+        .transform_down_with_subqueries(|p| {
+            Ok(if p == *subplan {
+                Transformed::new(replacement.clone(), true, TreeNodeRecursion::Jump)
+            } else {
+                Transformed::no(p)
+            })
+        })?
+        .data)
 }
 
 /// A subplan to compute once: how many times the plan reads it, and the condition its
