@@ -552,6 +552,10 @@ impl Estimate {
         self.ndv.get(column).map(|d| (d.now, d.base))
     }
 
+    pub(super) fn rows(&self) -> f64 {
+        self.rows
+    }
+
     fn with_rows(mut self, rows: f64) -> Estimate {
         self.rows = rows.max(1.0);
         for d in self.ndv.values_mut() {
@@ -641,9 +645,21 @@ pub(super) fn estimate(plan: &LogicalPlan, unknown: f64) -> Option<Estimate> {
             Some(Estimate { rows, ndv })
         }
         LogicalPlan::Join(join) => match join.join_type {
-            JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
-                estimate(&join.left, unknown)
+            JoinType::LeftSemi => {
+                // The share of the left side's key values that the right side's rows can
+                // match, at most (each of its rows matches one value): `d_date IN` a
+                // week's dates keeps 7 of 73 K days.
+                let left = estimate(&join.left, unknown)?;
+                let share = match (join.on.first(), estimate(&join.right, unknown)) {
+                    (Some((key, _)), Some(right)) => as_column(key)
+                        .and_then(|c| left.ndv.get(c))
+                        .map_or(1.0, |d| (right.rows / d.now.max(1.0)).min(1.0)),
+                    _ => 1.0,
+                };
+                let rows = left.rows * share;
+                Some(left.with_rows(rows))
             }
+            JoinType::LeftAnti | JoinType::LeftMark => estimate(&join.left, unknown),
             JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
                 estimate(&join.right, unknown)
             }

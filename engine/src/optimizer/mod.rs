@@ -4,7 +4,11 @@
 //! `eliminate_outer_join`: an outer join whose padded rows a filter above always drops
 //! (`coalesce(b.x, 0) > 0`, folded on a NULL row) is an inner join (q78).
 //!
-//! [`join_order::JoinOrder`], a logical rule right after DataFusion's filter pushdown: the
+//! [`semi_joins::SemiJoinPushdown`], a logical rule right after DataFusion's filter
+//! pushdown: a semi or anti join whose keys are of one relation of an inner-join tree
+//! below it is moved onto that relation (q58's `d_date IN (…)` onto `date_dim`).
+//!
+//! [`join_order::JoinOrder`], a logical rule right after it: the
 //! order of a query's inner joins, by estimated rows (from `statistics`).
 //!
 //! [`aggregate_keys::AggregateKeys`], a logical rule right after it: an aggregate joined
@@ -84,6 +88,7 @@ pub mod join_order;
 pub mod like_segments;
 pub mod mixed_distinct;
 pub mod outer_joins;
+pub mod semi_joins;
 pub mod settings;
 pub(crate) mod two_phase;
 pub mod view_equality;
