@@ -165,6 +165,9 @@ impl PhysicalOptimizerRule for BuildOnFewerRows {
                 mode,
                 PartitionMode::Partitioned | PartitionMode::CollectLeft
             ) || !join.dynamic_expressions_produced().is_empty()
+                // A `NOT IN`'s null-aware anti join has one side only (DataFusion's
+                // `JoinSelection` does not turn it around either).
+                || join.null_aware
             {
                 return Ok(Transformed::no(node));
             }
