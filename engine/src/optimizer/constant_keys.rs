@@ -200,24 +200,21 @@ mod tests {
     use super::*;
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
     use datafusion::execution::SessionStateBuilder;
-    use datafusion::optimizer::Optimizer;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
+    /// Sluice's rules, all of them or all but this one, as `outer_joins`' tests have them.
     async fn session(with_rule: bool) -> SessionContext {
-        let mut rules = Optimizer::new().rules;
-        if with_rule {
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "push_down_filter")
-                .unwrap();
-            rules.insert(at + 1, Arc::new(ConstantGroupKeys));
-        }
-        let state = SessionStateBuilder::new()
+        let skipped = if with_rule {
+            vec![]
+        } else {
+            vec!["sluice_constant_group_keys".to_string()]
+        };
+        let builder = SessionStateBuilder::new()
             .with_config(SessionConfig::new().with_target_partitions(3))
-            .with_default_features()
-            .with_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+            .with_default_features();
+        let ctx = SessionContext::new_with_state(
+            crate::optimizer::settings::with_sluice_rules(builder, &skipped).build(),
+        );
         for sql in [
             // `y` a year, `a` a string key with NULLs, `f` a float with -0.0 and 0.0.
             "CREATE TABLE t AS SELECT 1999 + v % 3 AS y, \

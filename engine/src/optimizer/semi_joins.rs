@@ -184,26 +184,22 @@ fn rebuilt(node: &Arc<LogicalPlan>, semi: &Join, keys: &[Column]) -> Result<Logi
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use datafusion::execution::SessionStateBuilder;
-    use datafusion::optimizer::Optimizer;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
+    /// Sluice's rules, all of them or all but this one, as `outer_joins`' tests have them.
     async fn session(with_rule: bool) -> SessionContext {
-        let mut rules = Optimizer::new().rules;
-        if with_rule {
-            let at = rules
-                .iter()
-                .position(|r| r.name() == "push_down_filter")
-                .unwrap();
-            rules.insert(at + 1, Arc::new(SemiJoinPushdown));
-        }
-        let state = SessionStateBuilder::new()
+        let skipped = if with_rule {
+            vec![]
+        } else {
+            vec!["sluice_semi_join_pushdown".to_string()]
+        };
+        let builder = SessionStateBuilder::new()
             .with_config(SessionConfig::new().with_target_partitions(3))
-            .with_default_features()
-            .with_optimizer_rules(rules)
-            .build();
-        let ctx = SessionContext::new_with_state(state);
+            .with_default_features();
+        let ctx = SessionContext::new_with_state(
+            crate::optimizer::settings::with_sluice_rules(builder, &skipped).build(),
+        );
         // Sales `t` by day `k` (NULL now and then), days `d` (one NULL `y`), and `e`, a
         // few values of `y` with a NULL; with statistics, which the rule estimates by.
         use crate::optimizer::join_order::tests::rows_table;
