@@ -3,6 +3,8 @@
 //! threads, and a corrupt zstd page fails its query without spoiling the next read.
 //! Decimals stored as FIXED_LEN_BYTE_ARRAY (as pyarrow writes every decimal), decoded by
 //! a loop per width, read as the values written, for every width of 1 to 16 bytes.
+//! Nullable columns, whose valid values the reader moves into place run by run, read as
+//! written for every pattern of NULLs, batch size and row selection.
 
 use std::sync::Arc;
 
@@ -252,6 +254,132 @@ async fn fixed_len_byte_array_decimals_read_as_written_at_every_width() {
                 printed.contains(&format!("| {count} ")) && printed.contains(&format!("| {hi} ")),
                 "width {width}, dictionary {dictionary}: {printed}"
             );
+        }
+    }
+}
+
+/// The NULL patterns a nullable column's reader must place its values among: none, all,
+/// alternating, long runs of each, a few percent scattered (as TPC-DS's generators
+/// write), and NULLs only at the ends.
+fn null_patterns(rows: usize) -> Vec<(&'static str, Vec<bool>)> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut scattered = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        scattered.push(state % 100 >= 4);
+    }
+    vec![
+        ("no nulls", vec![true; rows]),
+        ("all nulls", vec![false; rows]),
+        ("alternating", (0..rows).map(|i| i % 2 == 0).collect()),
+        ("runs", (0..rows).map(|i| (i / 37) % 3 != 1).collect()),
+        ("scattered", scattered),
+        ("ends", (0..rows).map(|i| i > 70 && i + 70 < rows).collect()),
+    ]
+}
+
+#[test]
+fn nullable_columns_read_as_written_for_every_null_pattern() {
+    use datafusion::arrow::array::{
+        Array, ArrayRef, DictionaryArray, Int32Array, StringViewArray, UInt16Array,
+    };
+    use datafusion::arrow::compute::concat;
+    use datafusion::arrow::datatypes::UInt16Type;
+    use datafusion::parquet::arrow::arrow_reader::{
+        ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    };
+
+    const N: usize = 5_000;
+    let dir = TempDir::new().unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("i32", DataType::Int32, true),
+        Field::new("i64", DataType::Int64, true),
+        Field::new("view", DataType::Utf8View, true),
+        Field::new(
+            "dict",
+            DataType::Dictionary(Box::new(DataType::UInt16), Box::new(DataType::Utf8)),
+            true,
+        ),
+    ]));
+    for (name, valid) in null_patterns(N) {
+        let value = |i: usize| valid[i].then_some(i);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(Int32Array::from_iter(
+                (0..N).map(|i| value(i).map(|v| v as i32 * 3 - 7)),
+            )),
+            Arc::new(Int64Array::from_iter(
+                (0..N).map(|i| value(i).map(|v| v as i64 * -1_000_003)),
+            )),
+            Arc::new(StringViewArray::from_iter((0..N).map(|i| {
+                value(i).map(|v| format!("a value long enough to be kept out of line {v}"))
+            }))),
+            Arc::new(DictionaryArray::<UInt16Type>::new(
+                UInt16Array::from_iter((0..N).map(|i| value(i).map(|v| (v % 5) as u16))),
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d", "e"])),
+            )),
+        ];
+        let written = RecordBatch::try_new(schema.clone(), columns).unwrap();
+        for dictionary in [true, false] {
+            let path = dir.path().join(format!("{name}-{dictionary}.parquet"));
+            let props = WriterProperties::builder()
+                .set_dictionary_enabled(dictionary)
+                .set_data_page_row_count_limit(300)
+                .set_write_batch_size(300)
+                .set_max_row_group_row_count(Some(2_000))
+                .build();
+            let file = std::fs::File::create(&path).unwrap();
+            let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props)).unwrap();
+            writer.write(&written).unwrap();
+            writer.close().unwrap();
+
+            // Whole, in batches that end inside pages and span several; then through a
+            // row selection, which skips levels between the reads.
+            let selection = RowSelection::from(vec![
+                RowSelector::select(101),
+                RowSelector::skip(250),
+                RowSelector::select(1_999),
+                RowSelector::skip(1),
+                RowSelector::select(N - 2_351),
+            ]);
+            for batch_size in [97, 1_024, 8_192] {
+                for selected in [false, true] {
+                    let mut builder = ParquetRecordBatchReaderBuilder::try_new(
+                        std::fs::File::open(&path).unwrap(),
+                    )
+                    .unwrap()
+                    .with_batch_size(batch_size);
+                    if selected {
+                        builder = builder.with_row_selection(selection.clone());
+                    }
+                    let batches: Vec<RecordBatch> =
+                        builder.build().unwrap().map(|b| b.unwrap()).collect();
+                    let expected = if selected {
+                        let keep = |from: usize, len: usize| written.slice(from, len);
+                        datafusion::arrow::compute::concat_batches(
+                            &schema,
+                            &[keep(0, 101), keep(351, 1_999), keep(2_351, N - 2_351)],
+                        )
+                        .unwrap()
+                    } else {
+                        written.clone()
+                    };
+                    for (c, field) in schema.fields().iter().enumerate() {
+                        let parts: Vec<&dyn Array> =
+                            batches.iter().map(|b| b.column(c).as_ref()).collect();
+                        let got = concat(&parts).unwrap();
+                        let got =
+                            datafusion::arrow::compute::cast(&got, field.data_type()).unwrap();
+                        assert_eq!(
+                            got.as_ref(),
+                            expected.column(c).as_ref(),
+                            "{name}, dictionary {dictionary}, batch {batch_size}, selected {selected}: column {}",
+                            field.name()
+                        );
+                    }
+                }
+            }
         }
     }
 }

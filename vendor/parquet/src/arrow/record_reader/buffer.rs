@@ -15,8 +15,37 @@
 // specific language governing permissions and limitations
 // under the License.
 
-use crate::arrow::buffer::bit_util::iter_set_bits_rev;
+use crate::arrow::buffer::bit_util::{count_set_bits, iter_set_bits_rev};
 use crate::errors::Result;
+use arrow_buffer::bit_iterator::BitSliceIterator;
+
+/// Sluice: the runs of valid levels among the `levels_read` levels from `read_offset`
+/// of `valid_mask`, as (first level, length), in order; `None` unless the mask holds
+/// exactly `values_read` valid levels there and none after them (what a reader's mask
+/// always holds; the original loop pairs values with the mask's last valid levels,
+/// wherever they are, and is kept for anything else).
+fn valid_runs(
+    read_offset: usize,
+    values_read: usize,
+    levels_read: usize,
+    valid_mask: &[u8],
+) -> Option<Vec<(usize, usize)>> {
+    let end = read_offset.checked_add(levels_read)?;
+    let mask_bits = valid_mask.len().checked_mul(8)?;
+    if end > mask_bits
+        || values_read > levels_read
+        || count_set_bits(valid_mask, end..mask_bits) != 0
+    {
+        return None;
+    }
+    let mut runs = Vec::new();
+    let mut valid = 0;
+    for (start, stop) in BitSliceIterator::new(valid_mask, read_offset, levels_read) {
+        runs.push((read_offset + start, stop - start));
+        valid += stop - start;
+    }
+    (valid == values_read).then_some(runs)
+}
 
 /// A buffer that supports padding with nulls
 pub trait ValuesBuffer {
@@ -71,6 +100,26 @@ impl<T: Copy + Default> ValuesBuffer for Vec<T> {
         valid_mask: &[u8],
     ) -> Result<()> {
         self.resize(read_offset + levels_read, T::default());
+
+        // Sluice's patch (vendor/README.md): the valid values move run by run, each run
+        // of consecutive valid levels with one `copy_within`, where the loop below
+        // moves them one by one (12.8% of TPC-DS q25's CPU time on files whose columns
+        // hold a few percent of NULLs). Only when the mask is what the reader makes:
+        // exactly `values_read` valid levels in the levels read and none after them;
+        // anything else keeps the original loop's behaviour.
+        if let Some(runs) = valid_runs(read_offset, values_read, levels_read, valid_mask) {
+            let mut value_end = read_offset + values_read;
+            for (level_start, len) in runs.into_iter().rev() {
+                let value_start = value_end - len;
+                if level_start == value_start {
+                    // This run and every one before it are in place already.
+                    break;
+                }
+                self.copy_within(value_start..value_end, level_start);
+                value_end = value_start;
+            }
+            return Ok(());
+        }
 
         let values_range = read_offset..read_offset + values_read;
         for (value_pos, level_pos) in values_range.rev().zip(iter_set_bits_rev(valid_mask)) {
