@@ -27,6 +27,10 @@
 //!   allowed) whose joins put out the fewest rows in all; it replaces the query's own
 //!   order only when that is under `MIN_GAIN` of the written order's rows.
 //!
+//! `OuterJoinsLast` (`outer_joins.rs`), the rule before this one, walks the same trees
+//! with the same estimates to join an outer join among their relations after their
+//! inner joins (`Rewrite::OuterJoinsLast`).
+//!
 //! A tree with a relation it cannot estimate (a source without statistics), a cross
 //! product, a condition other than column equalities in its `ON` list, or more than
 //! `MAX_RELATIONS` relations is left as written. The build side of each join stays
@@ -44,7 +48,7 @@ use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
-    Expr, Join, JoinConstraint, JoinType, LogicalPlan, Operator, Projection, TableScan,
+    Expr, Filter, Join, JoinConstraint, JoinType, LogicalPlan, Operator, Projection, TableScan,
 };
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 use datafusion::physical_expr::execution_props::ExecutionProps;
@@ -85,8 +89,22 @@ impl OptimizerRule for JoinOrder {
         if !config.options().optimizer.join_reordering {
             return Ok(Transformed::no(plan));
         }
-        order_joins_with_subqueries(plan, super::unknown_selectivity(&config.options()))
+        rewrite_join_trees(
+            plan,
+            super::unknown_selectivity(&config.options()),
+            Rewrite::Order,
+        )
     }
+}
+
+/// What a walk over a plan's inner-join trees does to each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Rewrite {
+    /// Orders its joins by estimated rows (`JoinOrder`).
+    Order,
+    /// Joins the outer joins among its relations after its inner joins
+    /// (`outer_joins::OuterJoinsLast`, `JoinTree::with_outer_joins_last`).
+    OuterJoinsLast,
 }
 
 /// Orders the join trees in `plan` and in the subqueries of its expressions (an
@@ -96,16 +114,17 @@ impl OptimizerRule for JoinOrder {
 ///
 /// `unknown`: the share of rows a filter keeps where nothing estimates it (the session's
 /// `default_filter_selectivity`, as DataFusion's `FilterExec` assumes).
-fn order_joins_with_subqueries(
+pub(super) fn rewrite_join_trees(
     plan: LogicalPlan,
     unknown: f64,
+    rewrite: Rewrite,
 ) -> Result<Transformed<LogicalPlan>> {
-    order_joins(plan, unknown)?.transform_data(|plan| {
+    order_joins(plan, unknown, rewrite)?.transform_data(|plan| {
         plan.transform_up(|node| {
             node.map_subqueries(|subquery| match &subquery {
                 // A correlated one DataFusion could not turn into a join is left alone.
                 LogicalPlan::Subquery(s) if s.outer_ref_columns.is_empty() => {
-                    subquery.map_children(|p| order_joins_with_subqueries(p, unknown))
+                    subquery.map_children(|p| rewrite_join_trees(p, unknown, rewrite))
                 }
                 _ => Ok(Transformed::no(subquery)),
             })
@@ -113,32 +132,45 @@ fn order_joins_with_subqueries(
     })
 }
 
-/// Orders the join trees in `plan`, outermost first.
-fn order_joins(plan: LogicalPlan, unknown: f64) -> Result<Transformed<LogicalPlan>> {
+/// Rewrites the join trees in `plan`, outermost first.
+fn order_joins(
+    plan: LogicalPlan,
+    unknown: f64,
+    rewrite: Rewrite,
+) -> Result<Transformed<LogicalPlan>> {
     if !is_inner_join(&plan) {
-        return plan.map_children(|p| order_joins(p, unknown));
+        return plan.map_children(|p| order_joins(p, unknown, rewrite));
     }
     let mut tree = JoinTree {
         unknown,
         ..JoinTree::default()
     };
     let Some(written) = tree.flatten(&plan) else {
-        return within_tree(plan, unknown);
+        return within_tree(plan, unknown, rewrite);
     };
-    let Some(chosen) = tree.choose(&written) else {
-        return within_tree(plan, unknown);
+    let chosen = match rewrite {
+        Rewrite::Order => tree
+            .choose(&written, false)
+            .map(|chosen| (tree, chosen, Vec::new())),
+        Rewrite::OuterJoinsLast => tree.with_outer_joins_last(&written),
+    };
+    let Some((mut tree, chosen, outer)) = chosen else {
+        return within_tree(plan, unknown, rewrite);
     };
     let leaves = std::mem::take(&mut tree.leaves)
         .into_iter()
-        .map(|leaf| order_joins(leaf, unknown).map(|t| t.data))
+        .map(|leaf| order_joins(leaf, unknown, rewrite).map(|t| t.data))
         .collect::<Result<Vec<_>>>()?;
     tree.leaves = leaves;
     let mut pending = chosen.filters;
-    let (joined, _) = tree.build(&chosen.shape, &chosen.classes, &mut pending)?;
+    let (mut joined, _) = tree.build(&chosen.shape, &chosen.classes, &mut pending)?;
     debug_assert!(
         pending.is_empty(),
         "every condition has its join: {pending:?}"
     );
+    for outer_join in outer {
+        joined = outer_join.above(joined, unknown, rewrite)?;
+    }
     // The tree's columns, in the order and with the names the plan above reads.
     let columns = plan
         .schema()
@@ -150,12 +182,16 @@ fn order_joins(plan: LogicalPlan, unknown: f64) -> Result<Transformed<LogicalPla
     Ok(Transformed::yes(LogicalPlan::Projection(projected)))
 }
 
-/// Leaves a join tree's order as it is, and orders the trees within its relations.
-fn within_tree(plan: LogicalPlan, unknown: f64) -> Result<Transformed<LogicalPlan>> {
+/// Leaves a join tree as it is, and rewrites the trees within its relations.
+fn within_tree(
+    plan: LogicalPlan,
+    unknown: f64,
+    rewrite: Rewrite,
+) -> Result<Transformed<LogicalPlan>> {
     if is_inner_join(&plan) || is_tree_projection(&plan) {
-        plan.map_children(|p| within_tree(p, unknown))
+        plan.map_children(|p| within_tree(p, unknown, rewrite))
     } else {
-        order_joins(plan, unknown)
+        order_joins(plan, unknown, rewrite)
     }
 }
 
@@ -177,7 +213,7 @@ fn is_tree_projection(plan: &LogicalPlan) -> bool {
 }
 
 /// The shape of a join tree over its relations (indexes into `JoinTree::leaves`).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 enum Shape {
     Leaf(usize),
     Join(Box<Shape>, Box<Shape>),
@@ -235,7 +271,7 @@ struct Plan {
 }
 
 /// A flattened tree of inner joins.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct JoinTree {
     leaves: Vec<LogicalPlan>,
     equalities: Vec<(Column, Column)>,
@@ -252,6 +288,113 @@ struct Chosen {
     classes: Vec<Vec<(usize, Column)>>,
     /// Each other condition, with the relations it reads.
     filters: Vec<(u32, Expr)>,
+    /// The rows its top join is estimated to put out.
+    rows: f64,
+}
+
+/// An outer join that was a relation of an inner-join tree, to join after the tree's
+/// inner joins (`outer_joins::OuterJoinsLast`), with the filters that were above it.
+#[derive(Debug)]
+struct OuterJoin {
+    join: Join,
+    filters: Vec<Expr>,
+    /// The estimated rows of its preserved side.
+    preserved_rows: f64,
+}
+
+impl OuterJoin {
+    /// The preserved side of `leaf` if it is a `LEFT` or `RIGHT` join on column
+    /// conditions (under column-only projections and deterministic filters without a
+    /// subquery), and the join to put back above the tree.
+    fn open(leaf: &LogicalPlan, unknown: f64) -> Option<(LogicalPlan, OuterJoin)> {
+        let mut filters = Vec::new();
+        let mut node = leaf;
+        let join = loop {
+            match node {
+                LogicalPlan::Projection(p)
+                    if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) =>
+                {
+                    node = &p.input;
+                }
+                LogicalPlan::Filter(f)
+                    if !f.predicate.is_volatile()
+                        && !f.predicate.exists(|e| Ok(is_subquery(e))).unwrap_or(true) =>
+                {
+                    filters.push(f.predicate.clone());
+                    node = &f.input;
+                }
+                LogicalPlan::Join(join) => break join,
+                _ => return None,
+            }
+        };
+        if join.join_constraint != JoinConstraint::On || join.null_aware {
+            return None;
+        }
+        let preserved = match join.join_type {
+            JoinType::Left => &join.left,
+            JoinType::Right => &join.right,
+            _ => return None,
+        };
+        let preserved_rows = estimate(preserved, unknown)?.rows;
+        Some((
+            preserved.as_ref().clone(),
+            OuterJoin {
+                join: join.clone(),
+                filters,
+                preserved_rows,
+            },
+        ))
+    }
+
+    /// The side the join pads with NULLs.
+    fn padded(&self) -> &LogicalPlan {
+        match self.join.join_type {
+            JoinType::Left => &self.join.right,
+            _ => &self.join.left,
+        }
+    }
+
+    /// The join with `tree` in its preserved side's place, the trees of its padded side
+    /// rewritten too, under the filters that were above it.
+    fn above(self, tree: LogicalPlan, unknown: f64, rewrite: Rewrite) -> Result<LogicalPlan> {
+        let join = self.join;
+        let tree = Arc::new(tree);
+        let padded = |side: &Arc<LogicalPlan>| -> Result<Arc<LogicalPlan>> {
+            Ok(Arc::new(
+                order_joins(side.as_ref().clone(), unknown, rewrite)?.data,
+            ))
+        };
+        let (left, right) = match join.join_type {
+            JoinType::Left => (tree, padded(&join.right)?),
+            _ => (padded(&join.left)?, tree),
+        };
+        let joined = LogicalPlan::Join(Join::try_new(
+            left,
+            right,
+            join.on,
+            join.filter,
+            join.join_type,
+            join.join_constraint,
+            join.null_equality,
+            false,
+        )?);
+        match conjunction(self.filters) {
+            Some(predicate) => Ok(LogicalPlan::Filter(Filter::try_new(
+                predicate,
+                Arc::new(joined),
+            )?)),
+            None => Ok(joined),
+        }
+    }
+}
+
+/// Whether `expr` is a subquery (which a filter moved above other joins would see
+/// evaluated elsewhere).
+fn is_subquery(expr: &Expr) -> bool {
+    matches!(
+        expr,
+        Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_)
+    )
 }
 
 impl JoinTree {
@@ -284,11 +427,56 @@ impl JoinTree {
         }
     }
 
+    /// The tree with its outer-join relations opened (`OuterJoin::open`) whose padded
+    /// side no condition of the tree reads, its order chosen, and those outer joins;
+    /// `None` if there is none, or if the inner joins are estimated to put out more
+    /// rows than an outer join's preserved side has (the outer join would then see more
+    /// rows above the tree than where it was written).
+    fn with_outer_joins_last(&self, written: &Shape) -> Option<(JoinTree, Chosen, Vec<OuterJoin>)> {
+        let mut opened = self.clone();
+        let mut outer = Vec::new();
+        for leaf in &mut opened.leaves {
+            let Some((preserved, outer_join)) = OuterJoin::open(leaf, self.unknown) else {
+                continue;
+            };
+            let padded = outer_join.padded().schema();
+            let read = self
+                .equalities
+                .iter()
+                .flat_map(|(a, b)| [a, b])
+                .any(|c| padded.has_column(c))
+                || self
+                    .filters
+                    .iter()
+                    .any(|f| f.column_refs().into_iter().any(|c| padded.has_column(c)));
+            if !read {
+                *leaf = preserved;
+                outer.push(outer_join);
+            }
+        }
+        if outer.is_empty() {
+            return None;
+        }
+        let chosen = opened.choose(written, true)?;
+        if outer.iter().any(|o| chosen.rows > o.preserved_rows) {
+            return None;
+        }
+        tracing::debug!(
+            outer_joins = outer.len(),
+            rows = chosen.rows,
+            "outer joins after the inner joins"
+        );
+        Some((opened, chosen, outer))
+    }
+
     /// The order with the fewest estimated rows, if it differs from `written` and gains
-    /// enough; `None` to leave the tree as written.
-    fn choose(&self, written: &Shape) -> Option<Chosen> {
+    /// enough; `None` to leave the tree as written. With `written_otherwise`, the
+    /// written order when the chosen one does not gain enough (`None` only when the
+    /// tree cannot be estimated), for trees of two relations too.
+    fn choose(&self, written: &Shape, written_otherwise: bool) -> Option<Chosen> {
         let n = self.leaves.len();
-        if !(3..=MAX_RELATIONS).contains(&n) {
+        let fewest = if written_otherwise { 2 } else { 3 };
+        if !(fewest..=MAX_RELATIONS).contains(&n) {
             return None;
         }
         let leaf_of = |c: &Column| (0..n).find(|&i| self.leaves[i].schema().has_column(c));
@@ -440,7 +628,7 @@ impl JoinTree {
                 left = (left - 1) & set;
             }
         }
-        let cost = best[full as usize]?.cost;
+        let Plan { cost, rows, .. } = best[full as usize]?;
         fn shape_of(set: u32, best: &[Option<Plan>]) -> Shape {
             if set.count_ones() == 1 {
                 return Shape::Leaf(set.trailing_zeros() as usize);
@@ -463,11 +651,16 @@ impl JoinTree {
         let shape = shape_of(full, &best);
         // The written tree's rows by the same estimates (a cross product in it: infinite).
         let leaf_rows = |i: usize| estimates[i].rows;
-        let written_cost = written
-            .estimate(&leaf_rows, &join_rows)
-            .map_or(f64::INFINITY, |(cost, _)| cost);
+        let written_estimate = written.estimate(&leaf_rows, &join_rows);
+        let written_cost = written_estimate.map_or(f64::INFINITY, |(cost, _)| cost);
         if shape.same_joins(written) || cost >= MIN_GAIN * written_cost {
-            return None;
+            let (_, rows) = written_estimate.filter(|_| written_otherwise)?;
+            return Some(Chosen {
+                shape: written.clone(),
+                classes,
+                filters,
+                rows,
+            });
         }
         tracing::debug!(
             relations = n,
@@ -479,6 +672,7 @@ impl JoinTree {
             shape,
             classes,
             filters,
+            rows,
         })
     }
 
@@ -1048,7 +1242,7 @@ pub(super) mod tests {
         assert_eq!(joins(&unordered)[0], ["customer", "orders"]);
         assert_eq!(plan.schema(), unordered.schema());
         // The rule does not move a tree it has ordered: a second pass leaves it alone.
-        let again = order_joins(plan.clone(), 0.05).unwrap();
+        let again = order_joins(plan.clone(), 0.05, Rewrite::Order).unwrap();
         assert!(!again.transformed, "{text}");
     }
 

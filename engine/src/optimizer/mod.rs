@@ -8,6 +8,11 @@
 //! pushdown: a semi or anti join whose keys are of one relation of an inner-join tree
 //! below it is moved onto that relation (q58's `d_date IN (…)` onto `date_dim`).
 //!
+//! [`outer_joins::OuterJoinsLast`], a logical rule right after it: an outer join that is
+//! a relation of an inner-join tree, whose padded side no other condition reads, joins
+//! after the tree's inner joins when they keep fewer rows (q80's returns joined after
+//! the month of `date_dim` that keeps 1% of `store_sales`).
+//!
 //! [`join_order::JoinOrder`], a logical rule right after it: the
 //! order of a query's inner joins, by estimated rows (from `statistics`).
 //!

@@ -203,7 +203,7 @@ pub fn sluice_rule_names() -> Vec<String> {
 /// DataFusion's `eliminate_outer_join`, `JoinOrder` right after filter
 /// pushdown: the filters it estimates with are on the scans by then, and projection
 /// pushdown, which comes later, prunes the columns of the joins it builds.
-/// `SemiJoinPushdown` right before it, `AggregateKeys` and `ConstantGroupKeys` after it, and `MixedDistinct` then `PreAggregateGroupingSets` right
+/// `SemiJoinPushdown` and `OuterJoinsLast` right before it, `AggregateKeys` and `ConstantGroupKeys` after it, and `MixedDistinct` then `PreAggregateGroupingSets` right
 /// before DataFusion's `single_distinct_aggregation_to_group_by`.
 /// Leaves out the rules `SLUICE_SKIP_RULES` names (see `skipped_rules`).
 pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
@@ -230,6 +230,10 @@ fn all_optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     rules.insert(
         after_filter_pushdown,
         Arc::new(crate::optimizer::join_order::JoinOrder),
+    );
+    rules.insert(
+        after_filter_pushdown,
+        Arc::new(crate::optimizer::outer_joins::OuterJoinsLast),
     );
     rules.insert(
         after_filter_pushdown,
