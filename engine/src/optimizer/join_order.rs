@@ -86,15 +86,22 @@ impl OptimizerRule for JoinOrder {
         plan: LogicalPlan,
         config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        if !config.options().optimizer.join_reordering {
-            return Ok(Transformed::no(plan));
-        }
-        rewrite_join_trees(
-            plan,
-            super::unknown_selectivity(&config.options()),
-            Rewrite::Order,
-        )
+        rewrite_join_trees_in_session(plan, config, Rewrite::Order)
     }
+}
+
+/// `rewrite_join_trees` with the session's estimate for unknown filters; nothing when
+/// the session turns join reordering off (`JoinOrder` and `OuterJoinsLast` both move
+/// joins).
+pub(super) fn rewrite_join_trees_in_session(
+    plan: LogicalPlan,
+    config: &dyn OptimizerConfig,
+    rewrite: Rewrite,
+) -> Result<Transformed<LogicalPlan>> {
+    if !config.options().optimizer.join_reordering {
+        return Ok(Transformed::no(plan));
+    }
+    rewrite_join_trees(plan, super::unknown_selectivity(&config.options()), rewrite)
 }
 
 /// What a walk over a plan's inner-join trees does to each.
@@ -114,7 +121,7 @@ pub(super) enum Rewrite {
 ///
 /// `unknown`: the share of rows a filter keeps where nothing estimates it (the session's
 /// `default_filter_selectivity`, as DataFusion's `FilterExec` assumes).
-pub(super) fn rewrite_join_trees(
+fn rewrite_join_trees(
     plan: LogicalPlan,
     unknown: f64,
     rewrite: Rewrite,

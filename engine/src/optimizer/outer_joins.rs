@@ -38,7 +38,7 @@ use datafusion::optimizer::push_down_filter::replace_cols_by_name;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use datafusion::optimizer::{ApplyOrder, OptimizerConfig, OptimizerRule};
 
-use super::join_order::{Rewrite, rewrite_join_trees};
+use super::join_order::{Rewrite, rewrite_join_trees_in_session};
 
 /// Joins an outer join that is a relation of an inner-join tree after the tree's inner
 /// joins.
@@ -84,14 +84,7 @@ impl OptimizerRule for OuterJoinsLast {
         plan: LogicalPlan,
         config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        if !config.options().optimizer.join_reordering {
-            return Ok(Transformed::no(plan));
-        }
-        rewrite_join_trees(
-            plan,
-            super::unknown_selectivity(&config.options()),
-            Rewrite::OuterJoinsLast,
-        )
+        rewrite_join_trees_in_session(plan, config, Rewrite::OuterJoinsLast)
     }
 }
 
