@@ -435,7 +435,9 @@ impl JoinTree {
     }
 
     /// The tree with its outer-join relations opened (`OuterJoin::open`) whose padded
-    /// side no condition of the tree reads, its order chosen, and those outer joins;
+    /// side no condition of the tree reads (one that is read stays a relation, so that
+    /// the condition keeps a relation to be evaluated at, and the others still move),
+    /// its order chosen, and those outer joins;
     /// `None` if there is none, or if the inner joins are estimated to put out more
     /// rows than an outer join's preserved side has (the outer join would then see more
     /// rows above the tree than where it was written).

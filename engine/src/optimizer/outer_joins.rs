@@ -376,6 +376,15 @@ mod tests {
                  WHERE s_day = d_id AND d_month = 3",
                 true,
             ),
+            // Two outer joins: the one whose padded side a condition of the tree reads
+            // stays, the other moves.
+            (
+                "SELECT count(*) AS n, count(r_amt) AS r, count(m_item) AS m FROM sales \
+                 LEFT JOIN returns ON s_item = r_item AND s_ticket = r_ticket, \
+                 days LEFT JOIN many ON d_month = m_item \
+                 WHERE s_day = d_id AND d_month IN (3, 4) AND (m_item IS NULL OR m_item < s_v)",
+                true,
+            ),
             // Left where they are: a condition of the tree reads the padded side; the
             // inner joins grow the rows.
             (
