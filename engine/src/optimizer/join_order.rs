@@ -297,6 +297,8 @@ struct Chosen {
     filters: Vec<(u32, Expr)>,
     /// The rows its top join is estimated to put out.
     rows: f64,
+    /// Each relation's estimated rows.
+    leaf_rows: Vec<f64>,
 }
 
 /// An outer join that was a relation of an inner-join tree, to join after the tree's
@@ -305,15 +307,15 @@ struct Chosen {
 struct OuterJoin {
     join: Join,
     filters: Vec<Expr>,
-    /// The estimated rows of its preserved side.
-    preserved_rows: f64,
+    /// The relation of the tree its preserved side became.
+    leaf: usize,
 }
 
 impl OuterJoin {
     /// The preserved side of `leaf` if it is a `LEFT` or `RIGHT` join on column
     /// conditions (under column-only projections and deterministic filters without a
     /// subquery), and the join to put back above the tree.
-    fn open(leaf: &LogicalPlan, unknown: f64) -> Option<(LogicalPlan, OuterJoin)> {
+    fn open(leaf: &LogicalPlan, index: usize) -> Option<(LogicalPlan, OuterJoin)> {
         let mut filters = Vec::new();
         let mut node = leaf;
         let join = loop {
@@ -342,13 +344,12 @@ impl OuterJoin {
             JoinType::Right => &join.right,
             _ => return None,
         };
-        let preserved_rows = estimate(preserved, unknown)?.rows;
         Some((
             preserved.as_ref().clone(),
             OuterJoin {
                 join: join.clone(),
                 filters,
-                preserved_rows,
+                leaf: index,
             },
         ))
     }
@@ -444,8 +445,8 @@ impl JoinTree {
     fn with_outer_joins_last(&self, written: &Shape) -> Option<(JoinTree, Chosen, Vec<OuterJoin>)> {
         let mut opened = self.clone();
         let mut outer = Vec::new();
-        for leaf in &mut opened.leaves {
-            let Some((preserved, outer_join)) = OuterJoin::open(leaf, self.unknown) else {
+        for (index, leaf) in opened.leaves.iter_mut().enumerate() {
+            let Some((preserved, outer_join)) = OuterJoin::open(leaf, index) else {
                 continue;
             };
             let padded = outer_join.padded().schema();
@@ -467,7 +468,7 @@ impl JoinTree {
             return None;
         }
         let chosen = opened.choose(written, true)?;
-        if outer.iter().any(|o| chosen.rows > o.preserved_rows) {
+        if outer.iter().any(|o| chosen.rows > chosen.leaf_rows[o.leaf]) {
             return None;
         }
         tracing::debug!(
@@ -669,6 +670,7 @@ impl JoinTree {
                 classes,
                 filters,
                 rows,
+                leaf_rows: estimates.iter().map(|e| e.rows).collect(),
             });
         }
         tracing::debug!(
@@ -682,6 +684,7 @@ impl JoinTree {
             classes,
             filters,
             rows,
+            leaf_rows: estimates.iter().map(|e| e.rows).collect(),
         })
     }
 
