@@ -211,10 +211,11 @@ fn fixtures_and_bench_end_to_end() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = |args: &[&str], code: i32| {
+    let run_with_env = |args: &[&str], code: i32, env: &[(&str, &str)]| {
         let out = sluice()
             .current_dir(&project_dir)
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .expect("run sluice");
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
@@ -227,6 +228,7 @@ fn fixtures_and_bench_end_to_end() {
         );
         (text(&out.stdout), text(&out.stderr))
     };
+    let run = |args: &[&str], code: i32| run_with_env(args, code, &[]);
 
     // Production runs the promoted versions.
     let (stdout, _) = run(
@@ -293,20 +295,9 @@ fn fixtures_and_bench_end_to_end() {
     // for `lineitem`) and a static range filter (q06's) stay filters after the decode
     // (optimizer/mod.rs, `SelectiveRowFilters`).
     let row_filtering_scans = |pipe: &str, skip: &str| {
-        let out = sluice()
-            .current_dir(&project_dir)
-            .args(["explain", pipe, "--env", "production", "-vv"])
-            .env("SLUICE_SKIP_RULES", skip)
-            .output()
-            .expect("run sluice");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stderr)
-            .matches("a Parquet scan filters rows")
-            .count()
+        let args = ["explain", pipe, "--env", "production", "-vv"];
+        let (_, stderr) = run_with_env(&args, 0, &[("SLUICE_SKIP_RULES", skip)]);
+        stderr.matches("a Parquet scan filters rows").count()
     };
     assert_eq!(row_filtering_scans("q18", "sluice_semi_join_pushdown"), 1);
     assert_eq!(row_filtering_scans("q18", ""), 0);

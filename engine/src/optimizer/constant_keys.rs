@@ -199,21 +199,13 @@ fn column_equal_to_literal(conjunct: &Expr, schema: &DFSchema) -> Option<(Column
 mod tests {
     use super::*;
     use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    use datafusion::execution::SessionStateBuilder;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
-    /// Sluice's rules, all of them or all but this one, as `outer_joins`' tests have them.
+    /// Sluice's rules, all of them or all but this one (`settings::rules_session`).
     async fn session(with_rule: bool) -> SessionContext {
-        let skipped = if with_rule {
-            vec![]
-        } else {
-            vec!["sluice_constant_group_keys".to_string()]
-        };
-        let builder = SessionStateBuilder::new()
-            .with_config(SessionConfig::new().with_target_partitions(3))
-            .with_default_features();
-        let ctx = SessionContext::new_with_state(
-            crate::optimizer::settings::with_sluice_rules(builder, &skipped).build(),
+        let ctx = crate::optimizer::settings::rules_session(
+            SessionConfig::new().with_target_partitions(3),
+            (!with_rule).then_some("sluice_constant_group_keys"),
         );
         for sql in [
             // `y` a year, `a` a string key with NULLs, `f` a float with -0.0 and 0.0.

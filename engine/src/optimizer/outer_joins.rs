@@ -212,21 +212,17 @@ fn inline_projection(predicate: Expr, projection: &Projection) -> Result<Expr> {
 #[cfg(test)]
 mod tests {
     use datafusion::arrow::util::pretty::pretty_format_batches;
-    use datafusion::prelude::SessionContext;
+    use datafusion::prelude::{SessionConfig, SessionContext};
 
     use super::*;
 
     /// A session with Sluice's rules, and one without this one, over two small tables
     /// (`b` misses some of `a`'s keys and has NULL values).
     async fn sessions() -> (SessionContext, SessionContext) {
-        let build = |skipped: &[String]| {
-            let builder = datafusion::execution::SessionStateBuilder::new().with_default_features();
-            SessionContext::new_with_state(
-                crate::optimizer::settings::with_sluice_rules(builder, skipped).build(),
-            )
-        };
-        let with = build(&[]);
-        let without = build(&["sluice_padded_rows_filtered".to_string()]);
+        let build =
+            |without| crate::optimizer::settings::rules_session(SessionConfig::new(), without);
+        let with = build(None);
+        let without = build(Some("sluice_padded_rows_filtered"));
         for ctx in [&with, &without] {
             for sql in [
                 "CREATE TABLE a AS SELECT v AS k, v % 3 AS g FROM generate_series(1, 30) AS s(v)",
@@ -401,14 +397,10 @@ mod tests {
             ),
         ];
         // All of Sluice's rules, all but this one, and DataFusion's alone.
-        let build = |skipped: &[String]| {
-            let builder = datafusion::execution::SessionStateBuilder::new().with_default_features();
-            SessionContext::new_with_state(
-                crate::optimizer::settings::with_sluice_rules(builder, skipped).build(),
-            )
-        };
-        let with_rule = build(&[]);
-        let without = build(&["sluice_outer_joins_last".to_string()]);
+        let build =
+            |without| crate::optimizer::settings::rules_session(SessionConfig::new(), without);
+        let with_rule = build(None);
+        let without = build(Some("sluice_outer_joins_last"));
         let datafusion = SessionContext::new();
         for ctx in [&with_rule, &without, &datafusion] {
             ctx.register_table("sales", sales.clone()).unwrap();

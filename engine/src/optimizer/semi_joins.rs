@@ -184,21 +184,13 @@ fn rebuilt(node: &Arc<LogicalPlan>, semi: &Join, keys: &[Column]) -> Result<Logi
 
 #[cfg(test)]
 mod tests {
-    use datafusion::execution::SessionStateBuilder;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
-    /// Sluice's rules, all of them or all but this one, as `outer_joins`' tests have them.
+    /// Sluice's rules, all of them or all but this one (`settings::rules_session`).
     async fn session(with_rule: bool) -> SessionContext {
-        let skipped = if with_rule {
-            vec![]
-        } else {
-            vec!["sluice_semi_join_pushdown".to_string()]
-        };
-        let builder = SessionStateBuilder::new()
-            .with_config(SessionConfig::new().with_target_partitions(3))
-            .with_default_features();
-        let ctx = SessionContext::new_with_state(
-            crate::optimizer::settings::with_sluice_rules(builder, &skipped).build(),
+        let ctx = crate::optimizer::settings::rules_session(
+            SessionConfig::new().with_target_partitions(3),
+            (!with_rule).then_some("sluice_semi_join_pushdown"),
         );
         // Sales `t` by day `k` (NULL now and then), days `d` (one NULL `y`), and `e`, a
         // few values of `y` with a NULL; with statistics, which the rule estimates by.

@@ -181,6 +181,22 @@ pub fn with_sluice_rules(builder: SessionStateBuilder, skipped: &[String]) -> Se
         .with_physical_optimizer_rules(physical)
 }
 
+/// A session for a rule's unit tests: `config` and Sluice's rules, all of them or all but
+/// the one `without` names.
+#[cfg(test)]
+pub(crate) fn rules_session(
+    config: SessionConfig,
+    without: Option<&str>,
+) -> datafusion::prelude::SessionContext {
+    let skipped: Vec<String> = without.into_iter().map(str::to_string).collect();
+    let builder = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features();
+    datafusion::prelude::SessionContext::new_with_state(
+        with_sluice_rules(builder, &skipped).build(),
+    )
+}
+
 /// The names of Sluice's own optimizer rules, logical then physical (each `sluice_…`),
 /// and of its function replacements (`with_sluice_functions`): what
 /// `SLUICE_SKIP_RULES=` all of them leaves is DataFusion's planner and functions with
