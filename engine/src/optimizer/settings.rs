@@ -15,6 +15,7 @@ use datafusion::physical_optimizer::PhysicalOptimizerRule;
 use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::prelude::SessionConfig;
 
+use crate::optimizer::key_join_rows;
 use crate::project::EngineSettings;
 
 /// Settings Sluice changes from DataFusion's defaults, each kept because it measured
@@ -168,7 +169,8 @@ pub fn with_sluice_functions(
 }
 
 /// `builder` with Sluice's logical and physical optimizer rules (DataFusion's with
-/// Sluice's in their places), but those named in `skipped`. `session_state` passes
+/// Sluice's in their places) and its physical row estimates (`key_join_rows`), but
+/// those named in `skipped`. `session_state` passes
 /// `SLUICE_SKIP_RULES`' names; a harness that bisects a failure to one rule passes its
 /// own (`tests/sqllogictest`).
 pub fn with_sluice_rules(builder: SessionStateBuilder, skipped: &[String]) -> SessionStateBuilder {
@@ -176,9 +178,17 @@ pub fn with_sluice_rules(builder: SessionStateBuilder, skipped: &[String]) -> Se
     logical.retain(|r| !skipped.iter().any(|s| s == r.name()));
     let mut physical = all_physical_optimizer_rules();
     physical.retain(|r| !skipped.iter().any(|s| s == r.name()));
-    builder
+    let mut builder = builder
         .with_optimizer_rules(logical)
-        .with_physical_optimizer_rules(physical)
+        .with_physical_optimizer_rules(physical);
+    if !skipped.iter().any(|s| s == key_join_rows::SKIP_NAME) {
+        // DataFusion's join selection consults the registry only with this set.
+        if let Some(config) = builder.config() {
+            config.options_mut().optimizer.use_statistics_registry = true;
+        }
+        builder = builder.with_statistics_registry(key_join_rows::registry());
+    }
+    builder
 }
 
 /// A session for a rule's unit tests: `config` and Sluice's rules, all of them or all but
@@ -318,12 +328,14 @@ fn all_physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
 }
 
 /// What `SLUICE_SKIP_RULES` can leave out besides optimizer rules: Sluice's `any_value`
-/// (`with_sluice_functions`), a local run's computing once the subplans it reads
+/// (`with_sluice_functions`), its row estimates of joins on several keys
+/// (`key_join_rows`, registered by `with_sluice_rules`), a local run's computing once the subplans it reads
 /// more than once (`session::shared_nodes::share_repeated`) and its grouping sets set
 /// by set (`session::grouping_levels`), and a long-lived session's running its kept
 /// plans again (`session::prepared`).
-pub const SKIPPABLE_STEPS: [&str; 4] = [
+pub const SKIPPABLE_STEPS: [&str; 5] = [
     crate::optimizer::any_value::SKIP_NAME,
+    key_join_rows::SKIP_NAME,
     SHARED_SUBPLANS,
     GROUPING_LEVELS,
     PREPARED_PLANS,
