@@ -330,13 +330,15 @@ fn all_physical_optimizer_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + 
 /// What `SLUICE_SKIP_RULES` can leave out besides optimizer rules: Sluice's `any_value`
 /// (`with_sluice_functions`), its row estimates of joins on several keys
 /// (`key_join_rows`, registered by `with_sluice_rules`), a local run's computing once the subplans it reads
-/// more than once (`session::shared_nodes::share_repeated`) and its grouping sets set
+/// more than once (`session::shared_nodes::share_repeated`), as the values read when
+/// read as sets, and its grouping sets set
 /// by set (`session::grouping_levels`), and a long-lived session's running its kept
 /// plans again (`session::prepared`).
-pub const SKIPPABLE_STEPS: [&str; 5] = [
+pub const SKIPPABLE_STEPS: [&str; 6] = [
     crate::optimizer::any_value::SKIP_NAME,
     key_join_rows::SKIP_NAME,
     SHARED_SUBPLANS,
+    SHARED_SETS,
     GROUPING_LEVELS,
     PREPARED_PLANS,
 ];
@@ -344,6 +346,10 @@ pub const SKIPPABLE_STEPS: [&str; 5] = [
 /// The name `SLUICE_SKIP_RULES` takes to read a `WITH` query (or view) a plan holds
 /// more than once where it is, each time, as DataFusion plans it.
 pub const SHARED_SUBPLANS: &str = "sluice_shared_subplans";
+
+/// The name `SLUICE_SKIP_RULES` takes to compute a shared `WITH` query whole when its
+/// readers read it only as a set (see `session::set_reads`).
+pub const SHARED_SETS: &str = "sluice_shared_sets";
 
 /// The name `SLUICE_SKIP_RULES` takes to leave a local run's `ROLLUP`, `CUBE` and
 /// `GROUPING SETS` to DataFusion's aggregate (see `session::grouping_levels`).

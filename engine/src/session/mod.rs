@@ -14,6 +14,7 @@ mod grouping_levels;
 mod listings;
 mod prepared;
 pub mod report;
+mod set_reads;
 pub mod shared_nodes;
 pub mod warnings;
 
