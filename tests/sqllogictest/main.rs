@@ -40,8 +40,8 @@ use datafusion_sqllogictest::{
 use futures::StreamExt;
 use indicatif::ProgressBar;
 use sluice_engine::optimizer::settings::{
-    SLUICE_DEFAULTS, apply_sluice_defaults, sluice_rule_names, with_sluice_functions,
-    with_sluice_rules,
+    RULE_SETTINGS, SLUICE_DEFAULTS, apply_sluice_defaults, sluice_rule_names,
+    with_sluice_functions, with_sluice_rules,
 };
 use sqllogictest::{Record, parse_file, strict_column_validator};
 
@@ -401,7 +401,7 @@ fn check_reorders_only_ties() -> Result<(), String> {
 }
 
 /// Whether a failed record's difference is only lines naming settings `SLUICE_DEFAULTS`
-/// changes (`SHOW ALL`, `information_schema.df_settings`).
+/// or Sluice's rules (`RULE_SETTINGS`) change (`SHOW ALL`, `information_schema.df_settings`).
 fn lists_sluices_settings(message: &str) -> bool {
     let changed: Vec<&str> = message
         .lines()
@@ -409,9 +409,10 @@ fn lists_sluices_settings(message: &str) -> bool {
         .filter(|l| l.starts_with('-') || l.starts_with('+'))
         .collect();
     !changed.is_empty()
-        && changed
-            .iter()
-            .all(|l| SLUICE_DEFAULTS.iter().any(|(key, _)| l.contains(key)))
+        && changed.iter().all(|l| {
+            SLUICE_DEFAULTS.iter().any(|(key, _)| l.contains(key))
+                || RULE_SETTINGS.iter().any(|key| l.contains(key))
+        })
 }
 
 /// Which of Sluice's changes makes `file` fail the records in `lines`: its settings (the

@@ -18,6 +18,14 @@ use datafusion::prelude::SessionConfig;
 use crate::optimizer::key_join_rows;
 use crate::project::EngineSettings;
 
+/// The settings `with_sluice_rules` sets beside its rules: DataFusion's join selection
+/// consults the statistics registry it registers (`key_join_rows`) only with
+/// `use_statistics_registry` on. Not among `SLUICE_DEFAULTS`, which every session gets
+/// (a Ballista cluster's too): without Sluice's registry, DataFusion would use its own
+/// built-in providers, which estimate a join whose keys have no distinct count as a
+/// cartesian product.
+pub const RULE_SETTINGS: &[&str] = &["datafusion.optimizer.use_statistics_registry"];
+
 /// Settings Sluice changes from DataFusion's defaults, each kept because it measured
 /// faster on TPC-H (BENCHMARKS.md has the figures and the settings that did not win).
 ///
@@ -182,7 +190,8 @@ pub fn with_sluice_rules(builder: SessionStateBuilder, skipped: &[String]) -> Se
         .with_optimizer_rules(logical)
         .with_physical_optimizer_rules(physical);
     if !skipped.iter().any(|s| s == key_join_rows::SKIP_NAME) {
-        // DataFusion's join selection consults the registry only with this set.
+        // DataFusion's join selection consults the registry only with this set
+        // (`RULE_SETTINGS`).
         if let Some(config) = builder.config() {
             config.options_mut().optimizer.use_statistics_registry = true;
         }
