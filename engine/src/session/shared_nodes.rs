@@ -279,17 +279,18 @@ pub async fn share_repeated(
         // Its rows: all of them, or those some reference needs; only the distinct
         // values of the columns read when every reference reads it as a set.
         let whole = alias.input.schema().as_arrow();
-        let columns = distinct_columns(&plan, &subplan, repeated.reads).and_then(|columns| {
-            // Only if the readers plan over those columns alone (tried on no rows).
+        let narrowed = distinct_columns(&plan, &subplan, repeated.reads).and_then(|columns| {
             let positions: Vec<usize> = columns.iter().map(|(_, i)| *i).collect();
             let schema = Arc::new(whole.project(&positions).ok()?);
-            let empty = MemTable::try_new(schema, vec![vec![]]).ok()?;
+            // Only if the readers plan over those columns alone (tried on no rows).
+            let empty = MemTable::try_new(Arc::clone(&schema), vec![vec![]]).ok()?;
             with_shared_rows(plan.clone(), &subplan, alias, empty, shared.len(), true)
                 .inspect_err(|e| tracing::debug!(node = %name, error = %e, "shared whole"))
                 .ok()
-                .map(|_| columns)
+                .map(|_| (columns, schema))
         });
-        let computed = match (&repeated.needed, &columns) {
+        let columns = narrowed.as_ref().map(|(columns, _)| columns);
+        let computed = match (&repeated.needed, columns) {
             (None, None) => alias.input.as_ref().clone(),
             (needed, columns) => {
                 let mut builder = LogicalPlanBuilder::from(subplan.clone());
@@ -304,10 +305,10 @@ pub async fn share_repeated(
             }
         };
         let df = DataFrame::new(ctx.state(), computed);
-        let schema = Arc::new(match &columns {
-            None => whole.clone(),
-            Some(columns) => whole.project(&columns.iter().map(|(_, i)| *i).collect::<Vec<_>>())?,
-        });
+        let schema = match &narrowed {
+            None => Arc::new(whole.clone()),
+            Some((_, schema)) => Arc::clone(schema),
+        };
         let computed = compute_rows(
             ctx,
             &name,
@@ -329,7 +330,7 @@ pub async fn share_repeated(
             alias,
             table,
             shared.len(),
-            columns.is_some(),
+            narrowed.is_some(),
         )?;
         shared.push(node);
     }
