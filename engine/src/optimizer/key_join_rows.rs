@@ -148,7 +148,8 @@ fn combined_distinct<'a>(
 }
 
 /// A column's distinct values: its statistics' count, else the size of its min–max
-/// range (integers, dates, decimals), at most its rows that are not NULL.
+/// range (integer and temporal columns only: a float's or a decimal's range says
+/// nothing of how many values it holds), at most its rows that are not NULL.
 fn distinct_values(column: &ColumnStatistics, rows: f64) -> Option<f64> {
     let nulls = column.null_count.get_value().copied().unwrap_or(0) as f64;
     let non_null = (rows - nulls).max(0.0);
