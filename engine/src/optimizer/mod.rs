@@ -34,6 +34,11 @@
 //! Both split an aggregate into an inner and an outer one with the pieces of
 //! `two_phase`.
 //!
+//! [`keys_below_joins::KeysBelowJoins`], a logical rule after all of DataFusion's: a
+//! group key computed from one joined relation's columns (`substr(w_warehouse_name, 1,
+//! 20)`) is computed on that relation's rows, below the joins, when they are far fewer
+//! than the rows the joins give (q99: five warehouses, not 287,000 sales).
+//!
 //! [`any_value::AnyValue`], not a rule: DataFusion's `any_value` with a groups
 //! accumulator, registered over DataFusion's (`settings::with_sluice_functions`), so a
 //! sessionization's `GROUP BY session_id` does not box a value per group (w02, w08).
@@ -96,6 +101,7 @@ pub mod filter_order;
 pub mod grouping_sets;
 pub mod join_order;
 pub mod key_join_rows;
+pub mod keys_below_joins;
 pub mod like_segments;
 pub mod mixed_distinct;
 pub mod outer_joins;

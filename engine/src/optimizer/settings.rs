@@ -238,8 +238,9 @@ pub fn sluice_rule_names() -> Vec<String> {
 /// DataFusion's `eliminate_outer_join`, `JoinOrder` right after filter
 /// pushdown: the filters it estimates with are on the scans by then, and projection
 /// pushdown, which comes later, prunes the columns of the joins it builds.
-/// `SemiJoinPushdown` and `OuterJoinsLast` right before it, `AggregateKeys` and `ConstantGroupKeys` after it, and `MixedDistinct` then `PreAggregateGroupingSets` right
-/// before DataFusion's `single_distinct_aggregation_to_group_by`.
+/// `SemiJoinPushdown` and `OuterJoinsLast` right before it, `AggregateKeys` and `ConstantGroupKeys` after it, `MixedDistinct` then `PreAggregateGroupingSets` right
+/// before DataFusion's `single_distinct_aggregation_to_group_by`, and `KeysBelowJoins`
+/// last.
 /// Leaves out the rules `SLUICE_SKIP_RULES` names (see `skipped_rules`).
 pub fn optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
     let skipped = skipped_rules();
@@ -296,6 +297,8 @@ fn all_optimizer_rules() -> Vec<Arc<dyn OptimizerRule + Send + Sync>> {
         before_single_distinct,
         Arc::new(crate::optimizer::mixed_distinct::MixedDistinct),
     );
+    // Last: the joins' order and the columns they pass on are settled by then.
+    rules.push(Arc::new(crate::optimizer::keys_below_joins::KeysBelowJoins));
     rules
 }
 
