@@ -172,7 +172,7 @@ fn literal_text(expr: &Arc<dyn PhysicalExpr>) -> Option<&str> {
 
 impl ViewEquals {
     /// Stands for `expr` when it compares a `Utf8View` column with string literals.
-    fn try_new(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<ViewEquals> {
+    pub(crate) fn try_new(expr: &Arc<dyn PhysicalExpr>, schema: &Schema) -> Option<ViewEquals> {
         let is_view_column = |e: &Arc<dyn PhysicalExpr>| {
             e.is::<Column>() && e.data_type(schema).ok() == Some(DataType::Utf8View)
         };
