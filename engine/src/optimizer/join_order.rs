@@ -1007,14 +1007,15 @@ fn scan_estimate(scan: &TableScan, predicate: &[Expr], unknown: f64) -> Option<E
 }
 
 /// A column's distinct values: the count if the statistics have one, else the width of
-/// its range (integers and dates), at most `rows`; `None` if neither is known (strings).
+/// its range (integers and dates), at most `rows`; `None` if neither is known (strings,
+/// floats: DataFusion's `distance` rounds a float range, so 0.0–1.0 would count two).
 fn column_ndv(stats: &ColumnStatistics, rows: f64) -> Option<f64> {
     let known = stats.distinct_count.get_value().map(|d| *d as f64);
     let range = match (&stats.min_value, &stats.max_value) {
         (
             Precision::Exact(min) | Precision::Inexact(min),
             Precision::Exact(max) | Precision::Inexact(max),
-        ) => min.distance(max).map(|d| d as f64 + 1.0),
+        ) if !min.data_type().is_floating() => min.distance(max).map(|d| d as f64 + 1.0),
         _ => None,
     };
     known.or(range).map(|d| d.min(rows).max(1.0))
@@ -1222,6 +1223,31 @@ pub(super) mod tests {
         .unwrap();
         out.reverse();
         out
+    }
+
+    #[test]
+    fn a_range_counts_distinct_values_for_integers_and_dates_only() {
+        let stats = |min: ScalarValue, max: ScalarValue| ColumnStatistics {
+            min_value: Precision::Exact(min),
+            max_value: Precision::Inexact(max),
+            ..ColumnStatistics::new_unknown()
+        };
+        let ints = stats(ScalarValue::Int64(Some(1)), ScalarValue::Int64(Some(10)));
+        assert_eq!(column_ndv(&ints, 1000.0), Some(10.0));
+        assert_eq!(column_ndv(&ints, 4.0), Some(4.0), "at most the rows");
+        let dates = stats(ScalarValue::Date32(Some(0)), ScalarValue::Date32(Some(364)));
+        assert_eq!(column_ndv(&dates, 1000.0), Some(365.0));
+        // A float between 0 and 1 may hold as many values as rows.
+        let floats = stats(
+            ScalarValue::Float64(Some(0.0)),
+            ScalarValue::Float64(Some(1.0)),
+        );
+        assert_eq!(column_ndv(&floats, 1000.0), None);
+        let counted = ColumnStatistics {
+            distinct_count: Precision::Exact(700),
+            ..floats
+        };
+        assert_eq!(column_ndv(&counted, 1000.0), Some(700.0));
     }
 
     #[tokio::test]
