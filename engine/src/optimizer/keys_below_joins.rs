@@ -81,49 +81,59 @@ impl OptimizerRule for KeysBelowJoins {
             return Ok(Transformed::no(plan));
         }
         let unknown = super::unknown_selectivity(&config.options());
-        let Some(input_rows) = estimate(&agg.input, unknown).map(|e| e.rows()) else {
-            return Ok(Transformed::no(plan));
-        };
-        let mut input = agg.input.as_ref().clone();
-        let mut group_expr = agg.group_expr.clone();
-        for (i, key) in agg.group_expr.iter().enumerate() {
-            let key = strip_alias(key);
-            if !worth_moving(key) {
-                continue;
+        // A plan this rule cannot rebuild is left as it is, not an error of the query.
+        match moved_keys(agg, unknown) {
+            Ok(Some(moved)) => Ok(Transformed::yes(LogicalPlan::Aggregate(moved))),
+            Ok(None) => Ok(Transformed::no(plan)),
+            Err(error) => {
+                tracing::debug!(%error, "group keys left where the aggregate is");
+                Ok(Transformed::no(plan))
             }
-            let name = unused_name(&input);
-            let Some(moved) = computed_below(&input, key, &name, unknown, false)? else {
-                continue;
-            };
-            if moved.rows * FEWER_ROWS > input_rows {
-                continue;
-            }
-            input = moved.plan;
-            let (qualifier, field) = agg.schema.qualified_field(i);
-            group_expr[i] = Expr::Column(Column::new_unqualified(name))
-                .alias_qualified(qualifier.cloned(), field.name());
         }
-        if group_expr == agg.group_expr {
-            return Ok(Transformed::no(plan));
-        }
-        let moved = Aggregate::try_new(Arc::new(input), group_expr, agg.aggr_expr.clone())?;
-        // The aggregate's output as it was, names, types and nulls, or nothing changes.
-        let same = moved.schema.fields().len() == agg.schema.fields().len()
-            && moved
-                .schema
-                .iter()
-                .zip(agg.schema.iter())
-                .all(|((q1, f1), (q2, f2))| {
-                    q1 == q2
-                        && f1.name() == f2.name()
-                        && f1.data_type() == f2.data_type()
-                        && f1.is_nullable() == f2.is_nullable()
-                });
-        if !same {
-            return Ok(Transformed::no(plan));
-        }
-        Ok(Transformed::yes(LogicalPlan::Aggregate(moved)))
     }
+}
+
+/// `agg` with the keys worth it computed below the joins, if any is.
+fn moved_keys(agg: &Aggregate, unknown: f64) -> Result<Option<Aggregate>> {
+    let Some(input_rows) = estimate(&agg.input, unknown).map(|e| e.rows()) else {
+        return Ok(None);
+    };
+    let mut input = agg.input.as_ref().clone();
+    let mut group_expr = agg.group_expr.clone();
+    for (i, key) in agg.group_expr.iter().enumerate() {
+        let key = strip_alias(key);
+        if !worth_moving(key) {
+            continue;
+        }
+        let name = unused_name(&input);
+        let Some(moved) = computed_below(&input, key, &name, unknown, false)? else {
+            continue;
+        };
+        if moved.rows * FEWER_ROWS > input_rows {
+            continue;
+        }
+        input = moved.plan;
+        let (qualifier, field) = agg.schema.qualified_field(i);
+        group_expr[i] = Expr::Column(Column::new_unqualified(name))
+            .alias_qualified(qualifier.cloned(), field.name());
+    }
+    if group_expr == agg.group_expr {
+        return Ok(None);
+    }
+    let moved = Aggregate::try_new(Arc::new(input), group_expr, agg.aggr_expr.clone())?;
+    // The aggregate's output as it was, names, types and nulls, or nothing changes.
+    let same = moved.schema.fields().len() == agg.schema.fields().len()
+        && moved
+            .schema
+            .iter()
+            .zip(agg.schema.iter())
+            .all(|((q1, f1), (q2, f2))| {
+                q1 == q2
+                    && f1.name() == f2.name()
+                    && f1.data_type() == f2.data_type()
+                    && f1.is_nullable() == f2.is_nullable()
+            });
+    Ok(same.then_some(moved))
 }
 
 /// A plan that gives one more column than the plan it replaces, and the estimated rows
