@@ -2,7 +2,8 @@
 //!
 //! [`outer_joins::PaddedRowsFiltered`], a logical rule right after DataFusion's
 //! `eliminate_outer_join`: an outer join whose padded rows a filter above always drops
-//! (`coalesce(b.x, 0) > 0`, folded on a NULL row) is an inner join (q78).
+//! (`coalesce(b.x, 0) > 0`, folded on a NULL row), or an inner join above on a padded
+//! column, is an inner join (q78, q93).
 //!
 //! [`semi_joins::SemiJoinPushdown`], a logical rule right after DataFusion's filter
 //! pushdown: a semi or anti join whose keys are of one relation of an inner-join tree

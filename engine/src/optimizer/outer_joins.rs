@@ -1,6 +1,6 @@
 //! Two logical optimizer rules for outer joins:
-//! - [`PaddedRowsFiltered`]: an outer join whose NULL-padded rows a filter above it
-//!   always drops is an inner (or one-sided) join;
+//! - [`PaddedRowsFiltered`]: an outer join whose NULL-padded rows a filter (or an inner
+//!   join) above it always drops is an inner (or one-sided) join;
 //! - [`OuterJoinsLast`]: an outer join that is a relation of a tree of inner joins joins
 //!   after them, when they keep fewer of its preserved side's rows.
 //!
@@ -24,15 +24,25 @@
 //! DataFusion plans with), and it decides nothing when folding does not reach a
 //! constant: a volatile function, a subquery, a condition that also reads the other
 //! side. As DataFusion's rule does, it looks through projections between the filter
-//! and the join by replacing their columns with the expressions that compute them.
+//! and the join by replacing their columns with the expressions that compute them (and
+//! through aliases).
+//!
+//! An inner join above is such a filter too: it drops the rows whose keys are NULL
+//! (unless its keys match NULLs, `IS NOT DISTINCT FROM`) and those its `ON` condition
+//! fails on, so each of its sides is taken as filtered by `key IS NOT NULL AND …` (the
+//! conditions on that side's columns alone). TPC-DS q93 writes `store_sales LEFT JOIN
+//! store_returns ON (…), reason WHERE sr_reason_sk = r_reason_sk`; DataFusion's
+//! `eliminate_cross_join` makes `sr_reason_sk = r_reason_sk` an inner join's key before
+//! `eliminate_outer_join` looks for a filter, and the outer join padded all 2.88 M rows
+//! of `store_sales` that the inner join then dropped.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, ExprSchema, Result, ScalarValue};
+use datafusion::common::{DFSchema, ExprSchema, NullEquality, Result, ScalarValue, internal_err};
 use datafusion::logical_expr::simplify::SimplifyContext;
-use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{Expr, Filter, Join, JoinType, LogicalPlan, Projection};
 use datafusion::optimizer::push_down_filter::replace_cols_by_name;
 use datafusion::optimizer::simplify_expressions::ExprSimplifier;
@@ -111,47 +121,125 @@ impl OptimizerRule for PaddedRowsFiltered {
         plan: LogicalPlan,
         _config: &dyn OptimizerConfig,
     ) -> Result<Transformed<LogicalPlan>> {
-        let LogicalPlan::Filter(filter) = plan else {
-            return Ok(Transformed::no(plan));
-        };
-        // Down through projections to a join, the predicate rewritten over each
-        // projection's input (for the analysis only: the filter stays as it is).
-        let mut predicate = filter.predicate.clone();
-        let mut projections: Vec<Projection> = Vec::new();
-        let mut below = filter.input.clone();
-        let join = loop {
-            match below.as_ref() {
-                LogicalPlan::Projection(p) => {
-                    predicate = inline_projection(predicate, p)?;
-                    projections.push(p.clone());
-                    below = p.input.clone();
+        match plan {
+            LogicalPlan::Filter(filter) => {
+                match without_padding(&filter.input, filter.predicate.clone())? {
+                    Some(input) => Filter::try_new(filter.predicate, Arc::new(input))
+                        .map(|f| Transformed::yes(LogicalPlan::Filter(f))),
+                    None => Ok(Transformed::no(LogicalPlan::Filter(filter))),
                 }
-                LogicalPlan::Join(join) if join.join_type.is_outer() => break join.clone(),
-                _ => return Ok(Transformed::no(LogicalPlan::Filter(filter))),
             }
-        };
-        let left_dropped = drops_padded_rows(&predicate, &join, join.left.schema())?;
-        let right_dropped = drops_padded_rows(&predicate, &join, join.right.schema())?;
-        let join_type = match (join.join_type, left_dropped, right_dropped) {
-            (JoinType::Left, _, true) | (JoinType::Right, true, _) => JoinType::Inner,
-            (JoinType::Full, true, true) => JoinType::Inner,
-            (JoinType::Full, true, false) => JoinType::Left,
-            (JoinType::Full, false, true) => JoinType::Right,
-            (unchanged, _, _) => unchanged,
-        };
-        if join_type == join.join_type {
-            return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+            // An inner join drops the rows its keys are NULL in (not with `IS NOT
+            // DISTINCT FROM` keys) and those its filter does not hold on: for each side,
+            // the filter `key IS NOT NULL AND …` on that side's columns (q93's
+            // `store_sales LEFT JOIN store_returns …, reason WHERE sr_reason_sk =
+            // r_reason_sk`, which DataFusion's `eliminate_cross_join` makes an inner
+            // join's key before `eliminate_outer_join` looks for a filter).
+            LogicalPlan::Join(join)
+                if join.join_type == JoinType::Inner
+                    && join.null_equality == NullEquality::NullEqualsNothing =>
+            {
+                let dropped = |side: &LogicalPlan, keys: Vec<&Expr>| {
+                    let schema = side.schema();
+                    let filters = join.filter.iter().flat_map(split_conjunction).filter(|c| {
+                        c.column_refs()
+                            .iter()
+                            .all(|column| schema.has_column(column))
+                    });
+                    let conjuncts: Vec<Expr> = keys
+                        .into_iter()
+                        .map(|k| k.clone().is_not_null())
+                        .chain(filters.cloned())
+                        .collect();
+                    conjunction(conjuncts)
+                };
+                let left = dropped(&join.left, join.on.iter().map(|(l, _)| l).collect());
+                let right = dropped(&join.right, join.on.iter().map(|(_, r)| r).collect());
+                let new_left = match left {
+                    Some(p) => without_padding(&join.left, p)?,
+                    None => None,
+                };
+                let new_right = match right {
+                    Some(p) => without_padding(&join.right, p)?,
+                    None => None,
+                };
+                if new_left.is_none() && new_right.is_none() {
+                    return Ok(Transformed::no(LogicalPlan::Join(join)));
+                }
+                // Each side's schema is kept, so the join's is too.
+                Ok(Transformed::yes(LogicalPlan::Join(Join {
+                    left: new_left.map_or(join.left.clone(), Arc::new),
+                    right: new_right.map_or(join.right.clone(), Arc::new),
+                    ..join
+                })))
+            }
+            plan => Ok(Transformed::no(plan)),
         }
-        // The join's schema is kept (its padded side's columns still called nullable),
-        // as DataFusion's rule keeps it: the projections above it are reused as they are.
-        let mut rebuilt = LogicalPlan::Join(Join { join_type, ..join });
-        for mut p in projections.into_iter().rev() {
-            p.input = Arc::new(rebuilt);
-            rebuilt = LogicalPlan::Projection(p);
-        }
-        Filter::try_new(filter.predicate, Arc::new(rebuilt))
-            .map(|f| Transformed::yes(LogicalPlan::Filter(f)))
     }
+}
+
+/// `below` with the outer join it is (through projections) made inner or one-sided, if
+/// `predicate`, a filter over `below`'s output, drops every row it pads; `None` if it
+/// does not.
+fn without_padding(below: &Arc<LogicalPlan>, predicate: Expr) -> Result<Option<LogicalPlan>> {
+    // Down through projections and aliases to a join, the predicate rewritten over
+    // each one's input (for the analysis only: the filter stays as it is).
+    let mut predicate = predicate;
+    let mut above: Vec<LogicalPlan> = Vec::new();
+    let mut below = below.clone();
+    let join = loop {
+        match below.as_ref() {
+            LogicalPlan::Projection(p) => {
+                predicate = inline_projection(predicate, p)?;
+                above.push(below.as_ref().clone());
+                below = p.input.clone();
+            }
+            LogicalPlan::SubqueryAlias(alias) => {
+                let inner: HashMap<String, Expr> = alias
+                    .schema
+                    .columns()
+                    .into_iter()
+                    .zip(alias.input.schema().columns())
+                    .map(|(outer, inner)| (outer.flat_name(), Expr::Column(inner)))
+                    .collect();
+                predicate = replace_cols_by_name(predicate, &inner)?;
+                above.push(below.as_ref().clone());
+                below = alias.input.clone();
+            }
+            LogicalPlan::Join(join) if join.join_type.is_outer() => break join.clone(),
+            _ => return Ok(None),
+        }
+    };
+    let left_dropped = drops_padded_rows(&predicate, &join, join.left.schema())?;
+    let right_dropped = drops_padded_rows(&predicate, &join, join.right.schema())?;
+    let join_type = match (join.join_type, left_dropped, right_dropped) {
+        (JoinType::Left, _, true) | (JoinType::Right, true, _) => JoinType::Inner,
+        (JoinType::Full, true, true) => JoinType::Inner,
+        (JoinType::Full, true, false) => JoinType::Left,
+        (JoinType::Full, false, true) => JoinType::Right,
+        (unchanged, _, _) => unchanged,
+    };
+    if join_type == join.join_type {
+        return Ok(None);
+    }
+    // The join's schema is kept (its padded side's columns still called nullable),
+    // as DataFusion's rule keeps it: the projections and aliases above it are reused
+    // as they are.
+    let mut rebuilt = LogicalPlan::Join(Join { join_type, ..join });
+    for node in above.into_iter().rev() {
+        rebuilt = match node {
+            LogicalPlan::Projection(mut p) => {
+                p.input = Arc::new(rebuilt);
+                LogicalPlan::Projection(p)
+            }
+            LogicalPlan::SubqueryAlias(mut alias) => {
+                alias.input = Arc::new(rebuilt);
+                LogicalPlan::SubqueryAlias(alias)
+            }
+            other => return internal_err!("only projections and aliases are passed: {other}"),
+        };
+    }
+    Ok(Some(rebuilt))
 }
 
 /// Whether some conjunct of `predicate` (over `join`'s output) is false or NULL on
@@ -269,6 +357,49 @@ mod tests {
         let sql = "SELECT a.k, b.k, b.x FROM a FULL JOIN b ON a.k = b.k \
                    WHERE coalesce(a.g, -1) >= 0 ORDER BY 1, 2";
         assert_eq!(join_types(sql).await, vec![JoinType::Left]);
+    }
+
+    /// q93's shape: the padded side's column is the key of an inner join above.
+    #[tokio::test]
+    async fn an_inner_join_on_a_padded_column_makes_the_join_inner() {
+        let sql = "SELECT a.k, b.x, c.k FROM a LEFT JOIN b ON a.k = b.k, a AS c \
+                   WHERE b.x = c.k AND c.g = 1 ORDER BY 1";
+        assert_eq!(
+            join_types(sql).await,
+            vec![JoinType::Inner, JoinType::Inner]
+        );
+        // Through a projection, the join written with `JOIN … ON`.
+        let sql = "SELECT t.k, c.k FROM (SELECT a.k, b.x + 1 AS y FROM a LEFT JOIN b \
+                   ON a.k = b.k) t JOIN a AS c ON t.y = c.k ORDER BY 1";
+        assert_eq!(
+            join_types(sql).await,
+            vec![JoinType::Inner, JoinType::Inner]
+        );
+        // A condition of the inner join's `ON` on the padded side alone.
+        let sql = "SELECT a.k, c.k FROM a LEFT JOIN b ON a.k = b.k JOIN a AS c \
+                   ON a.g = c.g AND coalesce(b.x, 0) > 2 ORDER BY 1, 2";
+        assert_eq!(
+            join_types(sql).await,
+            vec![JoinType::Inner, JoinType::Inner]
+        );
+    }
+
+    #[tokio::test]
+    async fn inner_joins_a_padded_row_can_meet_keep_the_join_outer() {
+        for sql in [
+            // The key is the preserved side's.
+            "SELECT a.k, b.x, c.k FROM a LEFT JOIN b ON a.k = b.k JOIN a AS c ON a.g = c.g \
+             ORDER BY 1, 3",
+            // A padded row's key is not NULL.
+            "SELECT a.k, b.x, c.k FROM a LEFT JOIN b ON a.k = b.k JOIN a AS c \
+             ON coalesce(b.x, 0) = c.g ORDER BY 1, 3",
+            // NULL keys match: `IS NOT DISTINCT FROM`.
+            "SELECT a.k, b.x, c.k FROM a LEFT JOIN b ON a.k = b.k JOIN a AS c \
+             ON b.x IS NOT DISTINCT FROM c.g ORDER BY 1, 3",
+        ] {
+            let types = join_types(sql).await;
+            assert!(types.contains(&JoinType::Left), "{sql}: {types:?}");
+        }
     }
 
     #[tokio::test]
