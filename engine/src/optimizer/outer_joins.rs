@@ -178,9 +178,9 @@ impl OptimizerRule for PaddedRowsFiltered {
     }
 }
 
-/// `below` with the outer join it is (through projections) made inner or one-sided, if
-/// `predicate`, a filter over `below`'s output, drops every row it pads; `None` if it
-/// does not.
+/// `below` with the outer join it is (through projections and aliases) made inner or
+/// one-sided, if `predicate`, a filter over `below`'s output, drops every row it pads;
+/// `None` if it does not.
 fn without_padding(below: &Arc<LogicalPlan>, predicate: Expr) -> Result<Option<LogicalPlan>> {
     // Down through projections and aliases to a join, the predicate rewritten over
     // each one's input (for the analysis only: the filter stays as it is).
