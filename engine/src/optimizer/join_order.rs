@@ -325,9 +325,10 @@ impl OuterJoin {
                 {
                     node = &p.input;
                 }
+                // Not one with a subquery, which a filter moved above other joins
+                // would see evaluated elsewhere.
                 LogicalPlan::Filter(f)
-                    if !f.predicate.is_volatile()
-                        && !f.predicate.exists(|e| Ok(is_subquery(e))).unwrap_or(true) =>
+                    if !f.predicate.is_volatile() && !super::holds_subquery(&f.predicate) =>
                 {
                     filters.push(f.predicate.clone());
                     node = &f.input;
@@ -394,15 +395,6 @@ impl OuterJoin {
             None => Ok(joined),
         }
     }
-}
-
-/// Whether `expr` is a subquery (which a filter moved above other joins would see
-/// evaluated elsewhere).
-fn is_subquery(expr: &Expr) -> bool {
-    matches!(
-        expr,
-        Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) | Expr::SetComparison(_)
-    )
 }
 
 impl JoinTree {

@@ -123,7 +123,7 @@ use datafusion::datasource::physical_plan::{
     FileScanConfig, FileScanConfigBuilder, FileSource, ParquetSource,
 };
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::logical_expr::Operator;
+use datafusion::logical_expr::{Expr, Operator};
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, DynamicFilterPhysicalExpr};
 use datafusion::physical_expr::projection::ProjectionExpr;
 use datafusion::physical_expr::utils::{conjunction, split_conjunction};
@@ -516,6 +516,21 @@ fn holds_selective_filter(expr: &Arc<dyn PhysicalExpr>, row_filtering: &HashSet<
         Ok(is_key_sample(e) || worth)
     })
     .expect("the visit cannot fail")
+}
+
+/// Whether `expr` holds a subquery anywhere (`IN`, `EXISTS`, a scalar subquery, `op ANY`
+/// or `ALL`); `true` where the walk cannot tell.
+pub(crate) fn holds_subquery(expr: &Expr) -> bool {
+    expr.exists(|e| {
+        Ok(matches!(
+            e,
+            Expr::ScalarSubquery(_)
+                | Expr::Exists(_)
+                | Expr::InSubquery(_)
+                | Expr::SetComparison(_)
+        ))
+    })
+    .unwrap_or(true)
 }
 
 /// How an expression rule rewrites one expression, given the schema it reads.

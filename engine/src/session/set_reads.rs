@@ -89,22 +89,12 @@ fn visit(
 fn columns_read<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> Option<Needed> {
     let mut columns = Needed::new();
     for expr in exprs {
-        if expr.is_volatile() || holds_subquery(expr) {
+        if expr.is_volatile() || crate::optimizer::holds_subquery(expr) {
             return None;
         }
         columns.extend(expr.column_refs().into_iter().cloned());
     }
     Some(columns)
-}
-
-fn holds_subquery(expr: &Expr) -> bool {
-    expr.exists(|e| {
-        Ok(matches!(
-            e,
-            Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
-        ))
-    })
-    .unwrap_or(true)
 }
 
 /// Of `columns`, those of `schema`.
