@@ -139,7 +139,6 @@ use datafusion::physical_plan::joins::{
 };
 use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
-use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 
 /// The share of rows a filter keeps where nothing estimates it (a `LIKE`, a comparison
 /// of two columns, a function): the session's `default_filter_selectivity`, the one
@@ -367,11 +366,9 @@ fn compares_columns(expr: &Arc<dyn PhysicalExpr>) -> bool {
 /// no estimate.
 fn dynamic_filter_selectivity(plan: &Arc<dyn ExecutionPlan>) -> HashMap<u64, f64> {
     let mut out = HashMap::new();
-    let rows = |plan: &Arc<dyn ExecutionPlan>| -> Option<f64> {
-        let statistics = StatisticsContext::new()
-            .compute(plan.as_ref(), &StatisticsArgs::new())
-            .ok()?;
-        statistics.num_rows.get_value().map(|n| *n as f64)
+    // DataFusion's own estimates, as before the statistics registry.
+    let rows = |plan: &Arc<dyn ExecutionPlan>| {
+        key_join_rows::estimated_rows(plan.as_ref(), false).map(|n| n as f64)
     };
     plan.apply(|node| {
         let Some(join) = node.downcast_ref::<HashJoinExec>() else {
