@@ -49,7 +49,7 @@ fn visit(
     read: &mut Option<Needed>,
     reached: &mut usize,
 ) {
-    if plan == subplan {
+    if crate::session::shared_nodes::same_plan(plan, subplan) {
         *reached += 1;
         match (needed, read.as_mut()) {
             (Some(needed), Some(read)) => read.extend(needed),

@@ -401,7 +401,7 @@ pub(crate) fn replace_everywhere(
 ) -> Result<LogicalPlan> {
     Ok(plan
         .transform_down_with_subqueries(|p| {
-            Ok(if p == *subplan {
+            Ok(if same_plan(&p, subplan) {
                 Transformed::new(replacement.clone(), true, TreeNodeRecursion::Jump)
             } else {
                 Transformed::no(p)
@@ -438,15 +438,16 @@ fn repeated_subplan(
     too_large: &[LogicalPlan],
 ) -> Option<Repeated> {
     let aliased = aliased_subplans(plan, skip);
-    let mut counts: HashMap<&LogicalPlan, usize> = HashMap::new();
+    let mut counts: HashMap<ByAlias, usize> = HashMap::new();
     for p in &aliased {
-        *counts.entry(p).or_default() += 1;
+        *counts.entry(ByAlias(p)).or_default() += 1;
     }
+    let count = |p: &LogicalPlan| counts[&ByAlias(p)];
     let mut repeated: Vec<(&LogicalPlan, Option<Expr>)> = Vec::new();
     for p in &aliased {
-        if counts[p] > 1
-            && !repeated.iter().any(|(q, _)| *q == p)
-            && !too_large.contains(p)
+        if count(p) > 1
+            && !repeated.iter().any(|(q, _)| same_plan(q, p))
+            && !too_large.iter().any(|t| same_plan(t, p))
             && worth_sharing(p)
         {
             let mut references = Vec::new();
@@ -468,7 +469,7 @@ fn repeated_subplan(
             let within = aliased_subplans(&alias.input, skip);
             repeated
                 .iter()
-                .map(|(r, _)| within.iter().filter(|q| q == r).count())
+                .map(|(r, _)| within.iter().filter(|q| same_plan(q, r)).count())
                 .collect()
         })
         .collect();
@@ -476,7 +477,7 @@ fn repeated_subplan(
     // per copy: computed once with `outer`, it is computed once (under the conditions
     // `outer`'s readers put on it: q39's months reach its inner aggregate).
     let covers = |outer: usize, inner: usize| {
-        holds[outer][inner] == 1 && counts[repeated[outer].0] == counts[repeated[inner].0]
+        holds[outer][inner] == 1 && count(repeated[outer].0) == count(repeated[inner].0)
     };
     let covered = |inner: usize| (0..repeated.len()).any(|o| o != inner && covers(o, inner));
     // The outermost that covers whatever it holds, else the innermost: one that holds no
@@ -488,10 +489,43 @@ fn repeated_subplan(
     let (subplan, needed) = &repeated[chosen];
     Some(Repeated {
         subplan: (*subplan).clone(),
-        reads: counts[*subplan],
+        reads: count(subplan),
         needed: needed.clone(),
     })
 }
+
+/// `a == b`, names first: `LogicalPlan`'s derived equality compares an alias's input
+/// (the whole plan below it) before its name, and the walks here compare each node of
+/// a plan with a subplan; two aliases of different names are told apart at once.
+pub(crate) fn same_plan(a: &LogicalPlan, b: &LogicalPlan) -> bool {
+    match (a, b) {
+        (LogicalPlan::SubqueryAlias(x), LogicalPlan::SubqueryAlias(y)) => {
+            x.alias == y.alias && (std::ptr::eq(a, b) || a == b)
+        }
+        _ => std::ptr::eq(a, b) || a == b,
+    }
+}
+
+/// A subplan under an alias, counted as its plan (`same_plan`) but hashed by its alias
+/// name alone: equal plans have equal names, and hashing each aliased subplan in full
+/// walked the whole plan below every alias of a query.
+struct ByAlias<'a>(&'a LogicalPlan);
+
+impl std::hash::Hash for ByAlias<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        if let LogicalPlan::SubqueryAlias(a) = self.0 {
+            a.alias.hash(state);
+        }
+    }
+}
+
+impl PartialEq for ByAlias<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        same_plan(self.0, other.0)
+    }
+}
+
+impl Eq for ByAlias<'_> {}
 
 /// The subplans under an alias in `plan` (subqueries included), in the walk's order,
 /// but those whose alias `skip` names. Cloned, as a subquery's plan is not borrowed for
@@ -600,10 +634,10 @@ fn collect_references(
     };
     // A reference, by the subplan's own name or under an alias of its own: the
     // conditions on that name, on the subplan's own name.
-    let name = if plan == subplan {
+    let name = if same_plan(plan, subplan) {
         Some(&own.alias)
     } else if let LogicalPlan::SubqueryAlias(a) = plan
-        && a.input.as_ref() == subplan
+        && same_plan(&a.input, subplan)
     {
         Some(&a.alias)
     } else {
@@ -778,6 +812,58 @@ pub(crate) fn computable_ahead(plan: &LogicalPlan) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `same_plan` is `==`, and a `WITH` query read twice is found by its alias alone
+    /// (`ByAlias` hashes names only): every pair of aliased subplans of a query with two
+    /// `WITH` queries of the same shape, one read under two names, one under the same,
+    /// and one name (`x`) over both.
+    #[tokio::test]
+    async fn aliased_subplans_compare_as_plans() {
+        let ctx = SessionContext::new();
+        ctx.sql("CREATE TABLE t AS VALUES (1, 10), (2, 20), (2, 5)")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let sql = "WITH a AS (SELECT column1 AS k, sum(column2) AS v FROM t GROUP BY column1), \
+                        b AS (SELECT column1 AS k, sum(column2) AS v FROM t GROUP BY column1) \
+                   SELECT x.k FROM a x JOIN a y ON x.k = y.k JOIN b ON b.k = x.k \
+                   WHERE x.v > (SELECT max(x.v) FROM b x)";
+        let df = ctx.sql(sql).await.unwrap();
+        let plan = df.logical_plan();
+        let aliased = aliased_subplans(plan, &BTreeSet::new());
+        assert!(aliased.len() >= 6, "{}", aliased.len());
+        let mut equal_pairs = 0;
+        let mut same_name_other_plan = 0;
+        for p in &aliased {
+            for q in &aliased {
+                assert_eq!(same_plan(p, q), p == q);
+                if let (LogicalPlan::SubqueryAlias(a), LogicalPlan::SubqueryAlias(b)) = (p, q)
+                    && a.alias == b.alias
+                    && p != q
+                {
+                    same_name_other_plan += 1;
+                }
+                // Equal keys hash alike, as a map needs.
+                if ByAlias(p) == ByAlias(q) {
+                    use std::hash::BuildHasher;
+                    let hasher = std::collections::hash_map::RandomState::new();
+                    assert_eq!(hasher.hash_one(ByAlias(p)), hasher.hash_one(ByAlias(q)));
+                    equal_pairs += 1;
+                }
+            }
+        }
+        // `a` twice, `b` twice (the join and the subquery), each a pair both ways.
+        assert!(equal_pairs > aliased.len(), "{equal_pairs}");
+        assert!(same_name_other_plan > 0);
+        let repeated = repeated_subplan(plan, &BTreeSet::new(), &[]).expect("a repeated subplan");
+        assert_eq!(repeated.reads, 2);
+        let LogicalPlan::SubqueryAlias(alias) = &repeated.subplan else {
+            panic!("not an alias: {}", repeated.subplan.display());
+        };
+        assert!(["a", "b"].contains(&alias.alias.table()), "{}", alias.alias);
+    }
 
     #[tokio::test]
     async fn reads_count_through_views_and_subqueries() {
