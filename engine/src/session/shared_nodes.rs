@@ -813,12 +813,8 @@ pub(crate) fn computable_ahead(plan: &LogicalPlan) -> bool {
 mod tests {
     use super::*;
 
-    /// `same_plan` is `==`, and a `WITH` query read twice is found by its alias alone
-    /// (`ByAlias` hashes names only): every pair of aliased subplans of a query with two
-    /// `WITH` queries of the same shape, one read under two names, one under the same,
-    /// and one name (`x`) over both.
-    #[tokio::test]
-    async fn aliased_subplans_compare_as_plans() {
+    /// A session with a table `t` of three rows, `(1, 10), (2, 20), (2, 5)`.
+    async fn context_with_t() -> SessionContext {
         let ctx = SessionContext::new();
         ctx.sql("CREATE TABLE t AS VALUES (1, 10), (2, 20), (2, 5)")
             .await
@@ -826,6 +822,16 @@ mod tests {
             .collect()
             .await
             .unwrap();
+        ctx
+    }
+
+    /// `same_plan` is `==`, and a `WITH` query read twice is found by its alias alone
+    /// (`ByAlias` hashes names only): every pair of aliased subplans of a query with two
+    /// `WITH` queries of the same shape, one read under two names, one under the same,
+    /// and one name (`x`) over both.
+    #[tokio::test]
+    async fn aliased_subplans_compare_as_plans() {
+        let ctx = context_with_t().await;
         let sql = "WITH a AS (SELECT column1 AS k, sum(column2) AS v FROM t GROUP BY column1), \
                         b AS (SELECT column1 AS k, sum(column2) AS v FROM t GROUP BY column1) \
                    SELECT x.k FROM a x JOIN a y ON x.k = y.k JOIN b ON b.k = x.k \
@@ -867,13 +873,7 @@ mod tests {
 
     #[tokio::test]
     async fn reads_count_through_views_and_subqueries() {
-        let ctx = SessionContext::new();
-        ctx.sql("CREATE TABLE t AS VALUES (1, 10), (2, 20), (2, 5)")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap();
+        let ctx = context_with_t().await;
         let a = ctx
             .sql("SELECT column1 AS k, sum(column2) AS v FROM t GROUP BY column1")
             .await
