@@ -42,6 +42,19 @@ pub(crate) fn set_context_reads(
     read.filter(|_| reached == reads)
 }
 
+/// `a == b`, names first: `LogicalPlan`'s derived equality compares an alias's input
+/// (the whole plan below it) before its name, and the walks here and in `shared_nodes`
+/// compare each node of a plan with a subplan; two aliases of different names are told
+/// apart at once. Here, below `shared_nodes`, which calls this module.
+pub(crate) fn same_plan(a: &LogicalPlan, b: &LogicalPlan) -> bool {
+    match (a, b) {
+        (LogicalPlan::SubqueryAlias(x), LogicalPlan::SubqueryAlias(y)) => {
+            x.alias == y.alias && (std::ptr::eq(a, b) || a == b)
+        }
+        _ => std::ptr::eq(a, b) || a == b,
+    }
+}
+
 fn visit(
     plan: &LogicalPlan,
     needed: Option<Needed>,
@@ -49,7 +62,7 @@ fn visit(
     read: &mut Option<Needed>,
     reached: &mut usize,
 ) {
-    if crate::session::shared_nodes::same_plan(plan, subplan) {
+    if same_plan(plan, subplan) {
         *reached += 1;
         match (needed, read.as_mut()) {
             (Some(needed), Some(read)) => read.extend(needed),

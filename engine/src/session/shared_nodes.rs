@@ -43,6 +43,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use futures::StreamExt;
 
 use crate::session::prepared::{ExactStats, KeptPlan, deal, evaluated_when_planned};
+use crate::session::set_reads::same_plan;
 
 /// The most a run keeps of shared nodes without a `memory_limit`.
 const UNLIMITED_BUDGET: usize = 1 << 30;
@@ -492,18 +493,6 @@ fn repeated_subplan(
         reads: count(subplan),
         needed: needed.clone(),
     })
-}
-
-/// `a == b`, names first: `LogicalPlan`'s derived equality compares an alias's input
-/// (the whole plan below it) before its name, and the walks here compare each node of
-/// a plan with a subplan; two aliases of different names are told apart at once.
-pub(crate) fn same_plan(a: &LogicalPlan, b: &LogicalPlan) -> bool {
-    match (a, b) {
-        (LogicalPlan::SubqueryAlias(x), LogicalPlan::SubqueryAlias(y)) => {
-            x.alias == y.alias && (std::ptr::eq(a, b) || a == b)
-        }
-        _ => std::ptr::eq(a, b) || a == b,
-    }
 }
 
 /// A subplan under an alias, counted as its plan (`same_plan`) but hashed by its alias
