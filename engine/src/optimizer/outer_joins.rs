@@ -139,7 +139,8 @@ impl OptimizerRule for PaddedRowsFiltered {
                 if join.join_type == JoinType::Inner
                     && join.null_equality == NullEquality::NullEqualsNothing =>
             {
-                let dropped = |side: &LogicalPlan, keys: Vec<&Expr>| {
+                // `side` without padding under the filter the join puts on it.
+                let unpadded = |side: &Arc<LogicalPlan>, keys: Vec<&Expr>| {
                     let schema = side.schema();
                     let filters = join.filter.iter().flat_map(split_conjunction).filter(|c| {
                         c.column_refs()
@@ -151,18 +152,13 @@ impl OptimizerRule for PaddedRowsFiltered {
                         .map(|k| k.clone().is_not_null())
                         .chain(filters.cloned())
                         .collect();
-                    conjunction(conjuncts)
+                    match conjunction(conjuncts) {
+                        Some(predicate) => without_padding(side, predicate),
+                        None => Ok(None),
+                    }
                 };
-                let left = dropped(&join.left, join.on.iter().map(|(l, _)| l).collect());
-                let right = dropped(&join.right, join.on.iter().map(|(_, r)| r).collect());
-                let new_left = match left {
-                    Some(p) => without_padding(&join.left, p)?,
-                    None => None,
-                };
-                let new_right = match right {
-                    Some(p) => without_padding(&join.right, p)?,
-                    None => None,
-                };
+                let new_left = unpadded(&join.left, join.on.iter().map(|(l, _)| l).collect())?;
+                let new_right = unpadded(&join.right, join.on.iter().map(|(_, r)| r).collect())?;
                 if new_left.is_none() && new_right.is_none() {
                     return Ok(Transformed::no(LogicalPlan::Join(join)));
                 }
