@@ -11,6 +11,7 @@
 pub mod dataset;
 pub mod deployments;
 pub mod footers;
+pub mod local;
 pub mod lock;
 pub mod open;
 pub mod snapshot;

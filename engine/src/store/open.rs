@@ -10,12 +10,12 @@ use std::time::Duration;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
-use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ClientOptions, ObjectStore, RetryConfig};
 
 use crate::project::location::{StorageSettings, StoreLocation};
+use crate::store::local::LocalFiles;
 
 /// How long a store request may take before it is an error.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -60,7 +60,7 @@ pub fn open(location: &StoreLocation, settings: &StorageSettings) -> Result<Open
             let root = ObjectPath::from_absolute_path(dir)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
             return Ok(OpenedStore {
-                object_store: Arc::new(LocalFileSystem::new()),
+                object_store: Arc::new(LocalFiles::new()),
                 root,
             });
         }

@@ -614,19 +614,28 @@ impl RleDecoder {
             .as_mut()
             .ok_or_else(|| general_err!("bit_reader should be set"))?;
 
-        if let Some(indicator_value) = bit_reader.get_vlq_int() {
+        if let Some(indicator_value) = bit_reader.read_vlq_int()? {
             // fastparquet adds padding to the end of pages. This is not spec-compliant
             // but is handled by the C++ implementation
             // <https://github.com/apache/arrow/blob/8074496cb41bc8ec8fe9fc814ca5576d89a6eb94/cpp/src/arrow/util/rle_encoding.h#L653>
             if indicator_value == 0 {
                 return Ok(false);
             }
+            // Sluice's patch (vendor/README.md): an over-long header is an error
+            // (`read_vlq_int`), and so is a run of more than u32::MAX values
+            // (upstream truncated it, or its multiplication overflowed: a panic
+            // where overflow is checked).
+            let run = (indicator_value as u64) >> 1;
+            let too_long = || general_err!("parquet_data_error: an RLE run header of {run} values");
             if indicator_value & 1 == 1 {
-                self.bit_packed_left = ((indicator_value >> 1) * BIT_PACK_GROUP_SIZE as i64) as u32;
+                self.bit_packed_left = run
+                    .checked_mul(BIT_PACK_GROUP_SIZE as u64)
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(too_long)?;
             } else {
-                self.rle_left = (indicator_value >> 1) as u32;
+                self.rle_left = u32::try_from(run).map_err(|_| too_long())?;
                 let value_width = bit_util::ceil(self.bit_width as usize, u8::BITS as usize);
-                self.current_value = bit_reader.get_aligned::<u64>(value_width);
+                self.current_value = bit_reader.get_aligned_u64(value_width);
                 self.current_value.ok_or_else(|| {
                     general_err!("parquet_data_error: not enough data for RLE decoding")
                 })?;
