@@ -6,7 +6,7 @@
 //! Nullable columns, whose valid values the reader moves into place run by run, read as
 //! written for every pattern of NULLs, batch size and row selection. Dictionary indices
 //! of every width from 1 to 17 bits, in RLE and bit-packed runs, read as written; an RLE
-//! run header longer than a VLQ integer can be fails its query, not the process.
+//! run header longer than a VLQ integer can be is a query error, not a panic.
 
 use std::sync::Arc;
 
