@@ -11,8 +11,8 @@
 //! How: a view holds a string's length and, for up to 12 bytes, the string itself;
 //! above that, its first 4 bytes and where the rest is. A literal of up to 12 bytes
 //! equals a value exactly when the value's view, masked to the length and the literal's
-//! bytes, equals the literal's: one 128-bit comparison a row, which the compiler
-//! vectorizes. A longer literal first compares the length and first 4 bytes (64 bits)
+//! bytes, equals the literal's: a 128-bit comparison a row, done as two 64-bit halves
+//! so the compiler vectorizes it (four views to an AVX2 step). A longer literal first compares the length and first 4 bytes (64 bits)
 //! and reads the bytes of the few rows that pass. Each literal of an `IN` list is one
 //! such pass, OR-ed. Nulls stay null. The rewrite applies to projections, filters and
 //! aggregate arguments; `explain` shows the expression as it was.
@@ -22,7 +22,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, AsArray, BooleanArray, StringViewArray};
-use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::buffer::{BooleanBuffer, ScalarBuffer};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::config::ConfigOptions;
@@ -100,17 +100,28 @@ impl Needle {
         self.bytes.len() <= 12
     }
 
-    /// The rows whose view matches `view` under `mask`: 64 views to a word of the
-    /// bitmap, compared as two 64-bit halves so the loop vectorizes.
-    fn candidates(&self, views: &[u128]) -> BooleanBuffer {
-        let (lo, hi) = (self.view as u64, (self.view >> 64) as u64);
-        let (mask_lo, mask_hi) = (self.mask as u64, (self.mask >> 64) as u64);
+    /// The rows whose view matches `view` under `mask`, 64 views to a word of the bitmap.
+    /// Each view is read as its two 64-bit halves in memory order, and a row matches when
+    /// both masked halves do: `(a & m) ^ n | (b & m') ^ n' == 0`. That form compiles to
+    /// 64-bit vector compares; comparing whole `u128`s, or each half with its own `==`,
+    /// compiled to about two views per step and took twice as long.
+    fn candidates(&self, views: &ScalarBuffer<u128>) -> BooleanBuffer {
+        let halves = |x: u128| {
+            let bytes = x.to_ne_bytes();
+            let half = |at: usize| u64::from_ne_bytes(bytes[at..at + 8].try_into().unwrap());
+            (half(0), half(8))
+        };
+        let (first, second) = halves(self.view);
+        let (mask_first, mask_second) = halves(self.mask);
+        // A `ScalarBuffer<u128>` is aligned for `u128` and a whole number of them, so
+        // this view of it as `u64`s has neither a misaligned head nor a tail.
+        let words_of_views: &[u64] = views.inner().typed_data::<u64>();
         let mut words: Vec<u64> = Vec::with_capacity(views.len().div_ceil(64));
-        for chunk in views.chunks(64) {
+        for chunk in words_of_views.chunks(128) {
             let mut word = 0u64;
-            for (j, v) in chunk.iter().enumerate() {
-                let hit = (*v as u64 & mask_lo == lo) & ((*v >> 64) as u64 & mask_hi == hi);
-                word |= (hit as u64) << j;
+            for (j, view) in chunk.chunks_exact(2).enumerate() {
+                let differs = ((view[0] & mask_first) ^ first) | ((view[1] & mask_second) ^ second);
+                word |= ((differs == 0) as u64) << j;
             }
             words.push(word);
         }
@@ -335,8 +346,18 @@ mod tests {
     #[test]
     fn same_answers_as_arrow_for_short_long_and_listed_literals() {
         let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8View, true)]));
-        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(values())]).unwrap();
-        let s = col("s", &schema).unwrap();
+        // The whole array (three words of the bitmap and a part), and a slice of it that
+        // starts inside the first word and ends inside the third.
+        for column in [values(), values().slice(5, 130)] {
+            let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(column)]).unwrap();
+            check_all(&batch);
+        }
+    }
+
+    /// Every comparison of the column `s` of `batch`, against arrow's answers.
+    fn check_all(batch: &RecordBatch) {
+        let schema = batch.schema();
+        let s = &col("s", &schema).unwrap();
         let text = |t: &str| lit(ScalarValue::Utf8View(Some(t.into())));
         for t in [
             "AIR",
@@ -351,21 +372,15 @@ mod tests {
             "absent and longer than twelve",
         ] {
             for op in [Operator::Eq, Operator::NotEq] {
-                check(
-                    Arc::new(BinaryExpr::new(Arc::clone(&s), op, text(t))),
-                    &batch,
-                );
-                check(
-                    Arc::new(BinaryExpr::new(text(t), op, Arc::clone(&s))),
-                    &batch,
-                );
+                check(Arc::new(BinaryExpr::new(Arc::clone(s), op, text(t))), batch);
+                check(Arc::new(BinaryExpr::new(text(t), op, Arc::clone(s))), batch);
             }
         }
         for negated in [false, true] {
             let list = vec![text("AIR"), text("DELIVER IN PERSON"), text(""), text("R")];
             check(
-                Arc::new(InListExpr::try_new(Arc::clone(&s), list, negated, &schema).unwrap()),
-                &batch,
+                Arc::new(InListExpr::try_new(Arc::clone(s), list, negated, &schema).unwrap()),
+                batch,
             );
         }
     }
