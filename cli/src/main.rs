@@ -5,6 +5,7 @@
 //! `args` is the command line (clap), `settings` the global flags resolved, `cmd` one
 //! module per group of commands, `print` the output formats.
 
+mod allocator;
 mod args;
 mod cmd;
 mod cpu;
@@ -30,6 +31,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const STACK_SIZE: usize = 64 << 20;
 
 fn main() -> ExitCode {
+    // Before any other thread exists (see allocator.rs for why).
+    allocator::tune();
     // The command runs on a thread with the same large stack as the runtime's workers:
     // `block_on` plans on the calling thread.
     match std::thread::Builder::new()
