@@ -13,6 +13,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::arrow::arrow_reader::RowSelector;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
@@ -297,13 +298,9 @@ fn null_patterns(rows: usize) -> Vec<(&'static str, Vec<bool>)> {
 #[test]
 fn nullable_columns_read_as_written_for_every_null_pattern() {
     use datafusion::arrow::array::{
-        Array, ArrayRef, DictionaryArray, Int32Array, StringViewArray, UInt16Array,
+        ArrayRef, DictionaryArray, Int32Array, StringViewArray, UInt16Array,
     };
-    use datafusion::arrow::compute::concat;
     use datafusion::arrow::datatypes::UInt16Type;
-    use datafusion::parquet::arrow::arrow_reader::{
-        ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
-    };
 
     const N: usize = 5_000;
     let dir = TempDir::new().unwrap();
@@ -350,51 +347,68 @@ fn nullable_columns_read_as_written_for_every_null_pattern() {
 
             // Whole, in batches that end inside pages and span several; then through a
             // row selection, which skips levels between the reads.
-            let selection = RowSelection::from(vec![
+            let selection = [
                 RowSelector::select(101),
                 RowSelector::skip(250),
                 RowSelector::select(1_999),
                 RowSelector::skip(1),
                 RowSelector::select(N - 2_351),
-            ]);
+            ];
             for batch_size in [97, 1_024, 8_192] {
-                for selected in [false, true] {
-                    let mut builder = ParquetRecordBatchReaderBuilder::try_new(
-                        std::fs::File::open(&path).unwrap(),
-                    )
-                    .unwrap()
-                    .with_batch_size(batch_size);
-                    if selected {
-                        builder = builder.with_row_selection(selection.clone());
-                    }
-                    let batches: Vec<RecordBatch> =
-                        builder.build().unwrap().map(|b| b.unwrap()).collect();
-                    let expected = if selected {
-                        let keep = |from: usize, len: usize| written.slice(from, len);
-                        datafusion::arrow::compute::concat_batches(
-                            &schema,
-                            &[keep(0, 101), keep(351, 1_999), keep(2_351, N - 2_351)],
-                        )
-                        .unwrap()
-                    } else {
-                        written.clone()
-                    };
-                    for (c, field) in schema.fields().iter().enumerate() {
-                        let parts: Vec<&dyn Array> =
-                            batches.iter().map(|b| b.column(c).as_ref()).collect();
-                        let got = concat(&parts).unwrap();
-                        let got =
-                            datafusion::arrow::compute::cast(&got, field.data_type()).unwrap();
-                        assert_eq!(
-                            got.as_ref(),
-                            expected.column(c).as_ref(),
-                            "{name}, dictionary {dictionary}, batch {batch_size}, selected {selected}: column {}",
-                            field.name()
-                        );
-                    }
+                for selectors in [None, Some(&selection[..])] {
+                    let context = format!("{name}, dictionary {dictionary}");
+                    assert_reads_as_written(&path, &written, batch_size, selectors, &context);
                 }
             }
         }
+    }
+}
+
+/// Reads the file at `path` in batches of `batch_size`, whole or through `selectors`, and
+/// checks every column against the rows of `written` that the selection keeps. Each
+/// column read is cast to the type written first, so the comparison is of values.
+fn assert_reads_as_written(
+    path: &std::path::Path,
+    written: &RecordBatch,
+    batch_size: usize,
+    selectors: Option<&[RowSelector]>,
+    context: &str,
+) {
+    use datafusion::arrow::array::Array;
+    use datafusion::arrow::compute::{cast, concat, concat_batches};
+    use datafusion::parquet::arrow::arrow_reader::{ParquetRecordBatchReaderBuilder, RowSelection};
+
+    let mut builder = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+        .unwrap()
+        .with_batch_size(batch_size);
+    let mut expected = written.clone();
+    if let Some(selectors) = selectors {
+        builder = builder.with_row_selection(RowSelection::from(selectors.to_vec()));
+        let (mut kept, mut at) = (Vec::new(), 0);
+        for selector in selectors {
+            if !selector.skip {
+                kept.push(written.slice(at, selector.row_count));
+            }
+            at += selector.row_count;
+        }
+        assert_eq!(
+            at,
+            written.num_rows(),
+            "{context}: the selection covers every row"
+        );
+        expected = concat_batches(&written.schema(), &kept).unwrap();
+    }
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
+    for (c, field) in written.schema().fields().iter().enumerate() {
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+        let got = cast(&concat(&parts).unwrap(), field.data_type()).unwrap();
+        assert_eq!(
+            got.as_ref(),
+            expected.column(c).as_ref(),
+            "{context}, batch {batch_size}, selected {}: column {}",
+            selectors.is_some(),
+            field.name()
+        );
     }
 }
 
@@ -428,11 +442,7 @@ fn dictionary_runs(bit_width: u32) -> (Vec<i64>, Vec<Option<i32>>) {
 
 #[test]
 fn dictionary_runs_read_as_written_at_every_index_width() {
-    use datafusion::arrow::array::{Array, ArrayRef, Int32Array};
-    use datafusion::arrow::compute::concat;
-    use datafusion::parquet::arrow::arrow_reader::{
-        ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
-    };
+    use datafusion::arrow::array::{ArrayRef, Int32Array};
 
     let dir = TempDir::new().unwrap();
     let schema = Arc::new(Schema::new(vec![
@@ -467,38 +477,14 @@ fn dictionary_runs_read_as_written_at_every_index_width() {
             );
         }
 
-        let selection = RowSelection::from(vec![
+        let selection = [
             RowSelector::select(777),
             RowSelector::skip(1_501),
             RowSelector::select(rows - 2_278),
-        ]);
-        for selected in [false, true] {
-            let mut builder =
-                ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&path).unwrap())
-                    .unwrap()
-                    .with_batch_size(1_003);
-            if selected {
-                builder = builder.with_row_selection(selection.clone());
-            }
-            let batches: Vec<RecordBatch> = builder.build().unwrap().map(|b| b.unwrap()).collect();
-            let expected = if selected {
-                let keep = |from: usize, len: usize| written.slice(from, len);
-                datafusion::arrow::compute::concat_batches(
-                    &schema,
-                    &[keep(0, 777), keep(2_278, rows - 2_278)],
-                )
-                .unwrap()
-            } else {
-                written.clone()
-            };
-            for c in 0..2 {
-                let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
-                assert_eq!(
-                    concat(&parts).unwrap().as_ref(),
-                    expected.column(c).as_ref(),
-                    "width {bit_width}, selected {selected}, column {c}"
-                );
-            }
+        ];
+        for selectors in [None, Some(&selection[..])] {
+            let context = format!("width {bit_width}");
+            assert_reads_as_written(&path, &written, 1_003, selectors, &context);
         }
     }
 }

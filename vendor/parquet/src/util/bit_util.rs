@@ -895,7 +895,7 @@ impl BitReader {
     /// value of `num_bytes` (at most 8) bytes, as `get_aligned::<u64>` does,
     /// in one unaligned 8-byte load when 8 bytes remain: `get_aligned` copies
     /// a slice of unknown length, a `memcpy` call for each RLE run's value
-    /// (6% of the CPU time of TPC-DS q25 on tpcgen-cli's files, whose
+    /// (5.7% of the CPU time of TPC-DS q25 on tpcgen-cli's files, whose
     /// dictionary runs are short).
     #[inline]
     pub(crate) fn get_aligned_u64(&mut self, num_bytes: usize) -> Option<u64> {
