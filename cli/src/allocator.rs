@@ -59,7 +59,10 @@ mod tests {
             }
         };
         assert!(!user_set(env(&[])));
-        assert!(!user_set(env(&[("GLIBC_TUNABLES", "glibc.pthread.rseq=0")])));
+        assert!(!user_set(env(&[(
+            "GLIBC_TUNABLES",
+            "glibc.pthread.rseq=0"
+        )])));
         assert!(user_set(env(&[(
             "GLIBC_TUNABLES",
             "glibc.pthread.rseq=0:glibc.malloc.trim_threshold=0"
