@@ -6,8 +6,9 @@
 //! and memory freed at the top of a heap goes back to the kernel, so the next buffer
 //! faults its pages in again, each one zeroed by the kernel: on TPC-H q19 over
 //! tpchgen-cli's files 30% of the CPU time was in the kernel (page faults, zeroing,
-//! unmapping), 8% with these thresholds (BENCHMARKS.md, "Levers"). Buffers up to [`MMAP_THRESHOLD`] come from the heap, and a
-//! heap keeps up to [`TRIM_THRESHOLD`] free at its top for the next ones.
+//! unmapping), 8% with these thresholds (BENCHMARKS.md, "Levers"). Buffers up to
+//! [`MMAP_THRESHOLD`] come from the heap, and a heap keeps up to [`TRIM_THRESHOLD`] free
+//! at its top for the next ones.
 //!
 //! Either glibc setting given by the user (`GLIBC_TUNABLES=glibc.malloc.…`, or the
 //! older `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`) leaves both as the user

@@ -12,10 +12,11 @@
 //! above that, its first 4 bytes and where the rest is. A literal of up to 12 bytes
 //! equals a value exactly when the value's view, masked to the length and the literal's
 //! bytes, equals the literal's: a 128-bit comparison a row, done as two 64-bit halves
-//! so the compiler vectorizes it (four views to an AVX2 step). A longer literal first compares the length and first 4 bytes (64 bits)
-//! and reads the bytes of the few rows that pass. Each literal of an `IN` list is one
-//! such pass, OR-ed. Nulls stay null. The rewrite applies to projections, filters and
-//! aggregate arguments; `explain` shows the expression as it was.
+//! so the compiler vectorizes it (four views to an AVX2 step). A longer literal first
+//! compares the length and first 4 bytes (64 bits) and reads the bytes of the few rows
+//! that pass. Each literal of an `IN` list is one such pass, OR-ed. Nulls stay null.
+//! The rewrite applies to projections, filters and aggregate arguments; `explain` shows
+//! the expression as it was.
 
 use std::fmt;
 use std::hash::Hash;
