@@ -1029,6 +1029,74 @@ fn a_corrupt_parquet_file_is_a_run_error_naming_the_file() {
     assert!(err.contains("part-999.parquet"), "{err}");
 }
 
+#[test]
+fn a_corrupt_page_in_the_middle_of_a_file_is_a_run_error_naming_the_file() {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let p = TestProject::example(0.02);
+    let calls = p.store("production").join("calls");
+    let mut files: Vec<_> = std::fs::read_dir(&calls)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    let bad = &files[0];
+    // The header of the first data page of `rep_id` in the middle row group, overwritten:
+    // the footer is intact, so the listing reads the file and the scan fails on it.
+    let meta = SerializedFileReader::new(std::fs::File::open(bad).unwrap())
+        .unwrap()
+        .metadata()
+        .clone();
+    let group = meta.row_group(meta.num_row_groups() / 2);
+    let column = (0..group.num_columns())
+        .find(|&i| group.column(i).column_path().string() == "rep_id")
+        .expect("calls has rep_id");
+    let (start, _) = group.column(column).byte_range();
+    let mut bytes = std::fs::read(bad).unwrap();
+    for b in &mut bytes[start as usize..start as usize + 24] {
+        *b = 0xff;
+    }
+    std::fs::write(bad, &bytes).unwrap();
+    let before = std::fs::read(bad).unwrap();
+
+    let file = canonical(&p)
+        .join("data/production/calls")
+        .join(bad.file_name().unwrap());
+    let (out, err) = fails(
+        &p,
+        &[
+            "query",
+            "select sum(rep_id) from calls",
+            "--env",
+            "production",
+        ],
+        1,
+    );
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(&format!(
+            "environment `production`: source `calls`: {}: ",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let (_, err) = fails(&p, &["run", "top_reps", "--env", "production"], 1);
+    assert!(
+        err.contains(&format!(
+            "pipe `top_reps`: source `calls`: {}: ",
+            file.display()
+        )),
+        "{err}"
+    );
+    // Reading a column the page is not in still works, and the file is as it was.
+    ok(
+        &p,
+        &["query", "select count(*) from calls", "--env", "production"],
+    );
+    assert_eq!(std::fs::read(bad).unwrap(), before);
+}
+
 // ---------------------------------------------------------------------------------------
 // a reader that closes early
 

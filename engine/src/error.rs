@@ -281,9 +281,109 @@ pub(crate) fn classify(err: &DataFusionError) -> ErrorClass {
 }
 
 /// DataFusion's messages carry a "Error during planning:" style prefix; keep the message
-/// but drop the noise of nested context wrappers.
+/// but drop the noise of nested context wrappers. An error of a Parquet file's data (a
+/// corrupt page) is prefixed by the file as the user knows it (`scan_files`).
 pub(crate) fn df_message(err: &DataFusionError) -> String {
-    err.find_root().to_string()
+    let root = err.find_root().to_string();
+    match scan_files::file_of(err) {
+        Some(file) => format!("{file}: {root}"),
+        None => root,
+    }
+}
+
+/// The files runs are reading, by the path a run's scan sees each at (`sluice://scan`'s
+/// `s12/f000003.parquet`), with what a user knows them by (`source `calls`: /data/…`).
+/// A scan's error of a file's data carries only the path it saw (DataFusion's Parquet
+/// opener, vendored, adds it: `PARQUET_FILE_CONTEXT`); `df_message` names the file from
+/// here. A run's snapshot (`store::snapshot`) adds its files when it registers a source
+/// and removes them when it is dropped.
+pub(crate) mod scan_files {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+
+    use datafusion::datasource::physical_plan::parquet::PARQUET_FILE_CONTEXT;
+    use datafusion::error::DataFusionError;
+
+    static NAMES: LazyLock<Mutex<HashMap<String, String>>> = LazyLock::new(Default::default);
+
+    fn names() -> std::sync::MutexGuard<'static, HashMap<String, String>> {
+        NAMES.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn add(seen: String, name: String) {
+        names().insert(seen, name);
+    }
+
+    pub(crate) fn remove<'a>(seen: impl IntoIterator<Item = &'a str>) {
+        let mut names = names();
+        for s in seen {
+            names.remove(s);
+        }
+    }
+
+    /// The file an error of a scan's data names, as the user knows it (the path the
+    /// scan saw when the run is gone).
+    pub(crate) fn file_of(err: &DataFusionError) -> Option<String> {
+        let mut at: &(dyn std::error::Error + 'static) = err;
+        loop {
+            let e = at.downcast_ref::<DataFusionError>().or_else(|| {
+                at.downcast_ref::<std::sync::Arc<DataFusionError>>()
+                    .map(|a| a.as_ref())
+            });
+            if let Some(DataFusionError::Context(context, _)) = e
+                && let Some(seen) = context.strip_prefix(PARQUET_FILE_CONTEXT)
+            {
+                return Some(
+                    names()
+                        .get(seen)
+                        .cloned()
+                        .unwrap_or_else(|| seen.to_string()),
+                );
+            }
+            at = at.source()?;
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use std::sync::Arc;
+
+        use datafusion::arrow::error::ArrowError;
+
+        use super::*;
+        use crate::error::df_message;
+
+        fn decoding_error(seen: &str) -> DataFusionError {
+            DataFusionError::ArrowError(Box::new(ArrowError::ParquetError("bad page".into())), None)
+                .context(format!("{PARQUET_FILE_CONTEXT}{seen}"))
+        }
+
+        #[test]
+        fn an_error_of_a_files_data_names_the_file_as_the_user_knows_it() {
+            add(
+                "s999001/f000002.parquet".into(),
+                "source `t`: /d/t/p.parquet".into(),
+            );
+            let plain = decoding_error("s999001/f000002.parquet");
+            // A hash join's build side hands its error to every probe as `Shared`.
+            let shared =
+                DataFusionError::Shared(Arc::new(decoding_error("s999001/f000002.parquet")));
+            for err in [&plain, &shared] {
+                let message = df_message(err);
+                assert!(
+                    message.starts_with("source `t`: /d/t/p.parquet: "),
+                    "{message}"
+                );
+                assert!(message.ends_with("bad page"), "{message}");
+            }
+            remove(["s999001/f000002.parquet"]);
+            // Once the run is gone, the path the scan saw.
+            assert!(df_message(&plain).starts_with("s999001/f000002.parquet: "));
+            // Any other error is its root message alone.
+            let other = DataFusionError::Execution("boom".into()).context("elsewhere");
+            assert_eq!(df_message(&other), "Execution error: boom");
+        }
+    }
 }
 
 pub type Result<T, E = SluiceError> = std::result::Result<T, E>;

@@ -56,6 +56,15 @@ pub struct ScanSnapshot {
     folders: RwLock<HashMap<String, Arc<Folder>>>,
 }
 
+impl Drop for ScanSnapshot {
+    fn drop(&mut self) {
+        let folders = self.folders.get_mut().unwrap_or_else(|e| e.into_inner());
+        for folder in folders.values() {
+            crate::error::scan_files::remove(folder.by_location.keys().map(String::as_str));
+        }
+    }
+}
+
 /// Folder names are unique in the process, so scan metrics name their source.
 static NEXT_FOLDER: AtomicU64 = AtomicU64::new(1);
 
@@ -114,11 +123,13 @@ impl ScanSnapshot {
     /// returns the folder the run sees them in, and where it sees each file. A file is
     /// seen as `<folder>/[k=v/…]f<N>.parquet`: its hive partitions kept, and no `_`
     /// folder (a dataset's `_parts/`) that DataFusion would take for a hidden one.
+    /// `name`: each file as a user knows it, for errors (`error::scan_files`).
     pub fn add<'a>(
         &self,
         files: impl IntoIterator<Item = &'a crate::store::SourceFile>,
+        name: &dyn Fn(&crate::store::SourceFile) -> String,
     ) -> (String, Vec<String>) {
-        self.add_parts(files.into_iter().map(|f| (f, None)))
+        self.add_parts(files.into_iter().map(|f| (f, None)), name)
     }
 
     /// Like `add`, with each entry seen under one more partition folder when it has a
@@ -127,6 +138,7 @@ impl ScanSnapshot {
     pub fn add_parts<'a>(
         &self,
         files: impl IntoIterator<Item = (&'a crate::store::SourceFile, Option<u64>)>,
+        name: &dyn Fn(&crate::store::SourceFile) -> String,
     ) -> (String, Vec<String>) {
         let folder = format!("s{}", NEXT_FOLDER.fetch_add(1, Ordering::Relaxed));
         let mut snapshot_files = Vec::new();
@@ -151,6 +163,7 @@ impl ScanSnapshot {
                 ..real.clone()
             };
             seen_paths.push(seen.location.to_string());
+            crate::error::scan_files::add(seen.location.to_string(), name(f));
             by_location.insert(seen.location.to_string(), snapshot_files.len());
             snapshot_files.push(SnapshotFile {
                 seen,

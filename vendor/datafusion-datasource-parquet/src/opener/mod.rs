@@ -1472,6 +1472,8 @@ impl RowGroupsPrunedParquetOpen {
             ..
         } = loaded;
 
+        // Sluice: an error while decoding names the file (vendor/README.md).
+        let file_location = prepared.partitioned_file.object_meta.location.clone();
         let file_metadata = Arc::clone(reader_metadata.metadata());
         let rg_metadata = file_metadata.row_groups();
 
@@ -1681,7 +1683,11 @@ impl RowGroupsPrunedParquetOpen {
             row_group_pruner,
             row_groups_pruned_dynamic,
         }
-        .into_stream();
+        .into_stream()
+        .map(move |batch| {
+            batch.map_err(|e| e.context(format!("{PARQUET_FILE_CONTEXT}{file_location}")))
+        })
+        .boxed();
 
         // Wrap the stream so a dynamic filter can stop the file scan early, but
         // only when the pruner is still watching a filter that can change
@@ -1701,6 +1707,9 @@ impl RowGroupsPrunedParquetOpen {
         }
     }
 }
+
+/// The context an error of a file's data carries (Sluice): this, then the file's location.
+pub const PARQUET_FILE_CONTEXT: &str = "while reading Parquet file ";
 
 type ConstantColumns = HashMap<String, ScalarValue>;
 
