@@ -1041,8 +1041,9 @@ fn a_corrupt_page_in_the_middle_of_a_file_is_a_run_error_naming_the_file() {
         .collect();
     files.sort();
     let bad = &files[0];
-    // The header of the first data page of `rep_id` in the middle row group, overwritten:
-    // the footer is intact, so the listing reads the file and the scan fails on it.
+    // The first page header of `rep_id`'s column chunk in the middle row group (its
+    // dictionary page's, if it has one), overwritten: the footer is intact, so the
+    // listing reads the file and the scan fails on it.
     let meta = SerializedFileReader::new(std::fs::File::open(bad).unwrap())
         .unwrap()
         .metadata()
