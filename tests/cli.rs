@@ -88,11 +88,19 @@ sql = "SELECT call_id, outcome FROM calls WHERE outcome = $outcome ORDER BY call
 // init and quickstart
 
 fn parquet_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
+    parquet_paths(dir).len()
+}
+
+/// The Parquet files of a folder, sorted.
+fn parquet_paths(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "parquet"))
-        .count()
+        .map(|e| e.path())
+        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    files
 }
 
 #[test]
@@ -1033,31 +1041,15 @@ fn a_corrupt_parquet_file_is_a_run_error_naming_the_file() {
 fn a_corrupt_page_in_the_middle_of_a_file_is_a_run_error_naming_the_file() {
     use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
     let p = TestProject::example(0.02);
-    let calls = p.store("production").join("calls");
-    let mut files: Vec<_> = std::fs::read_dir(&calls)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|f| f.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
+    let files = parquet_paths(&p.store("production").join("calls"));
     let bad = &files[0];
-    // The first page header of `rep_id`'s column chunk in the middle row group (its
-    // dictionary page's, if it has one), overwritten: the footer is intact, so the
-    // listing reads the file and the scan fails on it.
+    // The middle row group's: the footer is intact, so the listing reads the file and
+    // the scan fails on it.
     let meta = SerializedFileReader::new(std::fs::File::open(bad).unwrap())
         .unwrap()
         .metadata()
         .clone();
-    let group = meta.row_group(meta.num_row_groups() / 2);
-    let column = (0..group.num_columns())
-        .find(|&i| group.column(i).column_path().string() == "rep_id")
-        .expect("calls has rep_id");
-    let (start, _) = group.column(column).byte_range();
-    let mut bytes = std::fs::read(bad).unwrap();
-    for b in &mut bytes[start as usize..start as usize + 24] {
-        *b = 0xff;
-    }
-    std::fs::write(bad, &bytes).unwrap();
+    corrupt_first_page(bad, meta.num_row_groups() / 2, "rep_id");
     let before = std::fs::read(bad).unwrap();
 
     let file = canonical(&p)
@@ -1096,6 +1088,65 @@ fn a_corrupt_page_in_the_middle_of_a_file_is_a_run_error_naming_the_file() {
         &["query", "select count(*) from calls", "--env", "production"],
     );
     assert_eq!(std::fs::read(bad).unwrap(), before);
+}
+
+/// Overwrites the first page header of `column`'s chunk in row group `group` of `file`
+/// (its dictionary page's, if it has one); the footer stays intact.
+fn corrupt_first_page(file: &Path, group: usize, column: &str) {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    let meta = SerializedFileReader::new(std::fs::File::open(file).unwrap())
+        .unwrap()
+        .metadata()
+        .clone();
+    let group = meta.row_group(group);
+    let index = (0..group.num_columns())
+        .find(|&i| group.column(i).column_path().string() == column)
+        .unwrap_or_else(|| panic!("{} has no column {column}", file.display()));
+    let (start, _) = group.column(index).byte_range();
+    let mut bytes = std::fs::read(file).unwrap();
+    for b in &mut bytes[start as usize..start as usize + 24] {
+        *b = 0xff;
+    }
+    std::fs::write(file, &bytes).unwrap();
+}
+
+#[test]
+fn a_corrupt_page_a_branch_reads_from_its_parent_names_the_parents_file() {
+    let p = TestProject::example(0.02);
+    ok(&p, &["branch", "create", "try-fix", "--from", "production"]);
+    // The branch's `reps` is its own row appended to production's files.
+    let csv = p.path().join("reps.csv");
+    std::fs::write(
+        &csv,
+        "rep_id,name,team,hired_on\n999,Test Rep,QA,2024-01-01\n",
+    )
+    .unwrap();
+    ok(
+        &p,
+        &["ingest", "reps", csv.to_str().unwrap(), "--env", "try-fix"],
+    );
+    let files = parquet_paths(&p.store("production").join("reps"));
+    corrupt_first_page(&files[0], 0, "name");
+    let file = canonical(&p)
+        .join("data/production/reps")
+        .join(files[0].file_name().unwrap());
+    let (_, err) = fails(
+        &p,
+        &[
+            "query",
+            "select count(distinct name) from reps",
+            "--env",
+            "try-fix",
+        ],
+        1,
+    );
+    assert!(
+        err.contains(&format!(
+            "environment `try-fix`: source `reps`: {}: ",
+            file.display()
+        )),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -146,7 +146,7 @@ pub async fn register_source(
     if units && let SourceSampling::Sampled(policy @ SamplePolicy::System { .. }) = &sampling {
         return register_system_units(ctx, env, def, listing, policy, snapshot).await;
     }
-    let (folder, seen) = snapshot.add(&listing.files, &|f| file_name(def, listing, f));
+    let (folder, seen) = snapshot.add(&listing.files, &|f| file_name(def, f));
     share_footers(ctx, listing.files.iter().zip(&seen));
     let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
     let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
@@ -373,8 +373,7 @@ async fn register_system_units(
         entries.push((&listing.files[fi], Some(file_number)));
         file_plans.push(Arc::new(plan.files[fi].clone()));
     }
-    let (folder, seen) =
-        snapshot.add_parts(entries.iter().copied(), &|f| file_name(def, listing, f));
+    let (folder, seen) = snapshot.add_parts(entries.iter().copied(), &|f| file_name(def, f));
     share_footers(ctx, entries.iter().map(|(f, _)| *f).zip(&seen));
     let url = ListingTableUrl::parse(format!("{SNAPSHOT_URL}/{folder}/"))?;
     let reader = Arc::new(CachedFooterReaderFactory::new(snapshot.clone()));
@@ -508,13 +507,8 @@ fn read_types(listing: &SourceListing, options: &TableParquetOptions) -> Option<
 }
 
 /// A source's file as errors name it: `source `calls`: /data/production/calls/p.parquet`.
-fn file_name(def: &SourceDef, listing: &SourceListing, file: &crate::store::SourceFile) -> String {
-    format!(
-        "source `{}`: {}/{}",
-        def.name,
-        listing.location.trim_end_matches('/'),
-        file.relative_path
-    )
+fn file_name(def: &SourceDef, file: &crate::store::SourceFile) -> String {
+    format!("source `{}`: {}", def.name, file.shown)
 }
 
 /// Hands the listing's footers to the run's DataFusion metadata cache under the paths the

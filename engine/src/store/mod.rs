@@ -43,6 +43,9 @@ pub struct SourceFile {
     pub meta: ObjectMeta,
     /// Path relative to the source folder (`region=emea/part-0.parquet`).
     pub relative_path: String,
+    /// The file as a user knows it, for errors: its store's path or URL (a branch's
+    /// parent's for a file the branch reads from its parent).
+    pub shown: String,
     pub metadata: Arc<ParquetMetaData>,
     /// Hive partition values from the path, in the order of `SourceListing::partitions`.
     pub partition_values: Vec<String>,
@@ -527,6 +530,7 @@ impl Store {
                 footers: self.footers.clone(),
                 meta,
                 relative_path: rel,
+                shown,
                 metadata,
                 partition_values: values,
             });

@@ -162,9 +162,10 @@ impl ScanSnapshot {
                 ),
                 ..real.clone()
             };
-            seen_paths.push(seen.location.to_string());
-            crate::error::scan_files::add(seen.location.to_string(), name(f));
-            by_location.insert(seen.location.to_string(), snapshot_files.len());
+            let seen_path = seen.location.to_string();
+            crate::error::scan_files::add(seen_path.clone(), name(f));
+            by_location.insert(seen_path.clone(), snapshot_files.len());
+            seen_paths.push(seen_path);
             snapshot_files.push(SnapshotFile {
                 seen,
                 real: real.clone(),
